@@ -1,0 +1,2 @@
+//! Kubernetes' credential-key matching (glob host labels + path prefix). Filled in by the
+//! "Credentials" work.
