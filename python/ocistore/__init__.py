@@ -35,6 +35,7 @@ from ocistore.errors import (
     UnsupportedManifestError,
     UnsupportedMediaTypeError,
 )
+from ocistore.platform import Platform, PlatformMatcher, only, only_strict
 from ocistore.policy import PullPolicy, default_pull_policy
 from ocistore.reference import Reference, apply_default_tag
 
@@ -60,6 +61,8 @@ __all__ = [
     "ManifestError",
     "ManifestTooLargeError",
     "OciStoreError",
+    "Platform",
+    "PlatformMatcher",
     "PlatformNotFoundError",
     "PullPolicy",
     "Reference",
@@ -76,6 +79,8 @@ __all__ = [
     "default_pull_policy",
     "digest_bytes",
     "digest_file",
+    "only",
+    "only_strict",
     "validate_digest",
     "verify_file",
 ]
