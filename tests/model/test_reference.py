@@ -198,6 +198,13 @@ def test_error_is_both_ocistore_error_and_value_error() -> None:
     assert ocistore.InvalidReferenceError is InvalidReferenceError
 
 
+def test_huge_inputs_give_short_errors() -> None:
+    with pytest.raises(InvalidReferenceError) as caught:
+        Reference.parse("a." * 50_000 + "/x")
+    assert len(str(caught.value)) < 300
+    assert "..." in str(caught.value)
+
+
 def test_non_string_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="must be a str"):
         Reference.parse(b"nginx")  # type: ignore[arg-type]
