@@ -345,7 +345,7 @@ def reference_texts(draw: st.DrawFn) -> str:
     return text + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(reference_texts())
 def test_grammar_strings_round_trip(text: str) -> None:
     try:
@@ -360,7 +360,7 @@ def test_grammar_strings_round_trip(text: str) -> None:
     assert str(ref).endswith(text.split("/")[-1])
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(
     st.one_of(
         st.text(max_size=80),
