@@ -21,6 +21,7 @@ from ocistore.errors import (
     InvalidReferenceError,
     LayerFormatError,
     LayerLimitError,
+    LayerWriteError,
     ManifestError,
     ManifestTooLargeError,
     OciStoreError,
@@ -34,6 +35,7 @@ from ocistore.errors import (
     UnsupportedManifestError,
     UnsupportedMediaTypeError,
 )
+from ocistore.layer import LayerWriter, UnpackLimits, UnpackStats, unpack_layer
 
 __all__ = [
     "AuthenticationError",
@@ -53,6 +55,8 @@ __all__ = [
     "InvalidReferenceError",
     "LayerFormatError",
     "LayerLimitError",
+    "LayerWriteError",
+    "LayerWriter",
     "ManifestError",
     "ManifestTooLargeError",
     "OciStoreError",
@@ -62,12 +66,15 @@ __all__ = [
     "RegistryUnavailableError",
     "SecretFormatError",
     "StoreError",
+    "UnpackLimits",
+    "UnpackStats",
     "UnsafeLayerError",
     "UnsupportedManifestError",
     "UnsupportedMediaTypeError",
     "__version__",
     "digest_bytes",
     "digest_file",
+    "unpack_layer",
     "validate_digest",
     "verify_file",
 ]
