@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import os
 import stat
 import tarfile
@@ -23,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from ocistore import model
 from ocistore.digest import digest_bytes
+from ocistore.platform import Platform
 
 if TYPE_CHECKING:
     from ocistore.store.records import ImageRecord
@@ -46,19 +47,25 @@ __all__ = [
 Compression = Literal["gzip", "zstd", "none"]
 MediaTypes = Literal["oci", "docker"]
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 _LAYER_TYPES: dict[tuple[MediaTypes, Compression], str] = {
-    ("oci", "none"): "application/vnd.oci.image.layer.v1.tar",
-    ("oci", "gzip"): "application/vnd.oci.image.layer.v1.tar+gzip",
-    ("oci", "zstd"): "application/vnd.oci.image.layer.v1.tar+zstd",
-    ("docker", "none"): "application/vnd.docker.image.rootfs.diff.tar",
-    ("docker", "gzip"): "application/vnd.docker.image.rootfs.diff.tar.gzip",
-    ("docker", "zstd"): "application/vnd.docker.image.rootfs.diff.tar.zstd",
+    ("oci", "none"): model.MEDIA_TYPE_OCI_LAYER,
+    ("oci", "gzip"): model.MEDIA_TYPE_OCI_LAYER_GZIP,
+    ("oci", "zstd"): model.MEDIA_TYPE_OCI_LAYER_ZSTD,
+    ("docker", "none"): model.MEDIA_TYPE_DOCKER_LAYER,
+    ("docker", "gzip"): model.MEDIA_TYPE_DOCKER_LAYER_GZIP,
+    ("docker", "zstd"): model.MEDIA_TYPE_DOCKER_LAYER_ZSTD,
+}
+# Docker-style config keys accepted by build_image(config=...) -> ImageConfig fields.
+_CONFIG_KEYS = {
+    "Cmd": "cmd",
+    "Entrypoint": "entrypoint",
+    "Env": "env",
+    "User": "user",
+    "WorkingDir": "working_dir",
+    "Labels": "labels",
+    "StopSignal": "stop_signal",
+    "ExposedPorts": "exposed_ports",
+    "Volumes": "volumes",
 }
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 EPOCH = "1970-01-01T00:00:00Z"
@@ -195,22 +202,11 @@ def compress(data: bytes, compression: Compression, *, level: int | None = None)
 # --- built artefacts --------------------------------------------------------------------
 
 
-def _descriptor(media_type: str, data: bytes, **extra: Any) -> dict[str, Any]:
-    return {"mediaType": media_type, "digest": digest_bytes(data), "size": len(data), **extra}
-
-
-def _json(document: Mapping[str, Any]) -> bytes:
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _platform_dict(platform: str) -> dict[str, str]:
+def _platform(platform: str) -> Platform:
     parts = platform.split("/")
     if len(parts) not in (2, 3) or not all(parts):
         raise ValueError(f"platform {platform!r} is not os/arch[/variant]")
-    result = {"architecture": parts[1], "os": parts[0]}
-    if len(parts) == 3:
-        result["variant"] = parts[2]
-    return result
+    return Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
 
 
 @dataclass(frozen=True)
@@ -227,9 +223,9 @@ class BuiltLayer:
         """Size of the blob as stored."""
         return len(self.data)
 
-    def descriptor(self) -> dict[str, Any]:
+    def descriptor(self) -> model.Descriptor:
         """The manifest descriptor of this layer."""
-        return {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        return model.Descriptor(self.media_type, self.digest, self.size)
 
 
 @dataclass(frozen=True)
@@ -258,14 +254,14 @@ class BuiltImage:
         """Uncompressed layer digests, base first."""
         return [layer.diff_id for layer in self.layers]
 
-    def descriptor(self, *, with_platform: bool = True, **annotations: str) -> dict[str, Any]:
+    def descriptor(self, *, with_platform: bool = True, **annotations: str) -> model.Descriptor:
         """The manifest's descriptor (as an index or ``index.json`` lists it)."""
-        descriptor = _descriptor(self.manifest_media_type, self.manifest)
-        if with_platform:
-            descriptor["platform"] = _platform_dict(self.platform)
-        if annotations:
-            descriptor["annotations"] = dict(annotations)
-        return descriptor
+        return model.Descriptor.of(
+            self.manifest_media_type,
+            self.manifest,
+            annotations=annotations,
+            platform=_platform(self.platform) if with_platform else None,
+        )
 
     def blobs(self) -> dict[str, tuple[str, bytes]]:
         """Every blob of the image: digest -> (media type, bytes)."""
@@ -311,12 +307,9 @@ class BuiltIndex:
         result[self.digest] = (self.media_type, self.index)
         return result
 
-    def descriptor(self, **annotations: str) -> dict[str, Any]:
+    def descriptor(self, **annotations: str) -> model.Descriptor:
         """The index's own descriptor."""
-        descriptor = _descriptor(self.media_type, self.index)
-        if annotations:
-            descriptor["annotations"] = dict(annotations)
-        return descriptor
+        return model.Descriptor.of(self.media_type, self.index, annotations=annotations)
 
     def image_for(self, platform: str) -> BuiltImage:
         """The image built for exactly ``platform``."""
@@ -347,14 +340,17 @@ class BuiltIndex:
 
 
 def _write_layout(
-    path: Path, blobs: Mapping[str, tuple[str, bytes]], descriptor: dict[str, Any], ref: str | None
+    path: Path,
+    blobs: Mapping[str, tuple[str, bytes]],
+    descriptor: model.Descriptor,
+    ref: str | None,
 ) -> None:
     from ocistore.store.layout import LayoutWriter
 
     with LayoutWriter(path) as writer:
         for digest, (_, data) in blobs.items():
             writer.add_blob_bytes(data, digest)
-        writer.add_manifest(descriptor, ref)
+        writer.add_manifest(descriptor.to_dict(), ref)
 
 
 # --- builders ---------------------------------------------------------------------------
@@ -392,26 +388,38 @@ def build_image(
                 diff_id=digest_bytes(tar),
             )
         )
-    config_document: dict[str, Any] = {
-        "created": EPOCH,
-        **_platform_dict(platform),
-        "config": dict(config or {}),
-        "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
-        "history": [{"created": EPOCH, "created_by": "ocistore.imagebuild"} for _ in layers],
-    }
-    config_bytes = _json(config_document)
-    config_type = OCI_CONFIG if media_types == "oci" else DOCKER_CONFIG
-    manifest_type = OCI_MANIFEST if media_types == "oci" else DOCKER_MANIFEST
-    manifest_document: dict[str, Any] = {
-        "schemaVersion": 2,
-        "mediaType": manifest_type,
-        "config": _descriptor(config_type, config_bytes),
-        "layers": [layer.descriptor() for layer in layers],
-    }
-    if annotations:
-        manifest_document["annotations"] = dict(annotations)
+    fields: dict[str, Any] = {}
+    for key, value in (config or {}).items():
+        if key not in _CONFIG_KEYS:
+            raise ValueError(f"unsupported config key {key!r} (one of {sorted(_CONFIG_KEYS)})")
+        fields[_CONFIG_KEYS[key]] = value
+    target = _platform(platform)
+    image_config = model.ImageConfig(
+        architecture=target.architecture,
+        os=target.os,
+        variant=target.variant,
+        diff_ids=tuple(layer.diff_id for layer in layers),
+        created=EPOCH,
+        history=tuple(
+            model.History(created=EPOCH, created_by="ocistore.imagebuild") for _ in layers
+        ),
+        **fields,
+    )
+    config_bytes = image_config.to_json()
+    config_type = (
+        model.MEDIA_TYPE_OCI_CONFIG if media_types == "oci" else model.MEDIA_TYPE_DOCKER_CONFIG
+    )
+    manifest_type = (
+        model.MEDIA_TYPE_OCI_MANIFEST if media_types == "oci" else model.MEDIA_TYPE_DOCKER_MANIFEST
+    )
+    manifest = model.Manifest(
+        config=model.Descriptor.of(config_type, config_bytes),
+        layers=tuple(layer.descriptor() for layer in layers),
+        media_type=manifest_type,
+        annotations=model.Annotations(annotations or {}),
+    )
     return BuiltImage(
-        manifest=_json(manifest_document),
+        manifest=manifest.to_json(),
         manifest_media_type=manifest_type,
         config=config_bytes,
         config_media_type=config_type,
@@ -425,18 +433,24 @@ def build_index(
     *,
     media_types: MediaTypes = "oci",
     annotations: Mapping[str, str] | None = None,
-    extra_manifests: Sequence[tuple[dict[str, Any], bytes]] = (),
+    extra_manifests: Sequence[tuple[model.Descriptor, bytes]] = (),
 ) -> BuiltIndex:
     """Builds an image index listing ``images`` (plus raw ``(descriptor, blob)`` extras)."""
-    media_type = OCI_INDEX if media_types == "oci" else DOCKER_LIST
+    media_type = (
+        model.MEDIA_TYPE_OCI_INDEX
+        if media_types == "oci"
+        else model.MEDIA_TYPE_DOCKER_MANIFEST_LIST
+    )
     manifests = [image.descriptor() for image in images]
     extra: dict[str, tuple[str, bytes]] = {}
     for descriptor, blob in extra_manifests:
         manifests.append(descriptor)
-        extra[descriptor["digest"]] = (descriptor["mediaType"], blob)
-    document: dict[str, Any] = {"schemaVersion": 2, "mediaType": media_type, "manifests": manifests}
-    if annotations:
-        document["annotations"] = dict(annotations)
+        extra[descriptor.digest] = (descriptor.media_type, blob)
+    index = model.Index(
+        manifests=tuple(manifests),
+        media_type=media_type,
+        annotations=model.Annotations(annotations or {}),
+    )
     return BuiltIndex(
-        index=_json(document), media_type=media_type, images=tuple(images), extra_blobs=extra
+        index=index.to_json(), media_type=media_type, images=tuple(images), extra_blobs=extra
     )

@@ -37,6 +37,16 @@ def assert_no_bad_blob_visible(root: Path) -> None:
             assert digest_file(path) == f"{algo.name}:{path.name}", f"bad blob visible: {path}"
 
 
+def assert_images_complete(root: Path) -> None:
+    """Every recorded image can be used: its manifest, config and layers are all present."""
+    store = Store(root)
+    for record in store.images():
+        manifest = store.manifest(record.digest)
+        for descriptor in (manifest.config, *manifest.layers):
+            assert store.has_blob(descriptor.digest), f"{record.reference} lost {descriptor.digest}"
+    store.close()
+
+
 def test_sigkill_at_seeded_points_leaves_a_repairable_store(tmp_path: Path) -> None:
     root = tmp_path / "store"
     Store(root).close()
@@ -57,6 +67,7 @@ def test_sigkill_at_seeded_points_leaves_a_repairable_store(tmp_path: Path) -> N
         assert killed.returncode == -9, killed.stderr
         kills += 1
         assert_no_bad_blob_visible(root)
+        assert_images_complete(root)
         scratch = tmp_path / f"copy-{kills}"
         shutil.copytree(root, scratch)
         copy = Store(scratch)

@@ -7,7 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ocistore.errors import BlobNotFoundError, ImageNotFoundError, InvalidReferenceError
+from ocistore.errors import (
+    BlobNotFoundError,
+    ImageNotFoundError,
+    InvalidReferenceError,
+    StoreError,
+)
 from ocistore.imagebuild import BuiltImage, build_image, build_index
 from ocistore.store import PullCredential, PullCredentialKind, Store
 from ocistore.store.index import SCHEMA_VERSION
@@ -64,7 +69,7 @@ def test_manifest_and_config_read_back(store: Store, small_image: BuiltImage) ->
     ]
     assert store.manifest(small_image.digest) == manifest
     config = store.config("example.com/app:v1")
-    assert list(config.rootfs.diff_ids) == small_image.diff_ids
+    assert list(config.diff_ids) == small_image.diff_ids
 
 
 def test_touch_updates_last_used(store: Store, small_image: BuiltImage) -> None:
@@ -199,12 +204,10 @@ def test_newer_schema_is_refused(store: Store) -> None:
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.commit()
     conn.close()
-    with pytest.raises(Exception, match="newer"):
+    with pytest.raises(StoreError, match="newer"):
         Store(store.root)
 
 
-def test_a_second_store_object_sees_the_same_records(
-    store: Store, small_image: BuiltImage
-) -> None:
+def test_a_second_store_object_sees_the_same_records(store: Store, small_image: BuiltImage) -> None:
     small_image.write_to_store(store, "example.com/app:v1")
     assert [r.reference for r in Store(store.root).images()] == ["example.com/app:v1"]

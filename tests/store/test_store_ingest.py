@@ -221,9 +221,9 @@ def test_a_second_writer_waits_for_the_first_then_sees_done(store: Store) -> Non
 
 
 def test_lock_timeout_raises_a_typed_error(store: Store) -> None:
-    with store.ingest(DIGEST, len(PAYLOAD)):
-        with pytest.raises(LockTimeoutError), store.ingest(DIGEST, len(PAYLOAD), lock_timeout=0.2):
-            pass
+    holder = store.ingest(DIGEST, len(PAYLOAD))
+    with holder, pytest.raises(LockTimeoutError):
+        store.ingest(DIGEST, len(PAYLOAD), lock_timeout=0.2).__enter__()
     # The lock is free again.
     with store.ingest(DIGEST, len(PAYLOAD), lock_timeout=1) as ingest:
         assert not ingest.done
@@ -247,7 +247,9 @@ def test_memoryview_and_bytearray_are_accepted(store: Store) -> None:
     assert store.read_blob(DIGEST) == PAYLOAD
 
 
-def test_store_root_defaults_to_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_store_root_defaults_to_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OCISTORE_ROOT", str(tmp_path / "envroot"))
     assert Store().root == tmp_path / "envroot"
     assert (tmp_path / "envroot" / "index.db").is_file()

@@ -37,7 +37,7 @@ class Child:
     """A descriptor as the store sees it: what it points at, and in which role."""
 
     digest: str
-    size: int | None
+    size: int
     media_type: str | None
     kind: str
     """``config``, ``layer``, ``manifest`` (an index entry) or ``subject``."""

@@ -75,24 +75,21 @@ def unpack_lock_path(store: Store, name: str) -> Path:
 
 def remove_tree(path: Path) -> None:
     """Deletes a directory tree, even one containing read-only directories."""
-
-    def make_writable(func: object, failed: str, exc: BaseException) -> None:
-        parent = os.path.dirname(failed)
-        with contextlib.suppress(OSError):
-            os.chmod(parent, stat.S_IRWXU)
-        with contextlib.suppress(OSError):
-            os.chmod(failed, stat.S_IRWXU)
-        if os.path.isdir(failed) and not os.path.islink(failed):
-            shutil.rmtree(failed, onexc=make_writable)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(failed)
-
     if path.is_symlink() or not path.is_dir():
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         return
-    shutil.rmtree(path, onexc=make_writable)
+    # Make every real directory writable first (never through a symlink: that could chmod
+    # something outside the tree), then delete.
+    with contextlib.suppress(OSError):
+        os.chmod(path, stat.S_IRWXU)
+    for dirpath, dirnames, _ in os.walk(path):
+        for name in dirnames:
+            child = os.path.join(dirpath, name)
+            with contextlib.suppress(OSError):
+                if stat.S_ISDIR(os.lstat(child).st_mode):
+                    os.chmod(child, stat.S_IRWXU)
+    shutil.rmtree(path)
 
 
 def collect_garbage(store: Store, *, dry_run: bool, ingest_max_age: float) -> GcReport:

@@ -323,7 +323,7 @@ def import_layout(
 
 def _import_manifest_tree(store: Store, layout: Path, descriptor: content.Child) -> None:
     data = _read_layout_blob(layout, descriptor.digest, content.MAX_MANIFEST_SIZE)
-    if descriptor.size is not None and len(data) != descriptor.size:
+    if len(data) != descriptor.size:
         raise SizeMismatchError(
             f"manifest {descriptor.digest}: descriptor says {descriptor.size} bytes,"
             f" blob has {len(data)}"

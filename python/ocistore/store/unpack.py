@@ -9,13 +9,13 @@ complete, keyed by the top layer's ChainID so images with the same layers share 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ocistore.errors import BlobNotFoundError, ManifestError, StoreError
-from ocistore.layer import unpack_layer
 from ocistore.store import content
 from ocistore.store.gc import TMP_PREFIX, remove_tree, unpack_dir_name, unpack_lock_path
 from ocistore.store.locks import FileLock
@@ -25,6 +25,14 @@ if TYPE_CHECKING:
     from ocistore.store.store import Store
 
 __all__ = ["unpack_image"]
+
+
+def _engine() -> Any:
+    # The Rust layer engine lands separately; import it when first needed.
+    try:
+        return importlib.import_module("ocistore.layer")
+    except ImportError as exc:
+        raise StoreError(f"the layer engine is not available: {exc}") from exc
 
 
 def _apply_layers(store: Store, record: ImageRecord, target: Path) -> None:
@@ -40,7 +48,7 @@ def _apply_layers(store: Store, record: ImageRecord, target: Path) -> None:
         if not path.is_file():
             raise BlobNotFoundError(f"{record.reference}: layer {layer.digest} is not in the store")
         # The blob was verified when committed (fsck re-checks); the diff_id check is new.
-        unpack_layer(path, target, layer.media_type, diff_id=diff_id)
+        _engine().unpack_layer(path, target, layer.media_type, diff_id=diff_id)
 
 
 def unpack_image(store: Store, record: ImageRecord, dest: Path | None) -> Path:
