@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from ocistore._core import __version__
+from ocistore.credentials import Credential, Keyring, docker_registry_secret, url_matches
 from ocistore.digest import Digester, digest_bytes, digest_file, validate_digest, verify_file
 from ocistore.errors import (
     AuthenticationError,
     BlobNotFoundError,
     CredentialError,
+    CredentialHelperError,
+    CredentialProviderError,
     DigestMismatchError,
     ErrImageInspect,
     ErrImageNeverPull,
@@ -38,7 +41,10 @@ from ocistore.errors import (
 __all__ = [
     "AuthenticationError",
     "BlobNotFoundError",
+    "Credential",
     "CredentialError",
+    "CredentialHelperError",
+    "CredentialProviderError",
     "DigestMismatchError",
     "Digester",
     "ErrImageInspect",
@@ -51,6 +57,7 @@ __all__ = [
     "InvalidImageName",
     "InvalidPlatformError",
     "InvalidReferenceError",
+    "Keyring",
     "LayerFormatError",
     "LayerLimitError",
     "ManifestError",
@@ -68,6 +75,8 @@ __all__ = [
     "__version__",
     "digest_bytes",
     "digest_file",
+    "docker_registry_secret",
+    "url_matches",
     "validate_digest",
     "verify_file",
 ]
