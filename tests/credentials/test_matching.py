@@ -287,7 +287,7 @@ def test_compiled_lookup_agrees_with_reference_order(keys: list[str], target: st
     # kubelet: reverse byte order of the keys, equal keys in insertion order.
     expected = sorted(
         (i for i, key in enumerate(keys) if reference_url_matches(key, target)),
-        key=lambda i: (tuple(-b for b in keys[i].encode()) + (1,), i),
+        key=lambda i: ((*tuple(-b for b in keys[i].encode()), 1), i),
     )
     assert matcher.lookup(target) == expected
     assert matcher.lookup_many([target] * 20) == [expected] * 20
