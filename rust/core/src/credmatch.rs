@@ -723,9 +723,44 @@ impl PathIndex {
 /// Keys that share a label count and a port.
 #[derive(Default)]
 struct Group {
+    /// Keys without wildcards, by host, then by path.
     literal_hosts: HashMap<Vec<u8>, PathIndex>,
-    by_last_label: HashMap<Vec<u8>, Vec<u32>>,
-    any_last_label: Vec<u32>,
+    /// Wildcard keys by their literal trailing labels (`region.cloud.io` of `*.region.cloud.io`).
+    by_suffix: HashMap<Vec<u8>, Vec<u32>>,
+    suffix_labels: Vec<usize>,
+    /// Wildcard keys by their literal leading labels (`mirror.internal` of `mirror.internal.*`).
+    by_prefix: HashMap<Vec<u8>, Vec<u32>>,
+    prefix_labels: Vec<usize>,
+    /// Wildcards at both ends: checked one by one.
+    other: Vec<u32>,
+}
+
+fn insert_sorted(lengths: &mut Vec<usize>, length: usize) {
+    if let Err(at) = lengths.binary_search(&length) {
+        lengths.insert(at, length);
+    }
+}
+
+impl Group {
+    fn insert_glob(&mut self, labels: &[&[u8]], index: u32) {
+        let leading = labels.iter().take_while(|l| !has_glob_meta(l)).count();
+        let trailing = labels
+            .iter()
+            .rev()
+            .take_while(|l| !has_glob_meta(l))
+            .count();
+        if trailing > 0 && trailing >= leading {
+            let suffix = labels[labels.len() - trailing..].join(&b'.');
+            self.by_suffix.entry(suffix).or_default().push(index);
+            insert_sorted(&mut self.suffix_labels, trailing);
+        } else if leading > 0 {
+            let prefix = labels[..leading].join(&b'.');
+            self.by_prefix.entry(prefix).or_default().push(index);
+            insert_sorted(&mut self.prefix_labels, leading);
+        } else {
+            self.other.push(index);
+        }
+    }
 }
 
 /// One compiled entry.
@@ -749,7 +784,8 @@ pub enum KeyKind {
 pub struct Matcher {
     entries: Vec<Entry>,
     rank: Vec<u32>,
-    groups: HashMap<(usize, Vec<u8>), Group>,
+    /// Keys grouped by host label count, then port.
+    groups: HashMap<usize, HashMap<Vec<u8>, Group>>,
     docker_hub: Vec<u32>,
     docker_hub_fallback: bool,
 }
@@ -787,7 +823,7 @@ impl Matcher {
             rank[entry as usize] = position as u32;
         }
 
-        let mut groups: HashMap<(usize, Vec<u8>), Group> = HashMap::new();
+        let mut groups: HashMap<usize, HashMap<Vec<u8>, Group>> = HashMap::new();
         let mut docker_hub = Vec::new();
         for (index, entry) in entries.iter().enumerate() {
             let index = index as u32;
@@ -799,22 +835,19 @@ impl Matcher {
             if labels.iter().any(|label| glob_match(label, b"").is_err()) {
                 continue; // a malformed glob never matches
             }
-            let group = groups.entry((labels.len(), url.port.clone())).or_default();
-            let last = labels[labels.len() - 1];
-            if !labels.iter().any(|label| has_glob_meta(label)) {
+            let group = groups
+                .entry(labels.len())
+                .or_default()
+                .entry(url.port.clone())
+                .or_default();
+            if labels.iter().any(|label| has_glob_meta(label)) {
+                group.insert_glob(&labels, index);
+            } else {
                 group
                     .literal_hosts
                     .entry(url.host.clone())
                     .or_default()
                     .insert(&url.path, index);
-            } else if !has_glob_meta(last) {
-                group
-                    .by_last_label
-                    .entry(last.to_vec())
-                    .or_default()
-                    .push(index);
-            } else {
-                group.any_last_label.push(index);
             }
         }
         Matcher {
@@ -860,23 +893,38 @@ impl Matcher {
     pub fn lookup(&self, image: &str) -> Vec<u32> {
         let mut found = Vec::new();
         if let Ok(target) = MatchUrl::parse(image.as_bytes()) {
+            let count = target.label_count();
             if let Some(group) = self
                 .groups
-                .get(&(target.label_count(), target.port.clone()))
+                .get(&count)
+                .and_then(|by_port| by_port.get(target.port.as_slice()))
             {
-                if let Some(paths) = group.literal_hosts.get(&target.host) {
+                if let Some(paths) = group.literal_hosts.get(target.host.as_slice()) {
                     paths.collect(&target.path, &mut found);
                 }
-                let last = target.labels().last().unwrap_or(b"");
-                if let Some(entries) = group.by_last_label.get(last) {
-                    found.extend(entries.iter().filter(|&&e| self.check(e, &target)));
+                let host = target.host.as_slice();
+                // Byte offsets where each label starts.
+                let starts: Vec<usize> = std::iter::once(0)
+                    .chain(
+                        host.iter()
+                            .enumerate()
+                            .filter(|(_, &b)| b == b'.')
+                            .map(|(i, _)| i + 1),
+                    )
+                    .collect();
+                for &labels in &group.suffix_labels {
+                    let suffix = &host[starts[count - labels]..];
+                    if let Some(entries) = group.by_suffix.get(suffix) {
+                        found.extend(entries.iter().filter(|&&e| self.check(e, &target)));
+                    }
                 }
-                found.extend(
-                    group
-                        .any_last_label
-                        .iter()
-                        .filter(|&&e| self.check(e, &target)),
-                );
+                for &labels in &group.prefix_labels {
+                    let prefix = &host[..starts[labels] - 1];
+                    if let Some(entries) = group.by_prefix.get(prefix) {
+                        found.extend(entries.iter().filter(|&&e| self.check(e, &target)));
+                    }
+                }
+                found.extend(group.other.iter().filter(|&&e| self.check(e, &target)));
             }
         }
         if found.is_empty() {

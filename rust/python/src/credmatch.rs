@@ -65,7 +65,12 @@ impl CredentialMatcher {
 
     /// `lookup` for many images at once, with the GIL released.
     fn lookup_many(&self, py: Python<'_>, images: Vec<String>) -> Vec<Vec<u32>> {
-        let run = || images.iter().map(|image| self.matcher.lookup(image)).collect();
+        let run = || {
+            images
+                .iter()
+                .map(|image| self.matcher.lookup(image))
+                .collect()
+        };
         if images.len() < DETACH_THRESHOLD {
             run()
         } else {
