@@ -8,6 +8,7 @@ TestIsDefaultRegistryMatch, TestDockerKeyringLookup, TestIssue3797).
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -291,3 +292,30 @@ def test_compiled_lookup_agrees_with_reference_order(keys: list[str], target: st
     )
     assert matcher.lookup(target) == expected
     assert matcher.lookup_many([target] * 20) == [expected] * 20
+
+
+# --- hostile input: any text, including every character Go's URL parser treats specially -------
+
+WILD = st.text(alphabet="ab.*?[]^\\:%/-5@#é ", max_size=14)
+
+
+@given(st.lists(WILD, min_size=1, max_size=12), WILD)
+@settings(max_examples=300)
+def test_index_agrees_with_pairwise_matching_on_any_text(keys: list[str], image: str) -> None:
+    matcher = CredentialMatcher(keys)
+    hits = matcher.lookup(image)
+    assert sorted(hits) == [i for i, key in enumerate(keys) if url_matches(key, image)]
+    for first, second in itertools.pairwise(hits):  # reverse key order, then insertion
+        a, b = keys[first].encode(), keys[second].encode()
+        assert a > b or (a == b and first < second)
+    for index, key in enumerate(keys):
+        problem = url_match_problem(key)
+        assert matcher.problem(index) == problem
+        if problem is not None:
+            assert index not in hits
+
+
+@given(st.text(max_size=40), st.text(max_size=40))
+def test_matching_never_raises(pattern: str, image: str) -> None:
+    assert isinstance(url_matches(pattern, image), bool)
+    assert url_match_problem(pattern) is None or isinstance(url_match_problem(pattern), str)
