@@ -332,3 +332,55 @@ def test_go_durations(text: str, seconds: float) -> None:
 def test_bad_go_durations(text: str) -> None:
     with pytest.raises(ValueError):
         parse_go_duration(text)
+
+
+GATED_PLUGIN = """
+import json, os, sys, time
+request = json.loads(sys.stdin.read())
+with open(os.environ["PLUGIN_LOG"], "a") as log:
+    log.write("start\\n")
+gate = os.environ["PLUGIN_GATE"]
+while not os.path.exists(gate):
+    time.sleep(0.01)
+print(json.dumps({
+    "kind": "CredentialProviderResponse",
+    "apiVersion": "credentialprovider.kubelet.k8s.io/v1",
+    "cacheKeyType": "Image",
+    "cacheDuration": "0s",
+    "auth": {"*.registry.io": {"username": "shared", "password": "pw"}},
+}))
+"""
+
+
+def test_concurrent_requests_for_one_image_share_one_run(
+    tmp_path: Path, write_executable: Callable[[Path, str], Path]
+) -> None:
+    import threading
+    import time
+
+    write_executable(tmp_path / "bin" / "test-plugin", GATED_PLUGIN)
+    gate, log_path = tmp_path / "gate", tmp_path / "plugin.log"
+    provider = ProviderPlugin(
+        config().providers[0],
+        tmp_path / "bin",
+        environ={"PLUGIN_LOG": str(log_path), "PLUGIN_GATE": str(gate), "PATH": "/usr/bin"},
+    )
+    results: list[dict[str, DockerConfigEntry]] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(provider.provide("a.registry.io/app")))
+        for _ in range(3)
+    ]
+    threads[0].start()
+    while not log_path.exists():  # the first call is running the plugin
+        time.sleep(0.01)
+    for thread in threads[1:]:
+        thread.start()
+    while provider._inflight["a.registry.io/app"].waiters < 2:  # the others joined it
+        time.sleep(0.01)
+    gate.touch()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert log_path.read_text() == "start\n"
+    assert [r["*.registry.io"].username for r in results] == ["shared"] * 3
+    provider.provide("a.registry.io/app")  # cacheDuration 0s: the next call runs it again
+    assert log_path.read_text() == "start\nstart\n"

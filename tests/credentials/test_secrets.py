@@ -272,3 +272,10 @@ def test_secret_from_docker_config_copies_bytes(tmp_path: Path) -> None:
     config.write_text("{broken")
     with pytest.raises(CredentialError, match=str(config)):
         secret_from_docker_config("f", config)
+
+
+def test_attempts_are_anonymous_only_without_matches() -> None:
+    keyring = Keyring.from_secrets(parse_secrets(SECRETS_YAML))
+    assert keyring.attempts("elsewhere.io/app") == [None]
+    assert [c.username for c in keyring.attempts("registry.io/x") if c is not None] == ["alice"]
+    assert None not in keyring.attempts("registry.io/x")

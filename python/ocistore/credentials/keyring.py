@@ -443,6 +443,15 @@ class Keyring:
             log.debug("credential candidate for %s: %s", image, credential)
         return found
 
+    def attempts(self, image: str) -> list[Credential | None]:
+        """What a pull tries in order: each matching credential, or anonymous (None) if none.
+
+        kubelet pulls anonymously only when no credential matches; when some match and all of
+        them fail, the pull fails (it does not fall back to anonymous).
+        """
+        found: list[Credential | None] = list(self.lookup(image))
+        return found or [None]
+
     def which(self, image: str) -> CredentialReport:
         """The credentials a pull of ``image`` would try, their sources, and notes on the rest."""
         repository = normalize_repository(image)

@@ -326,6 +326,16 @@ def _decode_response(data: bytes, api_version: str) -> CredentialProviderRespons
     return CredentialProviderResponse(str(cache_key_type), duration, auth)
 
 
+class _Flight:
+    """One running plugin call that later callers for the same image wait for."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.waiters = 0
+        self.response: CredentialProviderResponse | None = None
+        self.error: CredentialProviderError | None = None
+
+
 def _parse_registry(image: str) -> str:
     return image.split("/", 1)[0]
 
@@ -353,6 +363,7 @@ class ProviderPlugin:
         self._environ = environ
         self._cache: dict[str, tuple[float, dict[str, DockerConfigEntry]]] = {}
         self._lock = threading.Lock()
+        self._inflight: dict[str, _Flight] = {}
         self._last_purge = clock()
         self.last_error: CredentialProviderError | None = None
         self.exec_count = 0
@@ -428,6 +439,32 @@ class ProviderPlugin:
         except CredentialProviderError as err:
             raise CredentialProviderError(f"plugin {self.name}: {err}") from None
 
+    def _request_once(self, image: str) -> CredentialProviderResponse:
+        """``request``, with concurrent calls for one image sharing one run (singleflight)."""
+        with self._lock:
+            flight = self._inflight.get(image)
+            leader = flight is None
+            if flight is None:
+                flight = self._inflight[image] = _Flight()
+            else:
+                flight.waiters += 1
+        if not leader:
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            assert flight.response is not None
+            return flight.response
+        try:
+            flight.response = self.request(image)
+            return flight.response
+        except CredentialProviderError as err:
+            flight.error = err
+            raise
+        finally:
+            with self._lock:
+                del self._inflight[image]
+            flight.done.set()
+
     def provide(self, image: str) -> dict[str, DockerConfigEntry]:
         """kubelet's ``provide``: cached or fresh credentials, {} when not allowed or failing."""
         if not self.allows(image):
@@ -438,7 +475,7 @@ class ProviderPlugin:
         if cached is not None:
             return cached
         try:
-            response = self.request(image)
+            response = self._request_once(image)
         except CredentialProviderError as err:
             self.last_error = err
             log.warning("%s", err)
