@@ -17,7 +17,8 @@ import fnmatch
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -30,7 +31,11 @@ from ocistore.credentials.dockerconfig import (
     read_docker_config,
 )
 from ocistore.credentials.helpers import helper_server_url, run_credential_helper
-from ocistore.credentials.provider import CredentialProviderConfig, ProviderPlugin
+from ocistore.credentials.provider import (
+    DEFAULT_PLUGIN_TIMEOUT,
+    CredentialProviderConfig,
+    ProviderPlugin,
+)
 from ocistore.credentials.secrets import PullSecret, parse_pull_secret
 from ocistore.errors import CredentialError, InvalidReferenceError
 
@@ -410,13 +415,16 @@ class Keyring:
         cls,
         config: CredentialProviderConfig | str | os.PathLike[str],
         bin_dir: str | os.PathLike[str],
-        **plugin_options: object,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        timeout: float = DEFAULT_PLUGIN_TIMEOUT,
+        environ: Mapping[str, str] | None = None,
     ) -> Keyring:
         """kubelet's exec plugins (``--image-credential-provider-config`` and ``-bin-dir``)."""
         if not isinstance(config, CredentialProviderConfig):
             config = CredentialProviderConfig.load(config)
         plugins = [
-            ProviderPlugin(provider, bin_dir, **plugin_options)  # type: ignore[arg-type]
+            ProviderPlugin(provider, bin_dir, clock=clock, timeout=timeout, environ=environ)
             for provider in config.providers
         ]
         return cls([_PluginPart(plugins)])
@@ -424,14 +432,11 @@ class Keyring:
     @classmethod
     def merge(cls, *keyrings: Keyring | None) -> Keyring:
         """A union tried in order, as kubelet unions secrets, node config and plugins."""
-        merged = cls([part for keyring in keyrings if keyring for part in keyring._parts])
-        for keyring in keyrings:
-            if keyring:
-                merged.notes.extend(keyring.notes)
+        present = [keyring for keyring in keyrings if keyring is not None]
+        merged = cls([part for keyring in present for part in keyring._parts])
+        for keyring in present:
+            merged.notes.extend(keyring.notes)
         return merged
-
-    def __bool__(self) -> bool:
-        return True
 
     def lookup(self, image: str) -> list[Credential]:
         """Every credential kubelet would try for the repository ``image``, in its order."""
