@@ -122,6 +122,7 @@ def test_kubernetes_docker_hub_credentials() -> None:
     assert 1 <= len(found) <= 2 and found[0].password == "bar"
     # What kubelet passes today: the normalized name.
     assert [c.username for c in keyring.lookup("docker.io/library/nginx")] == ["foo"]
+    assert any("Docker Hub fallback" in note for note in keyring.which("nginx").notes)
 
 
 @pytest.mark.parametrize(("image", "expected"), DEFAULT_REGISTRY)

@@ -177,6 +177,16 @@ class _StaticPart:
 
     def explain(self, image: str, notes: list[str]) -> None:
         host = image.split("/", 1)[0]
+        found = self._matcher.lookup(image)
+        if found and all(
+            self._credentials[i].key == "index.docker.io"
+            and not url_matches("index.docker.io", image)
+            for i in found
+        ):
+            notes.append(
+                "the index.docker.io entry applies through kubelet's Docker Hub fallback "
+                "(used only when no other key of the same source matches)"
+            )
         for index, credential in enumerate(self._credentials):
             problem = self._matcher.problem(index)
             if problem is not None:
