@@ -256,3 +256,69 @@ def test_write_docker_config_round_trips_with_0600(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     config = read_docker_config(path)
     assert config.auths["registry.io"] == DockerConfigEntry("u", "p:w", "e@x", "tok")
+
+
+# Transcribed from kubernetes/kubernetes pkg/credentialprovider/config_test.go
+# (TestDecodeDockerConfigFieldAuth): (input, username, password, fails).
+DECODE_AUTH_FIELD = [
+    ("Zm9vOmJhcg==", "foo", "bar", False),
+    ("Zm9vOmJhcg", "foo", "bar", False),  # not padded
+    ("Zm9vOm\nJhcg==\n", "foo", "bar", False),  # newlines are ignored
+    (base64.b64encode(b"foo:bar").decode(), "foo", "bar", False),
+    (base64.b64encode(b"foo:bar").decode().rstrip("="), "foo", "bar", False),
+    (encode_auth_field("foo", "bar"), "foo", "bar", False),
+    ("cGFudHM=", "", "", True),  # no colon
+    ("Zm9vOmJhcg== ", "", "", True),  # only newlines are ignored
+    ("pants", "", "", True),  # bad base64
+]
+
+
+@pytest.mark.parametrize(("field", "username", "password", "fails"), DECODE_AUTH_FIELD)
+def test_kubernetes_decode_auth_field(
+    field: str, username: str, password: str, fails: bool
+) -> None:
+    if fails:
+        with pytest.raises(ValueError):
+            decode_auth_field(field)
+    else:
+        assert decode_auth_field(field) == (username, password)
+
+
+# TestDockerConfigEntryJSONDecode: (entry JSON, (username, password, email) or None to fail).
+ENTRY_DECODE = [
+    (
+        '{"username": "foo", "password": "bar", "email": "foo@example.com"}',
+        ("foo", "bar", "foo@example.com"),
+    ),
+    ('{"auth": "Zm9vOmJhcg==", "email": "foo@example.com"}', ("foo", "bar", "foo@example.com")),
+    (
+        '{"username": "foo", "password": "bar", "auth": "cGluZzpwb25n", '
+        '"email": "foo@example.com"}',
+        ("ping", "pong", "foo@example.com"),
+    ),
+    ('{"auth": "pants", "email": "foo@example.com"}', None),
+    ('{"email": false}', None),
+]
+
+
+@pytest.mark.parametrize(("entry", "expected"), ENTRY_DECODE)
+def test_kubernetes_entry_decode(entry: str, expected: tuple[str, str, str] | None) -> None:
+    document = '{"auths": {"http://foo.example.com": ' + entry + "}}"
+    if expected is None:
+        with pytest.raises(CredentialError):
+            parse_docker_config(document)
+        with pytest.raises(CredentialError):  # the legacy format fails the same way
+            parse_docker_config('{"http://foo.example.com": ' + entry + "}", format=".dockercfg")
+    else:
+        got = parse_docker_config(document).auths["http://foo.example.com"]
+        assert (got.username, got.password, got.email) == expected
+
+
+def test_kubernetes_read_docker_config_file(tmp_path: Path) -> None:
+    # TestReadDockerConfigFile: the preferred path holds a config.json; "Zm9vOmJhcgo=" has "\n".
+    (tmp_path / "config.json").write_text(
+        '{ "auths": { "http://foo.example.com":{"auth":"Zm9vOmJhcgo=","email":"foo@example.com"}}}'
+    )
+    keyring = Keyring.from_node_defaults(tmp_path, home=tmp_path / "none", root=tmp_path / "none")
+    (credential,) = keyring.lookup("foo.example.com/app")
+    assert (credential.username, credential.password) == ("foo", "bar\n")

@@ -279,3 +279,79 @@ def test_attempts_are_anonymous_only_without_matches() -> None:
     assert keyring.attempts("elsewhere.io/app") == [None]
     assert [c.username for c in keyring.attempts("registry.io/x") if c is not None] == ["alice"]
     assert None not in keyring.attempts("registry.io/x")
+
+
+# Transcribed from kubernetes/kubernetes pkg/credentialprovider/secrets/secrets_test.go
+# (Test_MakeDockerKeyring): (name, secrets as (type, key, content), default keyring user or None,
+# expected users for image "test.registry.io"). kubelet skips a secret whose key does not fit its
+# type; ocistore does the same with strict=False and reports it otherwise.
+JSON_TYPE, CFG_TYPE = "kubernetes.io/dockerconfigjson", "kubernetes.io/dockercfg"
+JSON_AUTH = '{"auths": {"test.registry.io": {"auth": "dXNlcjpwYXNzd29yZA=="}}}'
+CFG_AUTH = '{"test.registry.io": {"auth": "dXNlcjpwYXNzd29yZA=="}}'
+MAKE_DOCKER_KEYRING = [
+    ("dockerconfigjson auth", [(JSON_TYPE, ".dockerconfigjson", JSON_AUTH)], None, ["user"]),
+    ("dockercfg auth", [(CFG_TYPE, ".dockercfg", CFG_AUTH)], None, ["user"]),
+    (
+        "dockerconfigjson username/password",
+        [
+            (
+                JSON_TYPE,
+                ".dockerconfigjson",
+                '{"auths": {"test.registry.io": {"username": "user", "password": "password"}}}',
+            )
+        ],
+        None,
+        ["user"],
+    ),
+    (
+        "dockercfg username/password",
+        [(CFG_TYPE, ".dockercfg", '{"test.registry.io": {"username": "user", "password": "p"}}')],
+        None,
+        ["user"],
+    ),
+    ("json key, dockercfg type", [(CFG_TYPE, ".dockerconfigjson", JSON_AUTH)], None, []),
+    ("cfg key, dockerconfigjson type", [(JSON_TYPE, ".dockercfg", CFG_AUTH)], None, []),
+    (
+        "not matching json, default keyring",
+        [(JSON_TYPE, ".dockerconfigjson", JSON_AUTH.replace("test.registry.io", "foobar.io"))],
+        "default-user",
+        ["default-user"],
+    ),
+    (
+        "not matching cfg, default keyring",
+        [(CFG_TYPE, ".dockercfg", CFG_AUTH.replace("test.registry.io", "foobar.io"))],
+        "default-user",
+        ["default-user"],
+    ),
+    ("no secrets, default keyring", [], "default-user", ["default-user"]),
+    (
+        "secrets and default keyring",
+        [(JSON_TYPE, ".dockerconfigjson", JSON_AUTH)],
+        "default-user",
+        ["user", "default-user"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("secrets", "default_user", "expected"),
+    [case[1:] for case in MAKE_DOCKER_KEYRING],
+    ids=[case[0] for case in MAKE_DOCKER_KEYRING],
+)
+def test_kubernetes_make_docker_keyring(
+    secrets: list[tuple[str, str, str]], default_user: str | None, expected: list[str]
+) -> None:
+    documents = [
+        {"kind": "Secret", "metadata": {"name": f"s{i}"}, "type": kind, "data": {key: b64(body)}}
+        for i, (kind, key, body) in enumerate(secrets)
+    ]
+    default = (
+        Keyring.from_entries({"test.registry.io": DockerConfigEntry(default_user, "pw")})
+        if default_user
+        else None
+    )
+    keyring = Keyring.merge(Keyring.from_secrets(documents, strict=False), default)
+    assert [c.username for c in keyring.lookup("test.registry.io")] == expected
+    if expected == []:
+        with pytest.raises(SecretFormatError, match=r"no '\.docker"):
+            Keyring.from_secrets(documents)
