@@ -111,3 +111,11 @@ def test_url_matches_per_call(benchmark) -> None:  # type: ignore[no-untyped-def
 
 def test_reference_match_per_call(benchmark) -> None:  # type: ignore[no-untyped-def]
     assert benchmark(reference_match, "*.region-46.cloud.io", "eu.region-46.cloud.io/project/app")
+
+
+def test_keyring_lookup_10k(benchmark) -> None:  # type: ignore[no-untyped-def]
+    from ocistore.credentials import DockerConfigEntry, Keyring
+
+    keyring = Keyring.from_entries({key: DockerConfigEntry("u", "p") for key in KEYS})
+    found = benchmark(keyring.lookup, IMAGES[1])
+    assert [c.key for c in found] == [KEYS[i] for i in reference_lookup(KEYS, IMAGES[1])]
