@@ -23,6 +23,7 @@ from ocistore.errors import (
     InvalidReferenceError,
     LayerFormatError,
     LayerLimitError,
+    LayerWriteError,
     LayoutError,
     ManifestError,
     ManifestTooLargeError,
@@ -39,6 +40,7 @@ from ocistore.errors import (
     UnsupportedManifestError,
     UnsupportedMediaTypeError,
 )
+from ocistore.layer import LayerWriter, UnpackLimits, UnpackStats, unpack_layer
 from ocistore.model import (
     Annotations,
     Compression,
@@ -101,6 +103,8 @@ __all__ = [
     "InvalidReferenceError",
     "LayerFormatError",
     "LayerLimitError",
+    "LayerWriteError",
+    "LayerWriter",
     "LayoutError",
     "Manifest",
     "ManifestError",
@@ -121,6 +125,8 @@ __all__ = [
     "SizeMismatchError",
     "Store",
     "StoreError",
+    "UnpackLimits",
+    "UnpackStats",
     "UnsafeLayerError",
     "UnsupportedManifestError",
     "UnsupportedMediaTypeError",
@@ -141,6 +147,7 @@ __all__ = [
     "parse_manifest",
     "parse_manifest_document",
     "sniff_compression",
+    "unpack_layer",
     "validate_digest",
     "verify_file",
 ]

@@ -16,6 +16,7 @@ from ocistore.errors import (
     ImageNotFoundError,
     ManifestError,
 )
+from ocistore.layer import UnpackLimits
 from ocistore.model import ImageConfig, Index, Manifest
 from ocistore.reference import Reference
 from ocistore.store import content
@@ -393,11 +394,23 @@ class Store:
 
     # --- unpack, GC, fsck, layouts ------------------------------------------------------
 
-    def unpack(self, ref: Reference | str, dest: str | os.PathLike[str] | None = None) -> Path:
-        """The root filesystem of an image: its layers applied in order, diff_ids verified."""
+    def unpack(
+        self,
+        ref: Reference | str,
+        dest: str | os.PathLike[str] | None = None,
+        *,
+        limits: UnpackLimits | None = None,
+    ) -> Path:
+        """The root filesystem of an image: its layers applied in order, diff_ids verified.
+
+        Without ``dest`` the tree is cached under ``unpacked/<chain id>`` (shared by images with
+        the same layers, removed by :meth:`gc` when no image uses it); with ``dest`` it is
+        built there (the directory must not exist or be empty).
+        """
         from ocistore.store.unpack import unpack_image
 
-        return unpack_image(self, self.image(ref), None if dest is None else Path(dest))
+        dest_path = None if dest is None else Path(dest)
+        return unpack_image(self, self.image(ref), dest_path, limits)
 
     def gc(self, *, dry_run: bool = False, ingest_max_age: float = 24 * 3600) -> GcReport:
         """Deletes blobs and unpacked trees no image, pin or live lease references."""
