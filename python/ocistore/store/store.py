@@ -92,7 +92,13 @@ class Store:
     # --- blobs --------------------------------------------------------------------------
 
     def has_blob(self, digest: str) -> bool:
-        """Whether a verified blob with this digest is committed."""
+        """Whether a verified blob with this digest is committed.
+
+        Inside :meth:`lease` the blob is first added to the lease, so a True answer stays true
+        (GC either ran before, and the blob is gone, or sees the lease and keeps it).
+        """
+        if self._leases.active():
+            self._leases.protect(digest)
         return self._blobs.has(digest)
 
     def blob_path(self, digest: str) -> Path:
