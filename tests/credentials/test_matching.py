@@ -321,3 +321,16 @@ def test_index_agrees_with_pairwise_matching_on_any_text(keys: list[str], image:
 def test_matching_never_raises(pattern: str, image: str) -> None:
     assert isinstance(url_matches(pattern, image), bool)
     assert url_match_problem(pattern) is None or isinstance(url_match_problem(pattern), str)
+
+
+def test_which_normalizes_references_like_kubelet() -> None:
+    from ocistore.credentials import normalize_repository
+    from ocistore.errors import InvalidReferenceError
+
+    assert normalize_repository("nginx:1.27") == "docker.io/library/nginx"
+    assert normalize_repository("index.docker.io/user/app@sha256:" + "a" * 64) == (
+        "docker.io/user/app"
+    )
+    assert normalize_repository("localhost:5000/team/app:v1") == "localhost:5000/team/app"
+    with pytest.raises(InvalidReferenceError):
+        normalize_repository("docker.io/Upper/case")
