@@ -18,6 +18,7 @@ from ocistore.errors import (
     InvalidDigestError,
     InvalidImageName,
     InvalidPlatformError,
+    InvalidPullPolicyError,
     InvalidReferenceError,
     LayerFormatError,
     LayerLimitError,
@@ -34,6 +35,9 @@ from ocistore.errors import (
     UnsupportedManifestError,
     UnsupportedMediaTypeError,
 )
+from ocistore.platform import Platform, PlatformMatcher, only, only_strict
+from ocistore.policy import PullPolicy, default_pull_policy
+from ocistore.reference import Reference, apply_default_tag
 
 __all__ = [
     "AuthenticationError",
@@ -50,13 +54,18 @@ __all__ = [
     "InvalidDigestError",
     "InvalidImageName",
     "InvalidPlatformError",
+    "InvalidPullPolicyError",
     "InvalidReferenceError",
     "LayerFormatError",
     "LayerLimitError",
     "ManifestError",
     "ManifestTooLargeError",
     "OciStoreError",
+    "Platform",
+    "PlatformMatcher",
     "PlatformNotFoundError",
+    "PullPolicy",
+    "Reference",
     "RegistryError",
     "RegistryUnavailable",
     "RegistryUnavailableError",
@@ -66,8 +75,12 @@ __all__ = [
     "UnsupportedManifestError",
     "UnsupportedMediaTypeError",
     "__version__",
+    "apply_default_tag",
+    "default_pull_policy",
     "digest_bytes",
     "digest_file",
+    "only",
+    "only_strict",
     "validate_digest",
     "verify_file",
 ]
