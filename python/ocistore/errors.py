@@ -101,6 +101,14 @@ class ManifestTooLargeError(ManifestError):
     """A manifest is over the size limit (4 MiB)."""
 
 
+class AmbiguousManifestError(ManifestError):
+    """A document reads as both an index and a manifest (GHSA-5j5w-g665-5m35)."""
+
+
+class MediaTypeMismatchError(ManifestError):
+    """A document's ``mediaType`` contradicts the Content-Type it was served with."""
+
+
 class PlatformNotFoundError(OciStoreError, LookupError):
     """No manifest in an index matches the requested platform."""
 
