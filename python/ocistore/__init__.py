@@ -23,6 +23,7 @@ from ocistore.errors import (
     InvalidReferenceError,
     LayerFormatError,
     LayerLimitError,
+    LayerWriteError,
     ManifestError,
     ManifestTooLargeError,
     MediaTypeMismatchError,
@@ -37,6 +38,7 @@ from ocistore.errors import (
     UnsupportedManifestError,
     UnsupportedMediaTypeError,
 )
+from ocistore.layer import LayerWriter, UnpackLimits, UnpackStats, unpack_layer
 from ocistore.model import (
     Annotations,
     Compression,
@@ -86,6 +88,8 @@ __all__ = [
     "InvalidReferenceError",
     "LayerFormatError",
     "LayerLimitError",
+    "LayerWriteError",
+    "LayerWriter",
     "Manifest",
     "ManifestError",
     "ManifestTooLargeError",
@@ -101,6 +105,8 @@ __all__ = [
     "RegistryUnavailableError",
     "SecretFormatError",
     "StoreError",
+    "UnpackLimits",
+    "UnpackStats",
     "UnsafeLayerError",
     "UnsupportedManifestError",
     "UnsupportedMediaTypeError",
@@ -121,6 +127,7 @@ __all__ = [
     "parse_manifest",
     "parse_manifest_document",
     "sniff_compression",
+    "unpack_layer",
     "validate_digest",
     "verify_file",
 ]
