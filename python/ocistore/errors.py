@@ -104,6 +104,10 @@ class ImageNotFoundError(StoreError, KeyError):
         return str(self.args[0]) if self.args else "image not found"
 
 
+class LayoutError(StoreError, ValueError):
+    """A directory is not a valid OCI image layout (or holds malformed metadata)."""
+
+
 # --- manifests and registries -----------------------------------------------------------
 
 
