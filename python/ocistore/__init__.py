@@ -63,6 +63,8 @@ from ocistore.model import (
 from ocistore.platform import Platform, PlatformMatcher, only, only_strict
 from ocistore.policy import PullPolicy, default_pull_policy
 from ocistore.reference import Reference, apply_default_tag
+from ocistore.registry.pull import PulledImage, PullEvent, pull, resolve
+from ocistore.registry.push import TransferReport, copy, push
 from ocistore.store import (
     FsckReport,
     GcReport,
@@ -115,8 +117,10 @@ __all__ = [
     "PlatformMatcher",
     "PlatformNotFoundError",
     "PullCredential",
+    "PullEvent",
     "PullPolicy",
     "PullRecord",
+    "PulledImage",
     "Reference",
     "RegistryError",
     "RegistryUnavailable",
@@ -125,6 +129,7 @@ __all__ = [
     "SizeMismatchError",
     "Store",
     "StoreError",
+    "TransferReport",
     "UnpackLimits",
     "UnpackStats",
     "UnsafeLayerError",
@@ -133,6 +138,7 @@ __all__ = [
     "__version__",
     "apply_default_tag",
     "chain_ids",
+    "copy",
     "default_pull_policy",
     "digest_bytes",
     "digest_file",
@@ -146,6 +152,9 @@ __all__ = [
     "parse_index",
     "parse_manifest",
     "parse_manifest_document",
+    "pull",
+    "push",
+    "resolve",
     "sniff_compression",
     "unpack_layer",
     "validate_digest",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ocistore.registry.auth import Authenticator, Challenge, StaticCredential, parse_challenges
 from ocistore.registry.client import FetchedManifest, ManifestHead, RegistryClient
 from ocistore.registry.mirrors import RegistryHost, load_hosts
+from ocistore.registry.session import RegistrySession
 from ocistore.registry.transport import RetryPolicy, Transport
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "ManifestHead",
     "RegistryClient",
     "RegistryHost",
+    "RegistrySession",
     "RetryPolicy",
     "StaticCredential",
     "Transport",
