@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from ocistore._core import __version__
+from ocistore.credentials import Credential, Keyring, docker_registry_secret, url_matches
 from ocistore.digest import Digester, digest_bytes, digest_file, validate_digest, verify_file
 from ocistore.errors import (
     AmbiguousManifestError,
     AuthenticationError,
     BlobNotFoundError,
     CredentialError,
+    CredentialHelperError,
+    CredentialProviderError,
     DigestMismatchError,
     ErrImageInspect,
     ErrImageNeverPull,
@@ -79,7 +82,10 @@ __all__ = [
     "AuthenticationError",
     "BlobNotFoundError",
     "Compression",
+    "Credential",
     "CredentialError",
+    "CredentialHelperError",
+    "CredentialProviderError",
     "Descriptor",
     "DigestMismatchError",
     "Digester",
@@ -101,6 +107,7 @@ __all__ = [
     "InvalidPlatformError",
     "InvalidPullPolicyError",
     "InvalidReferenceError",
+    "Keyring",
     "LayerFormatError",
     "LayerLimitError",
     "LayerWriteError",
@@ -136,6 +143,7 @@ __all__ = [
     "default_pull_policy",
     "digest_bytes",
     "digest_file",
+    "docker_registry_secret",
     "is_index_media_type",
     "is_layer_media_type",
     "is_manifest_media_type",
@@ -148,6 +156,7 @@ __all__ = [
     "parse_manifest_document",
     "sniff_compression",
     "unpack_layer",
+    "url_matches",
     "validate_digest",
     "verify_file",
 ]
