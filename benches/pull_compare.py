@@ -8,7 +8,7 @@ GCC's libraries, /usr/bin, plus a layer of whiteouts and an opaque directory), p
 - ``skopeo copy docker://… oci:…`` and the same followed by ``umoci unpack``;
 - GNU tar extracting the same layer files from local disk (a floor for unpacking).
 
-Each run is a separate process; wall time and its peak RSS (``wait4``) are recorded; medians and
+Each run is a separate process; wall time and its peak RSS (GNU time) are recorded; medians and
 ratios are printed as a markdown table (and JSON with ``--json``). The built layers are cached
 in the work directory. Build the extension with ``maturin develop --release`` first.
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import shutil
 import socket
 import statistics
@@ -194,15 +193,23 @@ def push_image(host: str, meta: dict[str, object], workdir: Path) -> str:
     return f"{host}/bench/realistic:v1"
 
 
-def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one process."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{command[0]} failed ({status}): {' '.join(command)}")
-    return elapsed, usage.ru_maxrss / 1024
+def timed(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one command, measured by GNU time.
+
+    (``wait4`` here would report this process's own size: a forked child starts with it.)
+    """
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+        start = time.perf_counter()
+        done = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", report.name, *command],
+            stdout=subprocess.DEVNULL,
+            check=False,
+        )
+        elapsed = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(f"failed ({done.returncode}): {' '.join(command)}")
+        peak_kib = int(report.read().strip().splitlines()[-1])
+    return elapsed, peak_kib / 1024
 
 
 def main() -> int:
