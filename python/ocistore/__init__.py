@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from ocistore._core import __version__
+from ocistore.credentials import Credential, Keyring, docker_registry_secret, url_matches
 from ocistore.digest import Digester, digest_bytes, digest_file, validate_digest, verify_file
 from ocistore.errors import (
     AmbiguousManifestError,
     AuthenticationError,
     BlobNotFoundError,
     CredentialError,
+    CredentialHelperError,
+    CredentialProviderError,
     DigestMismatchError,
     ErrImageInspect,
     ErrImageNeverPull,
@@ -81,7 +84,10 @@ __all__ = [
     "AuthenticationError",
     "BlobNotFoundError",
     "Compression",
+    "Credential",
     "CredentialError",
+    "CredentialHelperError",
+    "CredentialProviderError",
     "Descriptor",
     "DigestMismatchError",
     "Digester",
@@ -103,6 +109,7 @@ __all__ = [
     "InvalidPlatformError",
     "InvalidPullPolicyError",
     "InvalidReferenceError",
+    "Keyring",
     "LayerFormatError",
     "LayerLimitError",
     "LayerWriteError",
@@ -142,6 +149,7 @@ __all__ = [
     "default_pull_policy",
     "digest_bytes",
     "digest_file",
+    "docker_registry_secret",
     "is_index_media_type",
     "is_layer_media_type",
     "is_manifest_media_type",
@@ -157,6 +165,7 @@ __all__ = [
     "resolve",
     "sniff_compression",
     "unpack_layer",
+    "url_matches",
     "validate_digest",
     "verify_file",
 ]

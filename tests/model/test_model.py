@@ -638,7 +638,7 @@ CONTENT_TYPES = st.sampled_from(
 )
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(
     st.one_of(
         json_values.map(lambda v: {"schemaVersion": 2, **v} if isinstance(v, dict) else v),
@@ -656,7 +656,7 @@ def test_fuzz_only_manifest_errors_escape(document: object, content_type: str | 
     assert parse_manifest_document(parsed.to_json(), parsed.media_type) == parsed
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=200), CONTENT_TYPES)
 def test_fuzz_random_bytes(data: bytes, content_type: str | None) -> None:
     try:
@@ -667,7 +667,7 @@ def test_fuzz_random_bytes(data: bytes, content_type: str | None) -> None:
     assert isinstance(parsed, Manifest | Index)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(json_values)
 def test_fuzz_configs(value: object) -> None:
     document = value if not isinstance(value, dict) else {**CONFIG, **value}

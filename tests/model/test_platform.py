@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ocistore.platform as platform_module
@@ -271,6 +271,7 @@ def test_cpuinfo_variant(architecture: str, cpuinfo: str, expected: str, tmp_pat
     assert platform_module._cpuinfo_variant(architecture, path) == expected
 
 
+@settings(deadline=None)
 @given(st.text(max_size=40))
 def test_parse_never_raises_anything_else(text: str) -> None:
     try:

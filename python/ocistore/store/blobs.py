@@ -13,6 +13,7 @@ import contextlib
 import os
 import stat
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -31,6 +32,7 @@ __all__ = ["BlobStore", "Ingest", "fsync_dir"]
 _CHUNK = 1 << 20
 _READ_ONLY = 0o444
 _ALGORITHMS = ("sha256", "sha512")
+_PARALLEL_MIN = 256 * 1024
 
 # Called once a blob is committed (or found already present): digest, size, media type.
 CommitHook = Callable[[str, int, "str | None"], None]
@@ -179,6 +181,7 @@ class Ingest:
         self._lock_timeout = lock_timeout
         self._lock = blobs.lock(digest)
         self._fd: int | None = None
+        self._executor: ThreadPoolExecutor | None = None
         self._digester = Digester(digest.partition(":")[0])
 
     # --- context ------------------------------------------------------------------------
@@ -235,6 +238,14 @@ class Ingest:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="ocistore-hash")
+        return self._executor
 
     def _require_open(self) -> int:
         if self.done:
@@ -254,10 +265,24 @@ class Ingest:
             raise SizeMismatchError(
                 f"blob {self.digest}: got more than the declared {self.size} bytes"
             )
-        written = 0
-        while written < len(view):
-            written += os.write(fd, view[written:])
-        self._digester.update(view)
+        hashing: Future[None] | None = None
+        if len(view) >= _PARALLEL_MIN:
+            # Both os.write and the Rust hasher release the GIL: hash on a second core while
+            # this thread writes. Small chunks are not worth the hand-off.
+            hashing = self._pool().submit(self._digester.update, view)
+        try:
+            written = 0
+            while written < len(view):
+                written += os.write(fd, view[written:])
+        except BaseException:
+            if hashing is not None:
+                hashing.result()
+            self.abort()  # the digest and the file no longer agree
+            raise
+        if hashing is None:
+            self._digester.update(view)
+        else:
+            hashing.result()
         self.offset += len(view)
 
     def truncate(self) -> None:
