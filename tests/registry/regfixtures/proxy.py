@@ -67,6 +67,14 @@ class Fault:
         return re.search(self.path, seen.path) is not None
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # Clients that give up mid-exchange (the point of many faults) are not errors here.
+        pass
+
+
 class FaultProxy:
     """An HTTP proxy that forwards to ``upstream`` and injects :class:`Fault` rules."""
 
@@ -79,8 +87,7 @@ class FaultProxy:
         self.faults: list[Fault] = []
         self.seen: list[Seen] = []
         self.lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.host = f"127.0.0.1:{self.port}"
