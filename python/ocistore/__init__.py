@@ -18,6 +18,7 @@ from ocistore.errors import (
     InvalidDigestError,
     InvalidImageName,
     InvalidPlatformError,
+    InvalidPullPolicyError,
     InvalidReferenceError,
     LayerFormatError,
     LayerLimitError,
@@ -34,6 +35,8 @@ from ocistore.errors import (
     UnsupportedManifestError,
     UnsupportedMediaTypeError,
 )
+from ocistore.policy import PullPolicy, default_pull_policy
+from ocistore.reference import Reference, apply_default_tag
 
 __all__ = [
     "AuthenticationError",
@@ -50,6 +53,7 @@ __all__ = [
     "InvalidDigestError",
     "InvalidImageName",
     "InvalidPlatformError",
+    "InvalidPullPolicyError",
     "InvalidReferenceError",
     "LayerFormatError",
     "LayerLimitError",
@@ -57,6 +61,8 @@ __all__ = [
     "ManifestTooLargeError",
     "OciStoreError",
     "PlatformNotFoundError",
+    "PullPolicy",
+    "Reference",
     "RegistryError",
     "RegistryUnavailable",
     "RegistryUnavailableError",
@@ -66,6 +72,8 @@ __all__ = [
     "UnsupportedManifestError",
     "UnsupportedMediaTypeError",
     "__version__",
+    "apply_default_tag",
+    "default_pull_policy",
     "digest_bytes",
     "digest_file",
     "validate_digest",

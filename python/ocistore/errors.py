@@ -26,6 +26,10 @@ class InvalidPlatformError(OciStoreError, ValueError):
     """A platform string is not ``os/arch[/variant]``."""
 
 
+class InvalidPullPolicyError(OciStoreError, ValueError):
+    """An ``imagePullPolicy`` is not exactly ``Always``, ``IfNotPresent`` or ``Never``."""
+
+
 # --- content integrity ------------------------------------------------------------------
 
 
