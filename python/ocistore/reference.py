@@ -333,11 +333,13 @@ def _explain_format_error(domain: str, written: str) -> str:
             return f"{ERR_REFERENCE_INVALID_FORMAT}: more than one '@'"
         if not _ANCHORED_DIGEST_RE.fullmatch(digest):
             return (
-                f"{ERR_REFERENCE_INVALID_FORMAT}: digest {digest!r} is not algorithm:hex "
+                f"{ERR_REFERENCE_INVALID_FORMAT}: digest {_quote(digest)} is not algorithm:hex "
                 "with at least 32 hex digits"
             )
     if "/" not in written and written.startswith("[") and _ANCHORED_DOMAIN_RE.fullmatch(written):
-        return f"{ERR_REFERENCE_INVALID_FORMAT}: registry host {written!r} needs a '/repository'"
+        return (
+            f"{ERR_REFERENCE_INVALID_FORMAT}: registry host {_quote(written)} needs a '/repository'"
+        )
     path, colon, after = name_and_tag.rpartition(":")
     tag: str | None = after
     if not colon or "/" in after:
@@ -358,9 +360,9 @@ def _explain_tag(tag: str) -> str | None:
     if len(tag) > TAG_LENGTH_MAX:
         return f"tag is longer than {TAG_LENGTH_MAX} characters"
     if not re.fullmatch(r"\w", tag[0], re.ASCII):
-        return f"tag {tag!r} must start with a letter, digit or '_'"
+        return f"tag {_quote(tag)} must start with a letter, digit or '_'"
     if not re.fullmatch(r"[\w.-]*", tag, re.ASCII):
-        return f"tag {tag!r} may contain only letters, digits, '_', '.' and '-'"
+        return f"tag {_quote(tag)} may contain only letters, digits, '_', '.' and '-'"
     return None
 
 
@@ -371,14 +373,14 @@ def _explain_domain(domain: str) -> str | None:
     if domain.startswith("["):
         end = domain.find("]")
         if end < 0:
-            return f"registry host {domain!r} has an unclosed '['"
+            return f"registry host {_quote(domain)} has an unclosed '['"
         host, rest = domain[: end + 1], domain[end + 1 :]
         if rest:
             if not rest.startswith(":"):
-                return f"registry host {domain!r} has characters after ']'"
+                return f"registry host {_quote(domain)} has characters after ']'"
             port = rest[1:]
         if not re.fullmatch(_IPV6, host, re.ASCII):
-            return f"registry host {host!r} is not an IPv6 address (hex digits and ':' only)"
+            return f"registry host {_quote(host)} is not an IPv6 address (hex digits and ':' only)"
     else:
         host, colon, after = domain.partition(":")
         if colon:
@@ -386,12 +388,12 @@ def _explain_domain(domain: str) -> str | None:
         labels = host.split(".")
         if not all(_DOMAIN_NAME_COMPONENT_RE.fullmatch(label) for label in labels):
             return (
-                f"registry host {host!r} is not a valid host name (letters, digits and '-' "
+                f"registry host {_quote(host)} is not a valid host name (letters, digits and '-' "
                 "between dots, not starting or ending with '-')"
             )
     if port is not None and not re.fullmatch(r"[0-9]+", port, re.ASCII):
-        return f"registry port {port!r} must be a number"
-    return f"invalid registry host {domain!r}"
+        return f"registry port {_quote(port)} must be a number"
+    return f"invalid registry host {_quote(domain)}"
 
 
 def _explain_path(path: str) -> str | None:
@@ -406,16 +408,21 @@ def _explain_path(path: str) -> str | None:
             return ERR_NAME_CONTAINS_UPPERCASE
         if not re.fullmatch(r"[a-z0-9._-]+", component, re.ASCII):
             return (
-                f"repository name component {component!r} may contain only lowercase letters, "
-                "digits and the separators '.', '_', '__', '-'"
+                f"repository name component {_quote(component)} may contain only lowercase "
+                "letters, digits and the separators '.', '_', '__', '-'"
             )
         if not (component[0].isalnum() and component[-1].isalnum()):
             return (
-                f"repository name component {component!r} must start and end with a "
+                f"repository name component {_quote(component)} must start and end with a "
                 "lowercase letter or digit"
             )
         return (
-            f"repository name component {component!r} may separate its parts only by one '.', "
-            "one '_', '__' or a run of '-'"
+            f"repository name component {_quote(component)} may separate its parts only by "
+            "one '.', one '_', '__' or a run of '-'"
         )
     return None
+
+
+def _quote(value: str) -> str:
+    """``repr`` of a piece of user input, cut short so that huge inputs make short errors."""
+    return repr(value if len(value) <= 80 else value[:77] + "...")
