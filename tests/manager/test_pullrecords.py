@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import stat
 from pathlib import Path
 
@@ -10,23 +9,26 @@ import pytest
 
 from ocistore.manager.pullrecords import (
     PullRecords,
-    SecretCoordinates,
-    ServiceAccountCoordinates,
-    TrackedCredential,
     VerificationPolicy,
     parse_allowlist,
     sanitize_image_name,
 )
+from ocistore.store import Store
+from ocistore.store.records import PullCredential
 
 REF = "sha256:" + "a" * 64
-SECRET_A = SecretCoordinates("uid-a", "team-a", "regcred", "hash-a")
-SECRET_B = SecretCoordinates("uid-b", "team-b", "regcred", "hash-b")
+SECRET_A = PullCredential.secret(
+    namespace="team-a", name="regcred", uid="uid-a", credential_hash="a1" * 32
+)
+SECRET_B = PullCredential.secret(
+    namespace="team-b", name="regcred", uid="uid-b", credential_hash="b2" * 32
+)
 
 
 def records(
     tmp_path: Path, policy: str = "NeverVerifyPreloadedImages", **kw: object
 ) -> PullRecords:
-    return PullRecords(tmp_path / "image_manager", policy, **kw)  # type: ignore[arg-type]
+    return PullRecords(Store(tmp_path / "store"), policy, **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -51,7 +53,7 @@ def test_unknown_policy_is_rejected_with_kubelets_message(tmp_path: Path) -> Non
 def test_never_verify_lets_every_pod_use_present_images(tmp_path: Path) -> None:
     rec = records(tmp_path, "NeverVerify")
     rec.record_pull_intent("private:1")
-    rec.record_image_pulled("private:1", REF, TrackedCredential(secret=SECRET_A))
+    rec.record_image_pulled("private:1", REF, SECRET_A)
     assert not rec.must_attempt_pull("private:1", REF, [])
 
 
@@ -64,30 +66,34 @@ def test_preloaded_images_need_no_verification(tmp_path: Path) -> None:
 def test_secret_pulled_image_requires_the_same_credential(tmp_path: Path) -> None:
     rec = records(tmp_path)
     rec.record_pull_intent("private:1")
-    rec.record_image_pulled("private:1", REF, TrackedCredential(secret=SECRET_A))
+    rec.record_image_pulled("private:1", REF, SECRET_A)
     assert rec.must_attempt_pull("private:1", REF, [])  # no credentials: must pull
-    assert rec.must_attempt_pull("private:1", REF, [TrackedCredential(secret=SECRET_B)])
-    assert not rec.must_attempt_pull("private:1", REF, [TrackedCredential(secret=SECRET_A)])
+    assert rec.must_attempt_pull("private:1", REF, [SECRET_B])
+    assert not rec.must_attempt_pull("private:1", REF, [SECRET_A])
 
 
 def test_same_hash_in_another_secret_grants_access_and_is_remembered(tmp_path: Path) -> None:
     rec = records(tmp_path)
-    rec.record_image_pulled("private:1", REF, TrackedCredential(secret=SECRET_A))
-    twin = SecretCoordinates("uid-c", "team-c", "copy", "hash-a")
-    assert not rec.must_attempt_pull("private:1", REF, [TrackedCredential(secret=twin)])
-    record = rec.get(REF)
+    rec.record_image_pulled("private:1", REF, SECRET_A)
+    twin = PullCredential.secret(
+        namespace="team-c", name="copy", uid="uid-c", credential_hash=SECRET_A.credential_hash
+    )
+    assert not rec.must_attempt_pull("private:1", REF, [twin])
+    record = rec.store.pull_record(REF)
     assert record is not None
-    assert twin in record.credential_mapping["private"].kubernetes_secrets
+    assert twin in record.credentials["private"]
 
 
 def test_rotated_secret_keeps_access(tmp_path: Path) -> None:
     rec = records(tmp_path)
-    rec.record_image_pulled("private:1", REF, TrackedCredential(secret=SECRET_A))
-    rotated = SecretCoordinates("uid-a", "team-a", "regcred", "hash-rotated")
-    assert not rec.must_attempt_pull("private:1", REF, [TrackedCredential(secret=rotated)])
-    record = rec.get(REF)
+    rec.record_image_pulled("private:1", REF, SECRET_A)
+    rotated = PullCredential.secret(
+        namespace="team-a", name="regcred", uid="uid-a", credential_hash="c3" * 32
+    )
+    assert not rec.must_attempt_pull("private:1", REF, [rotated])
+    record = rec.store.pull_record(REF)
     assert record is not None
-    assert record.credential_mapping["private"].kubernetes_secrets == [rotated]
+    assert rotated in record.credentials["private"]
 
 
 def test_node_credentials_make_the_image_accessible_to_all(tmp_path: Path) -> None:
@@ -98,11 +104,11 @@ def test_node_credentials_make_the_image_accessible_to_all(tmp_path: Path) -> No
 
 def test_service_account_match(tmp_path: Path) -> None:
     rec = records(tmp_path)
-    account = ServiceAccountCoordinates("sa-uid", "team-a", "builder")
-    rec.record_image_pulled("private:1", REF, TrackedCredential(service_account=account))
-    assert not rec.must_attempt_pull("private:1", REF, [TrackedCredential(service_account=account)])
-    other = ServiceAccountCoordinates("sa-uid-2", "team-a", "builder")
-    assert rec.must_attempt_pull("private:1", REF, [TrackedCredential(service_account=other)])
+    account = PullCredential.service_account(namespace="team-a", name="builder", uid="sa-uid")
+    rec.record_image_pulled("private:1", REF, account)
+    assert not rec.must_attempt_pull("private:1", REF, [account])
+    other = PullCredential.service_account(namespace="team-a", name="builder", uid="sa-uid-2")
+    assert rec.must_attempt_pull("private:1", REF, [other])
 
 
 def test_always_verify_requires_records_even_for_preloaded(tmp_path: Path) -> None:
@@ -144,37 +150,22 @@ def test_intent_survives_a_restart_and_marks_kubelet_pulled(tmp_path: Path) -> N
     assert not again.has_intent("private:1")
 
 
-def test_records_hold_no_secret_and_are_private(tmp_path: Path) -> None:
+def test_intent_files_are_private(tmp_path: Path) -> None:
     rec = records(tmp_path)
-    rec.record_image_pulled("private:1", REF, TrackedCredential(secret=SECRET_A))
-    directory = tmp_path / "image_manager"
+    rec.record_pull_intent("private:1")
+    directory = tmp_path / "store" / "image_manager"
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
-    files = list((directory / "pulled").iterdir())
+    files = list((directory / "pulling").iterdir())
     assert len(files) == 1 and files[0].name.startswith("sha256-")
     assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
-    document = json.loads(files[0].read_text())
-    assert document["imageRef"] == REF
-    secrets = document["credentialMapping"]["private"]["kubernetesSecrets"]
-    assert secrets == [
-        {"uid": "uid-a", "namespace": "team-a", "name": "regcred", "credentialHash": "hash-a"}
-    ]
 
 
-def test_damaged_record_means_verify_again(tmp_path: Path) -> None:
+def test_records_survive_a_new_store_object(tmp_path: Path) -> None:
     rec = records(tmp_path)
-    rec.record_image_pulled("private:1", REF, TrackedCredential(secret=SECRET_A))
-    for path in (tmp_path / "image_manager" / "pulled").iterdir():
-        path.write_text("{not json")
-    assert rec.get(REF) is None
-
-
-def test_prune_unknown(tmp_path: Path) -> None:
-    rec = records(tmp_path)
-    other = "sha256:" + "c" * 64
-    rec.record_image_pulled("a", REF, None)
-    rec.record_image_pulled("b", other, None)
-    assert rec.prune_unknown([REF], until=float("inf")) == 1
-    assert rec.get(REF) is not None and rec.get(other) is None
+    rec.record_image_pulled("private:1", REF, SECRET_A)
+    again = records(tmp_path)
+    assert not again.must_attempt_pull("private:1", REF, [SECRET_A])
+    assert again.must_attempt_pull("private:1", REF, [SECRET_B])
 
 
 def test_policy_values() -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ocistore.errors import OciStoreError
 
 if TYPE_CHECKING:
-    from ocistore.store import Store
+    from ocistore.store import ImageRecord, Store
 
 #: kubelet's ``imageGCHighThresholdPercent`` default.
 DEFAULT_HIGH_THRESHOLD = 85
@@ -98,23 +98,23 @@ class ImageGCManager:
     def candidates(self, in_use: Iterable[str] = ()) -> list[GcCandidate]:
         """Images that may be removed, in eviction order (LRU, then oldest detected)."""
         in_use_set = set(in_use)
-        groups: dict[str, list[object]] = {}
+        groups: dict[str, list[ImageRecord]] = {}
         for record in self.store.images():
             groups.setdefault(record.digest, []).append(record)
         result = []
         for digest, records in groups.items():
-            references = tuple(sorted(str(r.reference) for r in records))
+            references = tuple(sorted(r.reference for r in records))
             if digest in in_use_set or in_use_set.intersection(references):
                 continue
-            if any(bool(getattr(r, "pinned", False)) for r in records):
+            if any(r.pinned for r in records):
                 continue
             result.append(
                 GcCandidate(
                     digest=digest,
                     references=references,
-                    size=max(int(getattr(r, "size", 0) or 0) for r in records),
-                    last_used=max(float(getattr(r, "last_used", 0) or 0) for r in records),
-                    first_detected=min(float(getattr(r, "created", 0) or 0) for r in records),
+                    size=max(r.size for r in records),
+                    last_used=max(r.last_used.timestamp() for r in records),
+                    first_detected=min(r.created.timestamp() for r in records),
                     pinned=False,
                 )
             )

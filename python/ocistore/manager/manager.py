@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from ocistore.credentials import Credential, Keyring
 from ocistore.errors import (
     ErrImageInspect,
     ErrImageNeverPull,
@@ -27,12 +28,7 @@ from ocistore.manager import events
 from ocistore.manager.backoff import Backoff
 from ocistore.manager.events import ImageEvent
 from ocistore.manager.pods import PodImages, load_documents, pod_images, resolve_pull_secrets
-from ocistore.manager.pullrecords import (
-    PullRecords,
-    SecretCoordinates,
-    TrackedCredential,
-    VerificationPolicy,
-)
+from ocistore.manager.pullrecords import PullRecords, VerificationPolicy
 from ocistore.manager.throttle import (
     DEFAULT_REGISTRY_BURST,
     DEFAULT_REGISTRY_PULL_QPS,
@@ -43,6 +39,7 @@ from ocistore.manager.throttle import (
 )
 from ocistore.policy import PullPolicy, default_pull_policy
 from ocistore.reference import Reference
+from ocistore.store.records import PullCredential
 
 logger = logging.getLogger("ocistore.manager")
 
@@ -135,7 +132,7 @@ class ImageManager:
         self.records: PullRecords | None = None
         if image_pull_credentials_verification_policy is not None:
             self.records = PullRecords(
-                Path(store.root) / "image_manager",
+                store,
                 image_pull_credentials_verification_policy,
                 preloaded_images_verification_allowlist,
             )
@@ -168,10 +165,14 @@ class ImageManager:
         namespace: str | None = None,
         pod_name: str | None = None,
         container: str | None = None,
-        service_account: Mapping[str, str] | None = None,
         platform: str | None = None,
+        unpack: str | os.PathLike[str] | None = None,
     ) -> ImageResult:
-        """Makes ``image`` available as kubelet would, or raises an ``ImagePullError``."""
+        """Makes ``image`` available as kubelet would, or raises an ``ImagePullError``.
+
+        ``unpack`` also writes the image's root filesystem there (in the same pass as the
+        download when a pull happens).
+        """
         policy = self._effective_policy(image, pull_policy)
         pod = f"{namespace or 'default'}/{pod_name}" if pod_name else None
         ctx = _Context(image=image, pod=pod, container=container)
@@ -213,12 +214,10 @@ class ImageManager:
                     events.PULLED,
                     events.already_present(image, verified_access=False),
                 )
-                return self._present_result(ctx, reference, image_ref, policy)
-            tracked = [
-                self._tracked(cred, pull_secrets, namespace, service_account)
-                for cred in credentials()
+                return self._present_result(ctx, reference, image_ref, policy, unpack)
+            pod_credentials = [
+                tracked for cred in credentials() if (tracked := _tracked(cred)) is not None
             ]
-            pod_credentials = [t for t in tracked if not t.node_wide]
             if not self.records.must_attempt_pull(image, image_ref, pod_credentials):
                 self._emit(
                     ctx,
@@ -226,7 +225,7 @@ class ImageManager:
                     events.PULLED,
                     events.already_present(image, verified_access=True),
                 )
-                return self._present_result(ctx, reference, image_ref, policy)
+                return self._present_result(ctx, reference, image_ref, policy, unpack)
             if policy is PullPolicy.NEVER:
                 # Deliberately the same message as an absent image: nothing is revealed.
                 message = events.never_pull(image)
@@ -234,15 +233,7 @@ class ImageManager:
                 raise ErrImageNeverPull(message, image=image)
 
         return self._pull(
-            ctx,
-            reference,
-            policy,
-            credentials,
-            pod_uid,
-            pull_secrets,
-            namespace,
-            service_account,
-            platform or self.platform,
+            ctx, reference, policy, credentials, pod_uid, platform or self.platform, unpack
         )
 
     def _effective_policy(self, image: str, pull_policy: PullPolicy | str | None) -> PullPolicy:
@@ -255,8 +246,15 @@ class ImageManager:
         return PullPolicy.parse(pull_policy)
 
     def _present_result(
-        self, ctx: _Context, reference: Reference, digest: str, policy: PullPolicy
+        self,
+        ctx: _Context,
+        reference: Reference,
+        digest: str,
+        policy: PullPolicy,
+        unpack: str | os.PathLike[str] | None,
     ) -> ImageResult:
+        if unpack is not None:
+            self.store.unpack(reference, unpack)
         record = self.store.find_image(reference)
         size = int(record.size) if record is not None else 0
         with contextlib.suppress(OciStoreError):
@@ -281,10 +279,8 @@ class ImageManager:
         policy: PullPolicy,
         credentials: Callable[[], list[Any]],
         pod_uid: str | None,
-        pull_secrets: Sequence[Mapping[str, Any]],
-        namespace: str | None,
-        service_account: Mapping[str, str] | None,
         platform: str | None,
+        unpack: str | os.PathLike[str] | None,
     ) -> ImageResult:
         image = ctx.image
         key = f"{pod_uid or ''}_{image}"
@@ -309,7 +305,7 @@ class ImageManager:
                 waited_until = self.clock()
                 outcome, _shared = self._flight.do(
                     f"{reference}|{platform or ''}",
-                    lambda: self._pull_with_credentials(reference, credentials(), platform),
+                    lambda: self._pull_with_credentials(reference, credentials(), platform, unpack),
                 )
         except (OciStoreError, PullQPSExceeded, OSError) as error:
             reason_cls, message = _classify_pull_error(image, error)
@@ -332,12 +328,7 @@ class ImageManager:
         )
         self._backoff.gc(finished)
         if self.records is not None:
-            tracked = (
-                self._tracked(outcome.credential, pull_secrets, namespace, service_account)
-                if outcome.credential is not None
-                else None
-            )
-            self.records.record_image_pulled(image, outcome.digest, tracked)
+            self.records.record_image_pulled(image, outcome.digest, _tracked(outcome.credential))
         return ImageResult(
             image=image,
             reference=str(reference),
@@ -351,20 +342,28 @@ class ImageManager:
         )
 
     def _pull_with_credentials(
-        self, reference: Reference, credentials: list[Any], platform: str | None
+        self,
+        reference: Reference,
+        credentials: list[Credential],
+        platform: str | None,
+        unpack: str | os.PathLike[str] | None,
     ) -> _PullOutcome:
         """kubelet's CRI pull: no credentials → one anonymous pull; else each in order."""
-        puller = self._puller
-        if puller is None:
-            from ocistore.registry import pull as puller
+        puller = self._puller or _registry_pull
         if not credentials:
-            pulled = puller(str(reference), store=self.store, platform=platform, auth=None)
+            pulled = puller(
+                str(reference), store=self.store, platform=platform, auth=None, unpack=unpack
+            )
             return _PullOutcome(pulled.digest, None, int(pulled.bytes_downloaded))
         errors: list[OciStoreError] = []
         for credential in credentials:
             try:
                 pulled = puller(
-                    str(reference), store=self.store, platform=platform, auth=_Only(credential)
+                    str(reference),
+                    store=self.store,
+                    platform=platform,
+                    auth=_Only(credential),
+                    unpack=unpack,
                 )
             except OciStoreError as error:
                 errors.append(error)
@@ -383,8 +382,6 @@ class ImageManager:
     def _lookup_credentials(
         self, reference: Reference, pull_secrets: Sequence[Mapping[str, Any]]
     ) -> list[Any]:
-        from ocistore.credentials import Keyring
-
         keyring = self.keyring
         if pull_secrets:
             secrets_keyring = Keyring.from_secrets(list(pull_secrets))
@@ -392,28 +389,6 @@ class ImageManager:
         if keyring is None:
             return []
         return list(keyring.lookup(reference.name))
-
-    def _tracked(
-        self,
-        credential: Any,
-        pull_secrets: Sequence[Mapping[str, Any]],
-        namespace: str | None,
-        service_account: Mapping[str, str] | None,
-    ) -> TrackedCredential:
-        secret_name = getattr(credential, "secret_name", None)
-        if secret_name:
-            for secret in pull_secrets:
-                meta = secret.get("metadata") or {}
-                if meta.get("name") == secret_name:
-                    return TrackedCredential(
-                        secret=SecretCoordinates(
-                            uid=str(meta.get("uid", "")),
-                            namespace=str(meta.get("namespace") or namespace or "default"),
-                            name=str(secret_name),
-                            credential_hash=str(getattr(credential, "hash", "")),
-                        )
-                    )
-        return TrackedCredential()
 
     # --- pods ---------------------------------------------------------------------------
 
@@ -469,6 +444,25 @@ class _Only:
 
     def lookup(self, image: str) -> list[Any]:
         return [self._credential]
+
+
+def _tracked(credential: Credential | None) -> PullCredential | None:
+    """The pull-record form of a pod's credential; None for node-wide ones (no Source)."""
+    if credential is None or credential.source.kind != "secret":
+        return None
+    source = credential.source
+    return PullCredential.secret(
+        namespace=source.namespace,
+        name=source.name,
+        uid=source.uid,
+        credential_hash=credential.hash,
+    )
+
+
+def _registry_pull(reference: str, **options: Any) -> Any:
+    from ocistore.registry import pull
+
+    return pull(reference, **options)
 
 
 def _source_name(credential: Any) -> str | None:
