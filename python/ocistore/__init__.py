@@ -66,6 +66,8 @@ from ocistore.model import (
 from ocistore.platform import Platform, PlatformMatcher, only, only_strict
 from ocistore.policy import PullPolicy, default_pull_policy
 from ocistore.reference import Reference, apply_default_tag
+from ocistore.registry.pull import PulledImage, PullEvent, pull, resolve
+from ocistore.registry.push import TransferReport, copy, push
 from ocistore.store import (
     FsckReport,
     GcReport,
@@ -122,8 +124,10 @@ __all__ = [
     "PlatformMatcher",
     "PlatformNotFoundError",
     "PullCredential",
+    "PullEvent",
     "PullPolicy",
     "PullRecord",
+    "PulledImage",
     "Reference",
     "RegistryError",
     "RegistryUnavailable",
@@ -132,6 +136,7 @@ __all__ = [
     "SizeMismatchError",
     "Store",
     "StoreError",
+    "TransferReport",
     "UnpackLimits",
     "UnpackStats",
     "UnsafeLayerError",
@@ -140,6 +145,7 @@ __all__ = [
     "__version__",
     "apply_default_tag",
     "chain_ids",
+    "copy",
     "default_pull_policy",
     "digest_bytes",
     "digest_file",
@@ -154,6 +160,9 @@ __all__ = [
     "parse_index",
     "parse_manifest",
     "parse_manifest_document",
+    "pull",
+    "push",
+    "resolve",
     "sniff_compression",
     "unpack_layer",
     "url_matches",

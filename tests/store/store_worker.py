@@ -3,7 +3,7 @@
 ``pull ROOT MARKER SEED...``: store the images of the given seeds (as a puller would), writing
 one marker line per blob it actually had to write. ``crash ROOT SEED KILL_AT``: run a seeded
 workload and SIGKILL itself just before its KILL_AT-th file-system or SQL operation (-1: never);
-prints the number of operations it performed when it survives.
+prints the number of operations it performed and the bytes it resumed when it survives.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ocistore.imagebuild import BuiltImage, build_image
 from ocistore.store import PullCredential, Store
 
 CHUNK = 16 * 1024
+resumed_bytes = 0
 
 
 def seeded_bytes(seed: int, size: int) -> bytes:
@@ -39,11 +40,13 @@ def image_for(seed: int, *, big: int = 96 * 1024) -> BuiltImage:
 
 def store_image(store: Store, image: BuiltImage, ref: str, marker: Path | None) -> None:
     """Ingests every blob in chunks like a download would, then records the image."""
+    global resumed_bytes
     with store.lease():
         for digest, (media_type, data) in image.blobs().items():
             with store.ingest(digest, len(data), media_type=media_type) as ingest:
                 if ingest.done:
                     continue
+                resumed_bytes += ingest.offset
                 if marker is not None:
                     with marker.open("a") as out:
                         out.write(f"{digest}\n")
@@ -112,7 +115,7 @@ def crash(root: str, seed: int, kill_at: int) -> None:
         store.remove(old)
     if rng.random() < 0.4:
         store.gc(ingest_max_age=3600)
-    print(_ops)
+    print(_ops, resumed_bytes)
 
 
 if __name__ == "__main__":

@@ -52,12 +52,13 @@ def test_sigkill_at_seeded_points_leaves_a_repairable_store(tmp_path: Path) -> N
     Store(root).close()
     probe = run_worker(tmp_path / "probe", 1, -1)
     assert probe.returncode == 0, probe.stderr
-    operations = int(probe.stdout.split()[-1])
+    operations = int(probe.stdout.split()[0])
     assert operations > 50
     rng = random.Random(2535)
     kills = 0
     seed = 10
     repaired_kinds: set[ProblemKind] = set()
+    resumed = 0
     while kills < KILLS:
         seed += 1
         kill_at = rng.randint(1, operations)
@@ -82,6 +83,7 @@ def test_sigkill_at_seeded_points_leaves_a_repairable_store(tmp_path: Path) -> N
         # The interrupted work completes when run again (partials are resumed).
         again = run_worker(root, seed, -1)
         assert again.returncode == 0, again.stderr
+        resumed += int(again.stdout.split()[1])
         assert_no_bad_blob_visible(root)
     store = Store(root)
     assert store.fsck(repair=True).ok
@@ -90,4 +92,5 @@ def test_sigkill_at_seeded_points_leaves_a_repairable_store(tmp_path: Path) -> N
     assert len(store.images()) >= 2
     # Kill points must have hit the interesting windows, not only the quiet ones.
     assert repaired_kinds & {ProblemKind.LEFTOVER_INGEST, ProblemKind.STALE_LEASE}
-    print(f"kill points tried: {kills}; problems repaired: {sorted(repaired_kinds)}")
+    assert resumed > 0, "no rerun resumed a partial download"
+    print(f"kill points: {kills}; bytes resumed: {resumed}; repaired: {sorted(repaired_kinds)}")

@@ -93,7 +93,17 @@ def test_lease_of_a_killed_process_expires(store: Store, tmp_path: Path) -> None
     assert proc.returncode == -9
     report = store.gc()
     assert report.removed_blobs == [digest_bytes(b"orphaned by a crash")]
-    assert store.fsck().ok
+    assert list(store.leases_dir.iterdir()) == []
+    fsck = store.fsck()
+    assert fsck.ok and fsck.problems == []
+
+
+def test_has_blob_inside_a_lease_protects_the_blob(store: Store) -> None:
+    digest = store.put_blob(b"already here from an earlier pull")
+    with store.lease():
+        assert store.has_blob(digest)  # a puller decides to reuse it...
+        assert Store(store.root).gc().removed_blobs == []  # ...so GC elsewhere must keep it
+    assert Store(store.root).gc().removed_blobs == [digest]
 
 
 def test_in_progress_ingest_is_never_touched(store: Store) -> None:

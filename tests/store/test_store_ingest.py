@@ -253,3 +253,11 @@ def test_store_root_defaults_to_the_environment(
     monkeypatch.setenv("OCISTORE_ROOT", str(tmp_path / "envroot"))
     assert Store().root == tmp_path / "envroot"
     assert (tmp_path / "envroot" / "index.db").is_file()
+
+
+def test_store_root_defaults_to_the_user_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OCISTORE_ROOT", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert Store().root == tmp_path / "xdg" / "ocistore"

@@ -175,6 +175,24 @@ def test_symlinked_blob_is_refused(tmp_path: Path, small_image: BuiltImage) -> N
     assert store.images() == []
 
 
+@pytest.mark.parametrize("victim", ["config", "index.json"])
+def test_fifo_in_a_layout_is_refused_without_hanging(
+    tmp_path: Path, small_image: BuiltImage, victim: str
+) -> None:
+    layout = tmp_path / "layout"
+    write_plain_layout(small_image, layout, "example.com/app:v1")
+    if victim == "config":
+        target = layout / "blobs" / "sha256" / small_image.config_digest.split(":")[1]
+    else:
+        target = layout / "index.json"
+    target.unlink()
+    os.mkfifo(target)
+    store = Store(tmp_path / "store")
+    with pytest.raises(LayoutError, match="not a regular file"):
+        store.import_layout(layout)
+    assert store.images() == []
+
+
 @pytest.mark.parametrize(
     ("files", "message"),
     [

@@ -266,6 +266,24 @@ class _Checker:
             self.found(ProblemKind.STALE_LEASE, lease_id, "owner process is gone", self.repair)
 
 
+def _index_pass(store: Store, checker: _Checker, hashed_sizes: dict[str, int]) -> _Checker:
+    """Cross-checks leases and the index against the blobs now on disk (a fresh checker)."""
+    result = _Checker(store, checker.repair)
+    transaction = store.index.write() if checker.repair else store.index.read()
+    with transaction as conn:
+        result.check_leases(conn)
+        # Re-list after hashing: GC or an ingest may have changed the set meanwhile. Blobs
+        # committed after the scan were verified by their ingest; count them as sound.
+        current = {d: p for d, p in store.blobs.files() if d is not None}
+        sound = {d: s for d, s in hashed_sizes.items() if d in current}
+        for digest, path in current.items():
+            if digest not in checker.hashed:
+                with contextlib.suppress(FileNotFoundError):
+                    sound[digest] = path.stat().st_size
+        result.check_index(conn, sound)
+    return result
+
+
 def check_store(store: Store, *, repair: bool) -> FsckReport:
     """Implements :meth:`Store.fsck`."""
     checker = _Checker(store, repair)
@@ -274,16 +292,14 @@ def check_store(store: Store, *, repair: bool) -> FsckReport:
     checker.check_ingests()
     checker.check_unpacked()
     sound = checker.check_blob_files()
-    transaction = store.index.write() if repair else store.index.read()
-    with transaction as conn:
-        checker.check_leases(conn)
-        # Re-list after hashing: GC or an ingest may have changed the set meanwhile. Blobs
-        # committed after the scan were verified by their ingest; count them as sound.
-        current = {d: p for d, p in store.blobs.files() if d is not None}
-        sound = {d: s for d, s in sound.items() if d in current}
-        for digest, path in current.items():
-            if digest not in checker.hashed:
-                with contextlib.suppress(FileNotFoundError):
-                    sound[digest] = path.stat().st_size
-        checker.check_index(conn, sound)
+    first = _index_pass(store, checker, sound)
+    problems = first.report.problems
+    if problems and not repair:
+        # A read-only pass can catch another process between two steps (a lease closed after
+        # our snapshot, a blob indexed just after it). Real problems persist: keep those.
+        second = _index_pass(store, checker, sound)
+        persisting = {(p.kind, p.subject) for p in second.report.problems}
+        problems = [p for p in problems if (p.kind, p.subject) in persisting]
+    checker.report.problems.extend(problems)
+    checker.report.unreferenced_blobs = first.report.unreferenced_blobs
     return checker.report

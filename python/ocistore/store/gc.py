@@ -44,6 +44,9 @@ def live_blobs(store: Store, conn: sqlite3.Connection) -> set[str]:
             roots.update(digests)
         else:
             store.index.remove_lease(lease_id, conn)
+            stale = FileLock(store.leases_dir / f"{lease_id}.lock")
+            if stale.acquire(blocking=False):
+                stale.release(unlink=True)
     edges: dict[str, list[str]] = {}
     for parent, child in store.index.refs(conn):
         edges.setdefault(parent, []).append(child)

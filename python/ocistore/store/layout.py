@@ -14,11 +14,12 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ocistore.digest import digest_bytes, validate_digest
 from ocistore.errors import (
@@ -159,14 +160,33 @@ class LayoutWriter:
         _atomic_write(self.path / "index.json", json.dumps(document, indent=2).encode())
 
 
+def _open_regular(path: Path, missing: str) -> BinaryIO:
+    """Opens a layout file for reading: no symlinks, no FIFOs or devices (they could hang)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise BlobNotFoundError(missing) from None
+    except OSError as exc:
+        raise LayoutError(f"{path} cannot be read: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LayoutError(f"{path} is not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+def _read_bounded(path: Path, limit: int, missing: str) -> bytes:
+    with _open_regular(path, missing) as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise LayoutError(f"{path} is over the {limit}-byte limit")
+    return data
+
+
 def _load_json(path: Path, what: str) -> dict[str, Any]:
     try:
-        with path.open("rb") as handle:
-            data = handle.read(_MAX_INDEX_JSON + 1)
-    except FileNotFoundError:
+        data = _read_bounded(path, _MAX_INDEX_JSON, what)
+    except BlobNotFoundError:
         raise LayoutError(f"{path.parent} is not an OCI image layout: no {what}") from None
-    if len(data) > _MAX_INDEX_JSON:
-        raise LayoutError(f"{path} is over {_MAX_INDEX_JSON} bytes")
     try:
         document = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -230,30 +250,15 @@ def _copy_in(
         if ingest.done:
             return
         ingest.truncate()
-        try:
-            fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise BlobNotFoundError(f"layout {layout} lacks blob {digest}") from None
-        except OSError as exc:
-            raise LayoutError(f"layout blob {digest} cannot be read: {exc}") from None
-        with os.fdopen(fd, "rb") as handle:
+        with _open_regular(source, f"layout {layout} lacks blob {digest}") as handle:
             while chunk := handle.read(_COPY_CHUNK):
-                ingest.write(chunk)
+                ingest.write(chunk)  # bounded: more than the declared size is refused
         ingest.commit()
 
 
 def _read_layout_blob(layout: Path, digest: str, limit: int) -> bytes:
     source = _blob_path(layout, digest)
-    try:
-        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise BlobNotFoundError(f"layout {layout} lacks blob {digest}") from None
-    except OSError as exc:
-        raise LayoutError(f"layout blob {digest} cannot be read: {exc}") from None
-    with os.fdopen(fd, "rb") as handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise LayoutError(f"layout blob {digest} is over the {limit}-byte limit")
+    data = _read_bounded(source, limit, f"layout {layout} lacks blob {digest}")
     actual = digest_bytes(data, digest.partition(":")[0])
     if actual != digest:
         raise DigestMismatchError(f"layout blob {digest} hashes to {actual}", digest, actual)
@@ -294,11 +299,10 @@ def import_layout(
     marker = _load_json(path / "oci-layout", "oci-layout")
     if not isinstance(marker.get("imageLayoutVersion"), str):
         raise LayoutError(f"{path}/oci-layout has no imageLayoutVersion")
-    index_bytes = (path / "index.json").read_bytes() if (path / "index.json").is_file() else None
-    if index_bytes is None:
-        raise LayoutError(f"{path} is not an OCI image layout: no index.json")
-    if len(index_bytes) > _MAX_INDEX_JSON:
-        raise LayoutError(f"{path}/index.json is over {_MAX_INDEX_JSON} bytes")
+    try:
+        index_bytes = _read_bounded(path / "index.json", _MAX_INDEX_JSON, "index.json")
+    except BlobNotFoundError:
+        raise LayoutError(f"{path} is not an OCI image layout: no index.json") from None
     top = content.parse_index(index_bytes, None)
     records: list[ImageRecord] = []
     with store.lease():

@@ -16,6 +16,7 @@ from ocistore.errors import (
     ImageNotFoundError,
     ManifestError,
 )
+from ocistore.layer import UnpackLimits
 from ocistore.model import ImageConfig, Index, Manifest
 from ocistore.reference import Reference
 from ocistore.store import content
@@ -91,7 +92,13 @@ class Store:
     # --- blobs --------------------------------------------------------------------------
 
     def has_blob(self, digest: str) -> bool:
-        """Whether a verified blob with this digest is committed."""
+        """Whether a verified blob with this digest is committed.
+
+        Inside :meth:`lease` the blob is first added to the lease, so a True answer stays true
+        (GC either ran before, and the blob is gone, or sees the lease and keeps it).
+        """
+        if self._leases.active():
+            self._leases.protect(digest)
         return self._blobs.has(digest)
 
     def blob_path(self, digest: str) -> Path:
@@ -393,11 +400,23 @@ class Store:
 
     # --- unpack, GC, fsck, layouts ------------------------------------------------------
 
-    def unpack(self, ref: Reference | str, dest: str | os.PathLike[str] | None = None) -> Path:
-        """The root filesystem of an image: its layers applied in order, diff_ids verified."""
+    def unpack(
+        self,
+        ref: Reference | str,
+        dest: str | os.PathLike[str] | None = None,
+        *,
+        limits: UnpackLimits | None = None,
+    ) -> Path:
+        """The root filesystem of an image: its layers applied in order, diff_ids verified.
+
+        Without ``dest`` the tree is cached under ``unpacked/<chain id>`` (shared by images with
+        the same layers, removed by :meth:`gc` when no image uses it); with ``dest`` it is
+        built there (the directory must not exist or be empty).
+        """
         from ocistore.store.unpack import unpack_image
 
-        return unpack_image(self, self.image(ref), None if dest is None else Path(dest))
+        dest_path = None if dest is None else Path(dest)
+        return unpack_image(self, self.image(ref), dest_path, limits)
 
     def gc(self, *, dry_run: bool = False, ingest_max_age: float = 24 * 3600) -> GcReport:
         """Deletes blobs and unpacked trees no image, pin or live lease references."""

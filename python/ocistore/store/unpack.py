@@ -9,13 +9,13 @@ complete, keyed by the top layer's ChainID so images with the same layers share 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ocistore.errors import BlobNotFoundError, ManifestError, StoreError
+from ocistore.layer import UnpackLimits, unpack_layer
 from ocistore.store import content
 from ocistore.store.gc import TMP_PREFIX, remove_tree, unpack_dir_name, unpack_lock_path
 from ocistore.store.locks import FileLock
@@ -27,15 +27,9 @@ if TYPE_CHECKING:
 __all__ = ["unpack_image"]
 
 
-def _engine() -> Any:
-    # The Rust layer engine lands separately; import it when first needed.
-    try:
-        return importlib.import_module("ocistore.layer")
-    except ImportError as exc:
-        raise StoreError(f"the layer engine is not available: {exc}") from exc
-
-
-def _apply_layers(store: Store, record: ImageRecord, target: Path) -> None:
+def _apply_layers(
+    store: Store, record: ImageRecord, target: Path, limits: UnpackLimits | None
+) -> None:
     manifest = store.manifest(record.digest)
     if not content.is_image_config(manifest.config.media_type):
         raise ManifestError(
@@ -48,13 +42,15 @@ def _apply_layers(store: Store, record: ImageRecord, target: Path) -> None:
         if not path.is_file():
             raise BlobNotFoundError(f"{record.reference}: layer {layer.digest} is not in the store")
         # The blob was verified when committed (fsck re-checks); the diff_id check is new.
-        _engine().unpack_layer(path, target, layer.media_type, diff_id=diff_id)
+        unpack_layer(path, target, layer.media_type, diff_id=diff_id, limits=limits)
 
 
-def unpack_image(store: Store, record: ImageRecord, dest: Path | None) -> Path:
+def unpack_image(
+    store: Store, record: ImageRecord, dest: Path | None, limits: UnpackLimits | None = None
+) -> Path:
     """Implements :meth:`Store.unpack`."""
     if dest is not None:
-        return _unpack_to(store, record, dest)
+        return _unpack_to(store, record, dest, limits)
     name = unpack_dir_name(record.chain_id or f"empty-{record.digest}")
     final = store.unpacked_dir / name
     with FileLock(unpack_lock_path(store, name)):
@@ -63,7 +59,7 @@ def unpack_image(store: Store, record: ImageRecord, dest: Path | None) -> Path:
         tmp = store.unpacked_dir / f"{TMP_PREFIX}{name}.{uuid.uuid4().hex[:12]}"
         tmp.mkdir()
         try:
-            _apply_layers(store, record, tmp)
+            _apply_layers(store, record, tmp, limits)
             os.rename(tmp, final)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -72,7 +68,7 @@ def unpack_image(store: Store, record: ImageRecord, dest: Path | None) -> Path:
     return final
 
 
-def _unpack_to(store: Store, record: ImageRecord, dest: Path) -> Path:
+def _unpack_to(store: Store, record: ImageRecord, dest: Path, limits: UnpackLimits | None) -> Path:
     if dest.exists():
         if not dest.is_dir() or any(dest.iterdir()):
             raise StoreError(f"unpack destination {dest} exists and is not an empty directory")
@@ -81,7 +77,7 @@ def _unpack_to(store: Store, record: ImageRecord, dest: Path) -> Path:
     tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.tmp"
     tmp.mkdir()
     try:
-        _apply_layers(store, record, tmp)
+        _apply_layers(store, record, tmp, limits)
         os.rename(tmp, dest)
     except BaseException:
         with contextlib.suppress(OSError):
