@@ -114,6 +114,7 @@ class ImageManager:
         preloaded_images_verification_allowlist: Sequence[str] = (),
         on_event: EventSink | None = None,
         platform: str | None = None,
+        pull_options: Mapping[str, Any] | None = None,
         puller: Callable[..., Any] | None = None,
     ) -> None:
         self.store = store
@@ -129,6 +130,7 @@ class ImageManager:
         self._qps = TokenBucket(registry_pull_qps, registry_burst, clock)
         self._flight: SingleFlight[_PullOutcome] = SingleFlight()
         self._puller = puller
+        self.pull_options = dict(pull_options or {})
         self.records: PullRecords | None = None
         if image_pull_credentials_verification_policy is not None:
             self.records = PullRecords(
@@ -167,6 +169,7 @@ class ImageManager:
         container: str | None = None,
         platform: str | None = None,
         unpack: str | os.PathLike[str] | None = None,
+        progress: Callable[[Any], None] | None = None,
     ) -> ImageResult:
         """Makes ``image`` available as kubelet would, or raises an ``ImagePullError``.
 
@@ -232,9 +235,10 @@ class ImageManager:
                 self._emit(ctx, "Warning", events.ERR_IMAGE_NEVER_PULL, message)
                 raise ErrImageNeverPull(message, image=image)
 
-        return self._pull(
-            ctx, reference, policy, credentials, pod_uid, platform or self.platform, unpack
-        )
+        options = {**self.pull_options, "platform": platform or self.platform, "unpack": unpack}
+        if progress is not None:
+            options["progress"] = progress
+        return self._pull(ctx, reference, policy, credentials, pod_uid, options)
 
     def _effective_policy(self, image: str, pull_policy: PullPolicy | str | None) -> PullPolicy:
         if self.always_pull_images:
@@ -279,8 +283,7 @@ class ImageManager:
         policy: PullPolicy,
         credentials: Callable[[], list[Any]],
         pod_uid: str | None,
-        platform: str | None,
-        unpack: str | os.PathLike[str] | None,
+        options: Mapping[str, Any],
     ) -> ImageResult:
         image = ctx.image
         key = f"{pod_uid or ''}_{image}"
@@ -304,8 +307,8 @@ class ImageManager:
             with self._slots:
                 waited_until = self.clock()
                 outcome, _shared = self._flight.do(
-                    f"{reference}|{platform or ''}",
-                    lambda: self._pull_with_credentials(reference, credentials(), platform, unpack),
+                    f"{reference}|{options.get('platform') or ''}",
+                    lambda: self._pull_with_credentials(reference, credentials(), options),
                 )
         except (OciStoreError, PullQPSExceeded, OSError) as error:
             reason_cls, message = _classify_pull_error(image, error)
@@ -345,26 +348,17 @@ class ImageManager:
         self,
         reference: Reference,
         credentials: list[Credential],
-        platform: str | None,
-        unpack: str | os.PathLike[str] | None,
+        options: Mapping[str, Any],
     ) -> _PullOutcome:
         """kubelet's CRI pull: no credentials → one anonymous pull; else each in order."""
         puller = self._puller or _registry_pull
         if not credentials:
-            pulled = puller(
-                str(reference), store=self.store, platform=platform, auth=None, unpack=unpack
-            )
+            pulled = puller(str(reference), store=self.store, auth=None, **options)
             return _PullOutcome(pulled.digest, None, int(pulled.bytes_downloaded))
         errors: list[OciStoreError] = []
         for credential in credentials:
             try:
-                pulled = puller(
-                    str(reference),
-                    store=self.store,
-                    platform=platform,
-                    auth=_Only(credential),
-                    unpack=unpack,
-                )
+                pulled = puller(str(reference), store=self.store, auth=_Only(credential), **options)
             except OciStoreError as error:
                 errors.append(error)
                 continue
@@ -460,7 +454,7 @@ def _tracked(credential: Credential | None) -> PullCredential | None:
 
 
 def _registry_pull(reference: str, **options: Any) -> Any:
-    from ocistore.registry import pull
+    from ocistore.registry.pull import pull
 
     return pull(reference, **options)
 
