@@ -29,7 +29,7 @@ from ocistore.policy import PullPolicy
 from ocistore.registry import RetryPolicy
 from ocistore.store import Store
 
-from .conftest import ManagerRegistries
+from conftest import ManagerRegistries
 
 
 class FakeClock:

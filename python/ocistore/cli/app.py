@@ -49,16 +49,31 @@ class State:
 pass_state = click.make_pass_decorator(State)
 
 
+def _causes(error: BaseException) -> list[BaseException]:
+    chain = [error]
+    while chain[-1].__cause__ is not None and len(chain) < 10:
+        chain.append(chain[-1].__cause__)
+    return chain
+
+
 def _hint(error: BaseException) -> str | None:
-    if isinstance(error, AuthenticationError):
-        return (
-            "check the credentials for this registry: --docker-config FILE, --secret FILE, "
-            "or `ocistore auth which IMAGE` to see which entry matches"
-        )
-    if isinstance(error, RegistryUnavailableError):
-        return "is the registry reachable from here? (mirrors: --hosts-dir)"
-    if isinstance(error, PlatformNotFoundError):
-        return "choose one of the listed platforms with --platform os/arch[/variant]"
+    tried = getattr(error, "credential_sources", None)
+    for cause in _causes(error):
+        if isinstance(cause, AuthenticationError):
+            if tried is not None:
+                what = ", ".join(tried) if tried else "none matched, so the pull was anonymous"
+                return (
+                    f"credentials tried: {what}. Add one with --secret FILE or "
+                    "--docker-config FILE; `ocistore auth which IMAGE` explains the matching"
+                )
+            return (
+                "check the credentials for this registry: --docker-config FILE, --secret FILE, "
+                "or `ocistore auth which IMAGE` to see which entry matches"
+            )
+        if isinstance(cause, RegistryUnavailableError):
+            return "is the registry reachable from here? (mirrors: --hosts-dir)"
+        if isinstance(cause, PlatformNotFoundError):
+            return "choose one of the listed platforms with --platform os/arch[/variant]"
     if isinstance(error, ImagePullError) and error.reason == "ErrImageNeverPull":
         return "pull it first, or use --policy IfNotPresent"
     return None

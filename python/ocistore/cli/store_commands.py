@@ -88,7 +88,9 @@ def inspect(state: State, image: str) -> None:
         platform = entry["platform"] or {}
         assert isinstance(platform, dict)
         name = "/".join(
-            str(p) for p in (platform.get("os"), platform.get("architecture"), platform.get("variant")) if p
+            str(p)
+            for p in (platform.get("os"), platform.get("architecture"), platform.get("variant"))
+            if p
         )
         out.result(None, f"  available: {name or 'unknown'} {entry['digest']}")
 
@@ -151,13 +153,10 @@ def fsck(state: State, ctx: click.Context, repair: bool) -> None:
         f"{p.kind}: {p.subject}: {p.detail}" + (" (repaired)" if p.repaired else "")
         for p in report.problems
     ]
-    summary = (
-        f"checked {report.blobs_checked} blobs ({human_size(report.bytes_checked)}): "
-        + ("ok" if report.ok else f"{len(report.unrepaired)} problems")
+    summary = f"checked {report.blobs_checked} blobs ({human_size(report.bytes_checked)}): " + (
+        "ok" if report.ok else f"{len(report.unrepaired)} problems"
     )
-    state.output.result(
-        {"ok": report.ok, "report": report}, "\n".join([*lines, summary])
-    )
+    state.output.result({"ok": report.ok, "report": report}, "\n".join([*lines, summary]))
     if not report.ok:
         ctx.exit(1)
 
@@ -217,5 +216,6 @@ def import_(state: State, layout: Path, name: str | None) -> None:
     """
     records = state.store.import_layout(layout, name)
     state.output.result(
-        records, "\n".join(f"Imported {r.reference} {r.digest}" for r in records) or "Nothing imported"
+        records,
+        "\n".join(f"Imported {r.reference} {r.digest}" for r in records) or "Nothing imported",
     )

@@ -37,6 +37,7 @@ from ocistore.manager.throttle import (
     SingleFlight,
     TokenBucket,
 )
+from ocistore.platform import Platform
 from ocistore.policy import PullPolicy, default_pull_policy
 from ocistore.reference import Reference
 from ocistore.store.records import PullCredential
@@ -195,6 +196,10 @@ class ImageManager:
                 message = events.inspect_failed(image, str(error))
                 self._emit(ctx, "Warning", events.INSPECT_FAILED, message)
                 raise ErrImageInspect(message, image=image) from error
+            if record is not None and not _same_platform(
+                record.platform, platform or self.platform
+            ):
+                record = None  # present, but for another platform than the one asked for
             image_ref = record.digest if record is not None else ""
             if not image_ref and policy is PullPolicy.NEVER:
                 message = events.never_pull(image)
@@ -451,6 +456,13 @@ def _tracked(credential: Credential | None) -> PullCredential | None:
         uid=source.uid,
         credential_hash=credential.hash,
     )
+
+
+def _same_platform(recorded: str | None, wanted: str | None) -> bool:
+    """Whether a stored image serves the platform asked for (no request: any)."""
+    if wanted is None or recorded is None:
+        return True
+    return str(Platform.parse(recorded)) == str(Platform.parse(wanted))
 
 
 def _registry_pull(reference: str, **options: Any) -> Any:

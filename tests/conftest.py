@@ -1,4 +1,4 @@
-"""Real registries for the image manager's tests: plain HTTP and basic auth, one storage."""
+"""Fixtures shared by every area: real registries (plain HTTP and basic auth, one storage)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 # The registry fixtures live with the registry client's tests; share them.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "registry"))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "registry"))
 
 from regfixtures.registry import (
     REGISTRY_BINARY,
