@@ -25,6 +25,9 @@ class Output:
 
     def __post_init__(self) -> None:
         self.console = Console(highlight=False, soft_wrap=True)
+        if not self.console.is_terminal:
+            # Pipes and files get whole lines: tables are not folded to 80 columns.
+            self.console = Console(highlight=False, soft_wrap=True, width=1000)
         self.errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
     @property
@@ -51,8 +54,8 @@ class Output:
                 self.console.print(str(row[0]), markup=False)
             return
         table = Table(box=None, pad_edge=False, show_edge=False)
-        for column in columns:
-            table.add_column(column, overflow="fold")
+        for number, column in enumerate(columns):
+            table.add_column(column, overflow="fold", no_wrap=number == 0)
         for row in rows:
             table.add_row(*(str(cell) for cell in row))
         self.console.print(table)

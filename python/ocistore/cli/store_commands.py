@@ -29,7 +29,7 @@ def images(state: State) -> None:
     rows = [
         (
             r.reference,
-            r.digest[:19],
+            r.digest.split(":", 1)[-1][:12],
             r.platform or "-",
             human_size(r.size),
             r.last_used.strftime("%Y-%m-%d %H:%M"),
@@ -37,7 +37,7 @@ def images(state: State) -> None:
         )
         for r in records
     ]
-    state.output.table(["IMAGE", "DIGEST", "PLATFORM", "SIZE", "LAST USED", ""], rows)
+    state.output.table(["IMAGE", "ID", "PLATFORM", "SIZE", "LAST USED", ""], rows)
 
 
 @cli.command()
