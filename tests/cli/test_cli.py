@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import ManagerRegistries
 from regfixtures.registry import registry_requests
 
 import ocistore
-from conftest import ManagerRegistries
 from ocistore.imagebuild import build_image, build_index
 from ocistore.store import Store
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import ManagerRegistries
 from regfixtures.registry import registry_requests
 
 import ocistore
@@ -28,8 +29,6 @@ from ocistore.manager import ImageEvent, ImageManager
 from ocistore.policy import PullPolicy
 from ocistore.registry import RetryPolicy
 from ocistore.store import Store
-
-from conftest import ManagerRegistries
 
 
 class FakeClock:
