@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import ManagerRegistries
+from node_registries import ManagerRegistries
 from regfixtures.registry import registry_requests
 
 import ocistore

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ManagerRegistries
+from node_registries import ManagerRegistries
 from regfixtures.registry import registry_requests
 
 import ocistore
