@@ -1,0 +1,1 @@
+"""The pieces of ``benches/peers.py``: image building, runners, limits, report and plot."""

@@ -1,0 +1,265 @@
+"""The jobs timed side by side: ocistore, its peers, and the machine's limits, by group."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from peerbench.measure import Job
+
+CLIENTS = str(Path(__file__).with_name("clients.py"))
+PY = sys.executable
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything the jobs read: references, warm copies of the image, scratch space."""
+
+    host: str
+    refs: dict[str, str]  # compression -> host/repo:tag
+    tags: dict[str, str]  # compression -> tag
+    blobs: dict[str, list[Path]]  # compression -> layer blob files, base first
+    warm_store: Path  # an ocistore store holding both variants (pulled once)
+    warm_layouts: dict[str, Path]  # compression -> skopeo's OCI layout (pulled once)
+    warm_tree: Path  # an unpacked root filesystem (for cp -a)
+    scratch: Path
+    policy: Path  # skopeo's signature policy (accept anything: local test registry)
+
+
+def _fresh(*paths: Path) -> None:
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _fresh_dirs(*paths: Path) -> None:
+    _fresh(*paths)
+    for path in paths:
+        path.mkdir()
+
+
+def skopeo_copy(policy: Path, ref: str, layout: Path, tag: str) -> list[str]:
+    """``skopeo copy`` of ``ref`` from the plain-HTTP registry into an OCI layout."""
+    source, target = f"docker://{ref}", f"oci:{layout}:{tag}"
+    return [
+        "skopeo",
+        "--policy",
+        str(policy),
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        source,
+        target,
+    ]
+
+
+def _tarfile_script() -> str:
+    # The tarfile peer of benches/unpack_compare.py (its owner keeps it current).
+    from unpack_compare import TARFILE_SCRIPT
+
+    return TARFILE_SCRIPT
+
+
+def pull_jobs(setup: Setup, compression: str) -> list[Job]:
+    """Registry -> empty store (blobs only, digest-verified where the tool verifies)."""
+    ref, tag = setup.refs[compression], setup.tags[compression]
+    group = f"pull ({compression})"
+    s = setup.scratch
+    layer_urls = [
+        f"http://{ref.split('/', 1)[0]}/v2/{ref.split('/', 1)[1].rsplit(':', 1)[0]}/blobs/"
+        f"sha256:{blob.name}"
+        for blob in setup.blobs[compression]
+    ]
+    return [
+        Job(
+            group,
+            "ocistore pull",
+            "ocistore",
+            [PY, CLIENTS, "ocistore-pull", str(s / "store"), ref],
+            prepare=lambda: _fresh(s / "store"),
+            count_requests=True,
+        ),
+        Job(
+            group,
+            "skopeo copy docker:// oci:",
+            "skopeo",
+            skopeo_copy(setup.policy, ref, s / "layout", tag),
+            prepare=lambda: _fresh(s / "layout"),
+            needs=("skopeo",),
+            count_requests=True,
+        ),
+        Job(
+            group,
+            "python-dxf pull_blob",
+            "python-dxf",
+            [PY, CLIENTS, "dxf-pull", ref, str(s / "dxf")],
+            prepare=lambda: _fresh(s / "dxf"),
+            count_requests=True,
+            note="blob download only",
+        ),
+        Job(
+            group,
+            "oras-py download_blob",
+            "oras-py",
+            [PY, CLIENTS, "oras-pull", ref, str(s / "oras")],
+            prepare=lambda: _fresh(s / "oras"),
+            count_requests=True,
+            note="blob download only, no digest check",
+        ),
+        Job(
+            group,
+            "curl GET layers > /dev/null",
+            "limit",
+            ["curl", "-sf", *[arg for url in layer_urls for arg in ("-o", "/dev/null", url)]],
+            needs=("curl",),
+            note="HTTP transfer ceiling",
+        ),
+    ]
+
+
+def unpack_jobs(setup: Setup, compression: str) -> list[Job]:
+    """Stored layers -> root filesystem, all layers in order."""
+    tag = setup.tags[compression]
+    group = f"unpack ({compression})"
+    s = setup.scratch
+    blobs = [str(b) for b in setup.blobs[compression]]
+    flag = "-xzf" if compression == "gzip" else "--zstd -xf"
+    tar_all = " && ".join(f"tar -C {s / 'tar'} {flag} {b}" for b in blobs)
+    decompress = "gzip -dc" if compression == "gzip" else "zstd -qdc"
+    jobs = [
+        Job(
+            group,
+            "ocistore unpack",
+            "ocistore",
+            [
+                PY,
+                CLIENTS,
+                "ocistore-unpack",
+                str(setup.warm_store),
+                setup.refs[compression],
+                str(s / "rootfs"),
+            ],
+            prepare=lambda: _fresh(s / "rootfs"),
+        ),
+        Job(
+            group,
+            "umoci unpack",
+            "umoci",
+            [
+                "umoci",
+                "unpack",
+                "--image",
+                f"{setup.warm_layouts[compression]}:{tag}",
+                str(s / "bundle"),
+            ],
+            prepare=lambda: _fresh(s / "bundle"),
+            needs=("umoci",),
+        ),
+        Job(
+            group,
+            "GNU tar (per layer)",
+            "GNU tar",
+            ["sh", "-c", tar_all],
+            prepare=lambda: _fresh_dirs(s / "tar"),
+            needs=("tar",),
+            note="no whiteout handling",
+        ),
+        Job(
+            group,
+            "Python tarfile",
+            "tarfile",
+            [PY, "-c", _tarfile_script(), str(s / "tarfile"), compression, *blobs],
+            prepare=lambda: _fresh_dirs(s / "tarfile"),
+            note="no whiteout handling",
+        ),
+        Job(
+            group,
+            f"{decompress} > /dev/null",
+            "limit",
+            ["sh", "-c", f"{decompress} {' '.join(blobs)} > /dev/null"],
+            needs=(decompress.split()[0],),
+            note="one core, decompression only",
+        ),
+    ]
+    if compression == "gzip":
+        jobs.append(
+            Job(
+                group,
+                "cp -a of the unpacked tree",
+                "limit",
+                ["cp", "-a", str(setup.warm_tree), str(s / "copy")],
+                prepare=lambda: _fresh(s / "copy"),
+                note="file system write ceiling",
+            )
+        )
+    return jobs
+
+
+def pull_unpack_jobs(setup: Setup, compression: str) -> list[Job]:
+    """Registry -> root filesystem in one job."""
+    ref, tag = setup.refs[compression], setup.tags[compression]
+    group = f"pull+unpack ({compression})"
+    s = setup.scratch
+    skopeo = " ".join(skopeo_copy(setup.policy, ref, s / "layout", tag))
+    return [
+        Job(
+            group,
+            "ocistore pull --unpack",
+            "ocistore",
+            [PY, CLIENTS, "ocistore-pull", str(s / "store"), ref, str(s / "rootfs")],
+            prepare=lambda: _fresh(s / "store", s / "rootfs"),
+        ),
+        Job(
+            group,
+            "skopeo copy + umoci unpack",
+            "skopeo+umoci",
+            ["sh", "-c", f"{skopeo} && umoci unpack --image {s / 'layout'}:{tag} {s / 'bundle'}"],
+            prepare=lambda: _fresh(s / "layout", s / "bundle"),
+            needs=("skopeo", "umoci"),
+        ),
+    ]
+
+
+def repull_jobs(setup: Setup) -> list[Job]:
+    """The image is already there; pull policy Always asks the registry again."""
+    ref, tag = setup.refs["gzip"], setup.tags["gzip"]
+    group = "re-pull, policy Always (gzip)"
+    return [
+        Job(
+            group,
+            "ocistore ensure_image(Always)",
+            "ocistore",
+            [PY, CLIENTS, "ocistore-repull", str(setup.warm_store), ref],
+            count_requests=True,
+        ),
+        Job(
+            group,
+            "python -c 'import ocistore'",
+            "limit",
+            [PY, "-c", "import ocistore"],
+            note="process start-up floor of every ocistore row",
+        ),
+        Job(
+            group,
+            "skopeo copy (layout present)",
+            "skopeo",
+            skopeo_copy(setup.policy, ref, setup.warm_layouts["gzip"], tag),
+            needs=("skopeo",),
+            count_requests=True,
+        ),
+    ]
+
+
+def all_jobs(setup: Setup) -> list[Job]:
+    """Every group, in report order."""
+    jobs: list[Job] = []
+    for compression in ("gzip", "zstd"):
+        jobs += pull_jobs(setup, compression)
+    for compression in ("gzip", "zstd"):
+        jobs += unpack_jobs(setup, compression)
+    for compression in ("gzip", "zstd"):
+        jobs += pull_unpack_jobs(setup, compression)
+    return jobs + repull_jobs(setup)

@@ -1,0 +1,80 @@
+"""Runs a job as a child process under GNU time: wall seconds, peak RSS, and its outcome."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+GNU_TIME = "/usr/bin/time"
+
+
+@dataclass
+class Job:
+    """One timed command: who runs it (ocistore or a peer), what, and how to reset before it."""
+
+    group: str
+    name: str
+    tool: str  # "ocistore", a peer's name, or "limit"
+    argv: list[str]
+    prepare: Callable[[], None] = lambda: None
+    needs: tuple[str, ...] = ()  # executables that must exist, else the job is "n/a"
+    count_requests: bool = False
+    note: str = ""
+
+    @property
+    def ours(self) -> bool:
+        """True for ocistore's own jobs (whose failure fails the run)."""
+        return self.tool == "ocistore"
+
+
+@dataclass
+class Sample:
+    """One run of a job."""
+
+    seconds: float
+    peak_rss_mib: float
+    requests: int | None = None
+
+
+@dataclass
+class Outcome:
+    """Every run of one job, or why it could not run."""
+
+    job: Job
+    samples: list[Sample] = field(default_factory=list)
+    error: str | None = None
+
+
+def missing_tools(job: Job) -> list[str]:
+    """The executables ``job`` needs that this machine lacks."""
+    return [tool for tool in job.needs if shutil.which(tool) is None]
+
+
+def run_once(job: Job, request_counter: Callable[[], int] | None) -> Sample:
+    """Runs ``job`` once; raises ``RuntimeError`` with its output's tail if it fails."""
+    job.prepare()
+    subprocess.run(["sync"], check=True)
+    before = request_counter() if request_counter and job.count_requests else None
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+        start = time.perf_counter()
+        done = subprocess.run(
+            [GNU_TIME, "-f", "%M", "-o", report.name, *job.argv],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            check=False,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
+        seconds = time.perf_counter() - start
+        lines = report.read().strip().splitlines()
+    if done.returncode != 0:
+        tail = done.stderr.decode(errors="replace").strip().splitlines()[-3:]
+        raise RuntimeError(f"exit {done.returncode}: {' | '.join(tail)}"[:300])
+    requests = None
+    if before is not None and request_counter is not None:
+        requests = request_counter() - before
+    return Sample(seconds, int(lines[-1]) / 1024, requests)

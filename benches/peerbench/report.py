@@ -1,0 +1,189 @@
+"""Medians, ratios and the machine, as a console table, JSON and Markdown."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from peerbench.image import ImageInfo
+from peerbench.measure import Outcome
+
+
+def _version(argv: list[str]) -> str:
+    if shutil.which(argv[0]) is None:
+        return "absent"
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return (done.stdout or done.stderr).strip().splitlines()[0] if done.returncode == 0 else "?"
+
+
+def _package(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
+
+
+def machine(workdir: Path) -> dict[str, str]:
+    """The machine and tools the numbers were measured with."""
+    cpu = "unknown"
+    flags = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name") and cpu == "unknown":
+            cpu = line.split(":", 1)[1].strip()
+        if line.startswith("flags") and not flags:
+            flags = line
+    mem_kib = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
+    fs = (
+        subprocess.run(["df", "-T", str(workdir)], capture_output=True, text=True, check=False)
+        .stdout.splitlines()[-1]
+        .split()
+    )
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": f"{cpu}, {os.cpu_count()} CPUs, SHA-NI {'yes' if ' sha_ni' in flags else 'no'}",
+        "memory": f"{mem_kib / 1024 / 1024:.0f} GiB",
+        "kernel": f"{platform.system()} {platform.release()} {platform.machine()}",
+        "filesystem": f"{fs[1]} on {fs[0]} ({workdir})",
+        "load at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "python": platform.python_version(),
+        "ocistore": _package("ocistore"),
+        "skopeo": _version(["skopeo", "--version"]),
+        "umoci": _version(["umoci", "--version"]),
+        "registry": _version(["docker-registry", "--version"]),
+        "GNU tar": _version(["tar", "--version"]),
+        "python-dxf": _package("python-dxf"),
+        "oras-py": _package("oras"),
+        "openssl": _version(["openssl", "version"]),
+    }
+
+
+def summarize(
+    outcomes: list[Outcome], info: ImageInfo, sha256: dict[str, float | None]
+) -> dict[str, Any]:
+    """The results as plain data: per job the samples, medians and its ratio to ocistore."""
+    rows: list[dict[str, Any]] = []
+    ours: dict[str, float] = {}
+    for outcome in outcomes:
+        if outcome.job.ours and outcome.samples:
+            ours[outcome.job.group] = statistics.median(s.seconds for s in outcome.samples)
+    for outcome in outcomes:
+        job = outcome.job
+        row: dict[str, Any] = {
+            "group": job.group,
+            "job": job.name,
+            "tool": job.tool,
+            "note": job.note,
+            "error": outcome.error,
+            "seconds": [round(s.seconds, 4) for s in outcome.samples],
+        }
+        if outcome.samples:
+            median = statistics.median(s.seconds for s in outcome.samples)
+            requests = [s.requests for s in outcome.samples if s.requests is not None]
+            row |= {
+                "median_s": median,
+                "min_s": min(s.seconds for s in outcome.samples),
+                "peak_rss_mib": max(s.peak_rss_mib for s in outcome.samples),
+                "requests": statistics.median(requests) if requests else None,
+                "mb_per_s": info.uncompressed / 1e6 / median,
+            }
+            base = ours.get(job.group)
+            if base and not job.ours:
+                # peers: how many times faster ocistore is; limits: the fraction reached
+                key = "limit_fraction" if job.tool == "limit" else "speedup"
+                row[key] = median / base
+        rows.append(row)
+    openssl, mine = sha256.get("openssl"), sha256.get("ocistore")
+    return {
+        "image": asdict(info),
+        "rows": rows,
+        "sha256_mbps": {
+            "openssl": openssl,
+            "ocistore": mine,
+            "limit_fraction": (mine / openssl) if openssl and mine else None,
+        },
+    }
+
+
+def ocistore_failures(results: dict[str, Any]) -> list[str]:
+    """ocistore's own jobs that failed (a peer failing is only "n/a")."""
+    return [
+        f"{row['group']} / {row['job']}: {row['error']}"
+        for row in results["rows"]
+        if row["tool"] == "ocistore" and row["error"]
+    ]
+
+
+def _cell(value: float | None, fmt: str) -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+def table(results: dict[str, Any]) -> str:
+    """A Markdown table of medians and ratios (readable as plain text too)."""
+    lines = [
+        "| group | job | median s | min s | MB/s | peak RSS MiB | requests | vs ocistore |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in results["rows"]:
+        if row.get("median_s") is None:
+            reason = (row["error"] or "did not run").replace("|", "/")
+            lines.append(f"| {row['group']} | {row['job']} | n/a | | | | | n/a: {reason} |")
+            continue
+        if "speedup" in row:
+            ratio = f"ocistore {row['speedup']:.2f}x faster"
+        elif "limit_fraction" in row:
+            ratio = f"limit; ocistore at {row['limit_fraction']:.0%} of it"
+        elif row["tool"] == "ocistore":
+            ratio = "(ocistore)"
+        else:
+            ratio = "n/a (ocistore failed)"
+        requests = row.get("requests")
+        lines.append(
+            f"| {row['group']} | {row['job']} | {row['median_s']:.2f} | {row['min_s']:.2f} | "
+            f"{row['mb_per_s']:.0f} | {row['peak_rss_mib']:.0f} | "
+            f"{'' if requests is None else f'{requests:.0f}'} | {ratio} |"
+        )
+    sha = results["sha256_mbps"]
+    fraction = sha["limit_fraction"]
+    lines.append(
+        f"| sha256 | ocistore.digest_file vs openssl speed -evp sha256 (MB/s) | | | "
+        f"{_cell(sha['ocistore'], '.0f')} vs {_cell(sha['openssl'], '.0f')} | | | "
+        f"{'n/a' if fraction is None else f'ocistore at {fraction:.0%} of the limit'} |"
+    )
+    return "\n".join(lines)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The whole report: image, machine, method and table."""
+    image = results["image"]
+    parts = [
+        "# ocistore against its peers",
+        "",
+        f"Image: {image['layers']} layers of real files, {image['uncompressed'] / 1e6:.0f} MB "
+        f"uncompressed, {image['compressed']['gzip'] / 1e6:.0f} MB gzip, "
+        f"{image['compressed']['zstd'] / 1e6:.0f} MB zstd; {results['rounds']} rounds "
+        "alternating the order within each group; medians. MB/s = uncompressed image bytes / "
+        "median. Speed-up = peer median / ocistore median; limit fraction = limit median / "
+        "ocistore median (above 100%: ocistore beats that one-core ceiling by using both cores).",
+        "",
+        "## Machine",
+        "",
+        *[f"- {key}: {value}" for key, value in results["machine"].items()],
+        "",
+        "## Results",
+        "",
+        table(results),
+        "",
+    ]
+    return "\n".join(parts)

@@ -1,0 +1,79 @@
+"""The stage: a local docker-registry with the image pushed, and warm copies for the jobs."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import ocistore
+from peerbench import image
+from peerbench.jobs import Setup, skopeo_copy
+
+TESTS_REGISTRY = Path(__file__).resolve().parents[2] / "tests" / "registry"
+
+
+@contextlib.contextmanager
+def local_registry(directory: Path) -> Iterator[tuple[str, object]]:
+    """A ``docker-registry`` on 127.0.0.1 (the tests' starter); yields its host and handle."""
+    sys.path.insert(0, str(TESTS_REGISTRY))
+    from regfixtures.registry import free_port, registry_config, start_registry
+
+    shutil.rmtree(directory, ignore_errors=True)
+    config = registry_config(port=free_port(), storage=directory / "storage")
+    registry = start_registry("bench", directory, config)
+    try:
+        yield registry.host, registry
+    finally:
+        registry.stop()
+
+
+def request_counter(registry: object) -> int:
+    """How many requests the registry has logged so far."""
+    from regfixtures.registry import registry_requests
+
+    return len(registry_requests(registry))  # type: ignore[arg-type]
+
+
+def prepare(workdir: Path, size_mb: int, host: str) -> tuple[Setup, image.ImageInfo]:
+    """Builds (or reuses) the image, pushes it with ocistore, makes the warm copies."""
+    seed = ocistore.Store(workdir / "seed-store")
+    info = image.build(seed, size_mb, workdir)
+    refs = image.push(seed, info, host)
+    tags = {c: info.tag(c) for c in refs}
+    run_dir = workdir / f"run-{size_mb}mb"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    policy = run_dir / "policy.json"
+    policy.write_text('{"default": [{"type": "insecureAcceptAnything"}]}')
+    warm_store = ocistore.Store(run_dir / "warm-store")
+    layouts = {}
+    for compression, ref in refs.items():
+        ocistore.pull(ref, store=warm_store, plain_http=True)
+        layouts[compression] = run_dir / f"warm-{compression}"
+        if shutil.which("skopeo"):
+            subprocess.run(
+                skopeo_copy(policy, ref, layouts[compression], tags[compression]), check=True
+            )
+    tree = warm_store.unpack(refs["gzip"], run_dir / "warm-tree")
+    blobs = {
+        compression: [
+            warm_store.blob_path(layer.digest) for layer in warm_store.manifest(ref).layers
+        ]
+        for compression, ref in refs.items()
+    }
+    setup = Setup(
+        host=host,
+        refs=refs,
+        tags=tags,
+        blobs=blobs,
+        warm_store=warm_store.root,
+        warm_layouts=layouts,
+        warm_tree=tree,
+        scratch=run_dir / "scratch",
+        policy=policy,
+    )
+    return setup, info

@@ -1,0 +1,108 @@
+"""ocistore against its peers on this machine, side by side in one run (issue 10).
+
+Builds a realistic multi-layer image from this machine's files (gzip and zstd variants), starts
+a ``docker-registry`` on 127.0.0.1, pushes the image with ocistore, then times in alternating
+rounds: pull into an empty store (ocistore, skopeo, python-dxf, oras-py), unpack of the same
+layers (ocistore, umoci, GNU tar, Python tarfile), pull+unpack (ocistore vs skopeo + umoci), a
+re-pull with policy Always, and the machine's limits (curl, gzip -dc / zstd -dc, cp -a,
+openssl's SHA-256). Prints a table of medians and ratios and writes JSON and Markdown to --out.
+
+A missing or failing peer is reported as n/a; only a failure of ocistore itself (or of the
+stage) makes the exit status non-zero. Ratios never fail the run. Build with
+``maturin develop --release`` first.
+
+    .venv/bin/python benches/peers.py --short --out /tmp/peers          # CI: ~80 MB, 3 rounds
+    .venv/bin/python benches/peers.py --sizes 60,150,300,500 --out DIR  # full, with the plot
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from peerbench import limits, report
+from peerbench.jobs import all_jobs, repull_jobs
+from peerbench.plot import plot
+from peerbench.runner import run_rounds
+from peerbench.setup import local_registry, prepare, request_counter
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def measure_size(args: argparse.Namespace, size_mb: int, with_sha: bool) -> dict[str, Any]:
+    """One complete side-by-side run on an image of ``size_mb`` MB."""
+    with local_registry(args.workdir / "registry") as (host, registry):
+        setup, info = prepare(args.workdir, size_mb, host)
+        print(
+            f"image: {info.layers} layers, {info.uncompressed / 1e6:.0f} MB uncompressed, "
+            f"{info.compressed['gzip'] / 1e6:.0f} MB gzip, "
+            f"{info.compressed['zstd'] / 1e6:.0f} MB zstd; {args.rounds} rounds",
+            file=sys.stderr,
+            flush=True,
+        )
+        jobs = all_jobs(setup)
+        if args.only:
+            jobs = [job for job in jobs if args.only in job.group or job in repull_jobs(setup)]
+        outcomes = run_rounds(jobs, args.rounds, lambda: request_counter(registry))
+        sha256: dict[str, float | None] = {}
+        if with_sha:
+            sha256 = {
+                "openssl": limits.openssl_sha256_mbps(),
+                "ocistore": limits.ocistore_sha256_mbps(setup.blobs["gzip"]),
+            }
+    shutil.rmtree(setup.scratch.parent, ignore_errors=True)  # warm copies: GBs in full mode
+    results = report.summarize(outcomes, info, sha256)
+    results["rounds"] = args.rounds
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--short", action="store_true", help="CI mode: ~80 MB image, 3 rounds")
+    parser.add_argument("--size-mb", type=int, help="image size, MB uncompressed (default 500)")
+    parser.add_argument("--sizes", help="several sizes (MB, comma-separated): adds the plot")
+    parser.add_argument("--rounds", type=int, help="rounds per job (default 5; --short 3)")
+    parser.add_argument("--out", type=Path, default=REPO / "target" / "peers")
+    parser.add_argument(
+        "--workdir", type=Path, default=REPO / "target" / "peers-work", help="images, scratch"
+    )
+    parser.add_argument("--only", help="only groups whose name contains this (debugging)")
+    args = parser.parse_args()
+    args.rounds = args.rounds or (3 if args.short else 5)
+    if args.sizes:
+        sizes = [int(s) for s in args.sizes.split(",")]
+    else:
+        sizes = [args.size_mb or (80 if args.short else 500)]
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    machine = report.machine(args.workdir)
+    start = time.monotonic()
+    runs = []
+    for size in sorted(sizes):
+        results = measure_size(args, size, with_sha=size == max(sizes))
+        results["machine"] = machine
+        (args.out / f"peers-{size}mb.json").write_text(json.dumps(results, indent=1))
+        runs.append(results)
+    main_run = runs[-1]
+    (args.out / "peers.json").write_text(json.dumps(main_run, indent=1))
+    text = report.markdown(main_run)
+    if len(runs) > 1:
+        plot(runs, args.out / "throughput.png")
+        text += "\n![throughput by image size](throughput.png)\n"
+    (args.out / "peers.md").write_text(text)
+    print()
+    print(report.table(main_run))
+    print(f"\npeers: {time.monotonic() - start:.0f} s; results in {args.out}")
+    broken = [line for run in runs for line in report.ocistore_failures(run)]
+    for line in broken:
+        print(f"ocistore FAILED: {line}", file=sys.stderr)
+    return 1 if broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

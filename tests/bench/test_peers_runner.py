@@ -1,0 +1,93 @@
+"""benches/peers.py's runner and report: n/a for peers, failure only for ocistore, order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from peerbench import report
+from peerbench.image import ImageInfo
+from peerbench.measure import Job
+from peerbench.runner import run_rounds
+
+INFO = ImageInfo(
+    size_mb=1,
+    uncompressed=1_000_000,
+    compressed={"gzip": 500_000, "zstd": 400_000},
+    layers=5,
+    manifest_digests={},
+)
+
+
+def test_failing_or_missing_peer_is_na_and_never_retried(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    calls.write_text("")
+
+    def count() -> None:
+        calls.write_text(calls.read_text() + "x")
+
+    jobs = [
+        Job("g", "ours", "ocistore", ["true"]),
+        Job("g", "broken peer", "peer", ["sh", "-c", "echo boom >&2; exit 3"], prepare=count),
+        Job("g", "absent peer", "peer", ["true"], needs=("no-such-tool-ocistore-bench",)),
+        Job("g", "working peer", "peer", ["true"]),
+        Job("g", "a limit", "limit", ["true"]),
+    ]
+    outcomes = run_rounds(jobs, rounds=3)
+    by_name = {o.job.name: o for o in outcomes}
+    assert len(by_name["ours"].samples) == 3
+    assert by_name["broken peer"].samples == []
+    assert by_name["broken peer"].error is not None
+    assert "exit 3" in by_name["broken peer"].error and "boom" in by_name["broken peer"].error
+    assert calls.read_text() == "x"  # failed once, then left out
+    assert by_name["absent peer"].error == "not installed: no-such-tool-ocistore-bench"
+    results = report.summarize(outcomes, INFO, {"openssl": None, "ocistore": 900.0})
+    results["rounds"] = 3
+    rows = {row["job"]: row for row in results["rows"]}
+    assert rows["working peer"]["speedup"] > 0
+    assert rows["a limit"]["limit_fraction"] > 0
+    assert "speedup" not in rows["broken peer"]
+    assert report.ocistore_failures(results) == []
+    text = report.table(results)
+    assert "| g | broken peer | n/a |" in text
+    assert "n/a: not installed: no-such-tool-ocistore-bench" in text
+    assert "900 vs n/a" in text  # no openssl figure: no fraction, no failure
+    assert results["sha256_mbps"]["limit_fraction"] is None
+
+
+def test_failure_of_ocistore_itself_is_reported(tmp_path: Path) -> None:
+    jobs = [
+        Job("g", "ours", "ocistore", ["false"]),
+        Job("g", "peer", "peer", ["true"]),
+    ]
+    results = report.summarize(run_rounds(jobs, rounds=2), INFO, {})
+    failures = report.ocistore_failures(results)
+    assert len(failures) == 1 and failures[0].startswith("g / ours: exit 1")
+    assert "n/a (ocistore failed)" in report.table(results)
+
+
+def test_rounds_alternate_the_order_within_a_group(tmp_path: Path) -> None:
+    order: list[str] = []
+    jobs = [
+        Job(group, name, "peer", ["true"], prepare=lambda n=f"{group}{name}": order.append(n))
+        for group in ("A", "B")
+        for name in ("1", "2", "3")
+    ]
+    run_rounds(jobs, rounds=2)
+    assert order == ["A1", "A2", "A3", "B1", "B2", "B3", "A3", "A2", "A1", "B3", "B2", "B1"]
+
+
+def test_peak_rss_and_requests_are_measured(tmp_path: Path) -> None:
+    counter = iter(range(0, 100, 7))
+    jobs = [
+        Job(
+            "g",
+            "allocates",
+            "ocistore",
+            ["python3", "-c", "b = bytearray(64 << 20); b[::4096] = b'x' * len(b[::4096])"],
+            count_requests=True,
+        )
+    ]
+    (outcome,) = run_rounds(jobs, rounds=1, request_counter=lambda: next(counter))
+    (sample,) = outcome.samples
+    assert sample.peak_rss_mib >= 64  # GNU time's figure for the child, not this process
+    assert sample.requests == 7
