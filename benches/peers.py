@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from peerbench import limits, report
+from peerbench import check, limits, report
 from peerbench.jobs import all_jobs, repull_jobs
 from peerbench.plot import plot
 from peerbench.runner import run_rounds
@@ -49,6 +49,8 @@ def measure_size(args: argparse.Namespace, size_mb: int, with_sha: bool) -> dict
         if args.only:
             jobs = [job for job in jobs if args.only in job.group or job in repull_jobs(setup)]
         outcomes = run_rounds(jobs, args.rounds, lambda: request_counter(registry))
+        same_tree = check.compare_with_umoci(setup)
+        print(f"rootfs check: {same_tree}", file=sys.stderr)
         sha256: dict[str, float | None] = {}
         if with_sha:
             sha256 = {
@@ -58,7 +60,20 @@ def measure_size(args: argparse.Namespace, size_mb: int, with_sha: bool) -> dict
     shutil.rmtree(setup.scratch.parent, ignore_errors=True)  # warm copies: GBs in full mode
     results = report.summarize(outcomes, info, sha256)
     results["rounds"] = args.rounds
+    results["rootfs_check"] = same_tree
     return results
+
+
+def publish(runs: list[dict[str, Any]], out: Path) -> None:
+    """Writes peers.json, peers.md (and throughput.png for several sizes); prints the table."""
+    runs = sorted(runs, key=lambda run: run["image"]["uncompressed"])
+    main_run = runs[-1]
+    (out / "peers.json").write_text(json.dumps(main_run, indent=1))
+    if len(runs) > 1:
+        plot(runs, out / "throughput.png")
+    (out / "peers.md").write_text(report.markdown(main_run, runs))
+    print()
+    print(report.table(main_run))
 
 
 def main() -> int:
@@ -72,7 +87,14 @@ def main() -> int:
         "--workdir", type=Path, default=REPO / "target" / "peers-work", help="images, scratch"
     )
     parser.add_argument("--only", help="only groups whose name contains this (debugging)")
+    parser.add_argument(
+        "--render", action="store_true", help="only re-render --out from its peers-*.json"
+    )
     args = parser.parse_args()
+    if args.render:
+        runs = [json.loads(p.read_text()) for p in sorted(args.out.glob("peers-*mb.json"))]
+        publish(runs, args.out)
+        return 1 if any(report.ocistore_failures(run) for run in runs) else 0
     args.rounds = args.rounds or (3 if args.short else 5)
     if args.sizes:
         sizes = [int(s) for s in args.sizes.split(",")]
@@ -88,15 +110,7 @@ def main() -> int:
         results["machine"] = machine
         (args.out / f"peers-{size}mb.json").write_text(json.dumps(results, indent=1))
         runs.append(results)
-    main_run = runs[-1]
-    (args.out / "peers.json").write_text(json.dumps(main_run, indent=1))
-    text = report.markdown(main_run)
-    if len(runs) > 1:
-        plot(runs, args.out / "throughput.png")
-        text += "\n![throughput by image size](throughput.png)\n"
-    (args.out / "peers.md").write_text(text)
-    print()
-    print(report.table(main_run))
+    publish(runs, args.out)
     print(f"\npeers: {time.monotonic() - start:.0f} s; results in {args.out}")
     broken = [line for run in runs for line in report.ocistore_failures(run)]
     for line in broken:

@@ -129,43 +129,86 @@ def _cell(value: float | None, fmt: str) -> str:
     return "n/a" if value is None else format(value, fmt)
 
 
+def _reason(row: dict[str, Any]) -> str:
+    reason = str(row["error"] or "did not run").replace("|", "/").replace("\n", " ")
+    return reason if len(reason) <= 90 else "..." + reason[-87:]
+
+
+def _ratio(row: dict[str, Any]) -> str:
+    if "speedup" in row:
+        return f"{row['speedup']:.2f}x"
+    if "limit_fraction" in row:
+        return f"limit: ocistore at {row['limit_fraction']:.0%}"
+    return "(ocistore)" if row["tool"] == "ocistore" else "n/a (ocistore failed)"
+
+
 def table(results: dict[str, Any]) -> str:
     """A Markdown table of medians and ratios (readable as plain text too)."""
     lines = [
-        "| group | job | median s | min s | MB/s | peak RSS MiB | requests | vs ocistore |",
+        "| group | job | median s | min s | MB/s | peak RSS MiB | requests "
+        "| ocistore speed-up (peer s / ocistore s) |",
         "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for row in results["rows"]:
         if row.get("median_s") is None:
-            reason = (row["error"] or "did not run").replace("|", "/")
-            lines.append(f"| {row['group']} | {row['job']} | n/a | | | | | n/a: {reason} |")
+            lines.append(f"| {row['group']} | {row['job']} | n/a | | | | | n/a: {_reason(row)} |")
             continue
-        if "speedup" in row:
-            ratio = f"ocistore {row['speedup']:.2f}x faster"
-        elif "limit_fraction" in row:
-            ratio = f"limit; ocistore at {row['limit_fraction']:.0%} of it"
-        elif row["tool"] == "ocistore":
-            ratio = "(ocistore)"
-        else:
-            ratio = "n/a (ocistore failed)"
         requests = row.get("requests")
+        # A re-pull moves no image bytes: a rate would mean nothing there.
+        rate = "" if row["group"].startswith("re-pull") else f"{row['mb_per_s']:.0f}"
         lines.append(
             f"| {row['group']} | {row['job']} | {row['median_s']:.2f} | {row['min_s']:.2f} | "
-            f"{row['mb_per_s']:.0f} | {row['peak_rss_mib']:.0f} | "
-            f"{'' if requests is None else f'{requests:.0f}'} | {ratio} |"
+            f"{rate} | {row['peak_rss_mib']:.0f} | "
+            f"{'' if requests is None else f'{requests:.0f}'} | {_ratio(row)} |"
         )
     sha = results["sha256_mbps"]
     fraction = sha["limit_fraction"]
-    lines.append(
-        f"| sha256 | ocistore.digest_file vs openssl speed -evp sha256 (MB/s) | | | "
-        f"{_cell(sha['ocistore'], '.0f')} vs {_cell(sha['openssl'], '.0f')} | | | "
-        f"{'n/a' if fraction is None else f'ocistore at {fraction:.0%} of the limit'} |"
-    )
+    if sha["ocistore"] is not None or sha["openssl"] is not None:
+        lines.append(
+            f"| sha256 | ocistore.digest_file vs openssl speed -evp sha256, MB/s | | | "
+            f"{_cell(sha['ocistore'], '.0f')} vs {_cell(sha['openssl'], '.0f')} | | | "
+            f"{'n/a' if fraction is None else f'limit: ocistore at {fraction:.0%}'} |"
+        )
     return "\n".join(lines)
 
 
-def markdown(results: dict[str, Any]) -> str:
-    """The whole report: image, machine, method and table."""
+KEY_ROWS = [
+    ("pull+unpack (gzip)", "skopeo copy + umoci unpack"),
+    ("unpack (gzip)", "umoci unpack"),
+    ("unpack (gzip)", "GNU tar (per layer)"),
+    ("unpack (gzip)", "Python tarfile"),
+    ("unpack (zstd)", "GNU tar (per layer)"),
+    ("unpack (zstd)", "Python tarfile"),
+    ("pull (gzip)", "skopeo copy docker:// oci:"),
+    ("unpack (gzip)", "gzip -dc > /dev/null"),
+]
+
+
+def sizes_table(runs: list[dict[str, Any]]) -> str:
+    """Key ratios by image size: how they move as the work grows."""
+    header = " | ".join(f"{group}: {job}" for group, job in KEY_ROWS)
+    lines = [
+        f"| MB uncompressed | ocistore pull+unpack gzip, s | {header} |",
+        "|---:|---:|" + "---:|" * len(KEY_ROWS),
+    ]
+    for run in runs:
+        rows = {(row["group"], row["job"]): row for row in run["rows"]}
+        ours = rows.get(("pull+unpack (gzip)", "ocistore pull --unpack"), {}).get("median_s")
+        cells = []
+        for key in KEY_ROWS:
+            row = rows.get(key, {})
+            value = row.get("speedup", row.get("limit_fraction"))
+            cells.append("n/a" if value is None else f"{value:.2f}")
+        lines.append(
+            f"| {run['image']['uncompressed'] / 1e6:.0f} | {_cell(ours, '.2f')} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def markdown(results: dict[str, Any], runs: list[dict[str, Any]]) -> str:
+    """The whole report: image, machine, method, table (and by size, when several)."""
     image = results["image"]
     parts = [
         "# ocistore against its peers",
@@ -185,5 +228,19 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         table(results),
         "",
+        f"Root filesystem check: {results.get('rootfs_check', 'not run')}.",
+        "",
     ]
+    if len(runs) > 1:
+        parts += [
+            "## By image size",
+            "",
+            "Speed-ups (peer s / ocistore s) and, for gzip -dc, the limit fraction, per size "
+            f"({results['rounds']} rounds each):",
+            "",
+            sizes_table(runs),
+            "",
+            "![time and throughput by image size](throughput.png)",
+            "",
+        ]
     return "\n".join(parts)
