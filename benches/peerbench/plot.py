@@ -30,7 +30,8 @@ def plot(runs: list[dict[str, Any]], out: Path) -> None:
 
     runs = sorted(runs, key=lambda r: r["image"]["uncompressed"])
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5))
-    for group, job in SERIES:
+    palette = matplotlib.colormaps["tab20"].colors
+    for index, (group, job) in enumerate(SERIES):
         sizes, seconds, rates = [], [], []
         tool = ""
         for run in runs:
@@ -44,8 +45,9 @@ def plot(runs: list[dict[str, Any]], out: Path) -> None:
             continue
         style = "-" if tool == "ocistore" else (":" if tool == "limit" else "--")
         label = f"{group}: {job}"
-        left.plot(sizes, seconds, style, marker="o", label=label)
-        right.plot(sizes, rates, style, marker="o", label=label)
+        color = palette[(index * 2) % 20 + (index * 2) // 20]  # 11 distinct colours
+        left.plot(sizes, seconds, style, marker="o", label=label, color=color)
+        right.plot(sizes, rates, style, marker="o", label=label, color=color)
     left.set_xlabel("image size, MB uncompressed")
     left.set_ylabel("median wall time, s")
     left.set_title("Cost by image size")
