@@ -148,7 +148,7 @@ def test_empty_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("algorithm", ["sha256", "sha512"])
 def test_file_larger_than_the_read_buffers(tmp_path: Path, algorithm: str) -> None:
-    # 9 MiB and a few bytes: past the size where a reader thread fills two 1 MiB buffers.
+    # 9 MiB and a few bytes: many reads, the last one partial.
     data = bytes(range(251)) * (9 * 1024 * 1024 // 251 + 7)
     path = tmp_path / "large"
     path.write_bytes(data)
