@@ -263,6 +263,15 @@ class _Checker:
         # Imported here: layout imports the store package, which imports this module.
         from ocistore.store.layout import store_index_document, write_store_layout_files
 
+        # Temporary files of an index.json rewrite a crash interrupted (writers hold the
+        # layout lock while they write, and so do we now).
+        for leftover in sorted(self.store.root.glob(".index.json.*")) + sorted(
+            self.store.root.glob(".oci-layout.*")
+        ):
+            if self.repair:
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
+            self.found(ProblemKind.STRAY_FILE, leftover.name, "interrupted rewrite", self.repair)
         expected = store_index_document(self.store)
         try:
             current = (self.store.root / "index.json").read_bytes()
