@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from ocistore._core import __version__
 from ocistore.credentials import Credential, Keyring, docker_registry_secret, url_matches
 from ocistore.digest import Digester, digest_bytes, digest_file, validate_digest, verify_file
@@ -66,6 +68,8 @@ from ocistore.model import (
 from ocistore.platform import Platform, PlatformMatcher, only, only_strict
 from ocistore.policy import PullPolicy, default_pull_policy
 from ocistore.reference import Reference, apply_default_tag
+from ocistore.registry.pull import PulledImage, PullEvent, pull, resolve
+from ocistore.registry.push import TransferReport, copy, push
 from ocistore.store import (
     FsckReport,
     GcReport,
@@ -122,8 +126,10 @@ __all__ = [
     "PlatformMatcher",
     "PlatformNotFoundError",
     "PullCredential",
+    "PullEvent",
     "PullPolicy",
     "PullRecord",
+    "PulledImage",
     "Reference",
     "RegistryError",
     "RegistryUnavailable",
@@ -132,6 +138,7 @@ __all__ = [
     "SizeMismatchError",
     "Store",
     "StoreError",
+    "TransferReport",
     "UnpackLimits",
     "UnpackStats",
     "UnsafeLayerError",
@@ -140,6 +147,7 @@ __all__ = [
     "__version__",
     "apply_default_tag",
     "chain_ids",
+    "copy",
     "default_pull_policy",
     "digest_bytes",
     "digest_file",
@@ -154,9 +162,15 @@ __all__ = [
     "parse_index",
     "parse_manifest",
     "parse_manifest_document",
+    "pull",
+    "push",
+    "resolve",
     "sniff_compression",
     "unpack_layer",
     "url_matches",
     "validate_digest",
     "verify_file",
 ]
+
+# A library logs; the application decides where the records go.
+logging.getLogger("ocistore").addHandler(logging.NullHandler())

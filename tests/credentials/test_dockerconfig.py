@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ocistore.credentials import (
@@ -107,6 +107,7 @@ def test_unreadable_file_is_a_credential_error(tmp_path: Path) -> None:
         read_docker_config(tmp_path / "missing.json")
 
 
+@settings(deadline=None)
 @given(st.text(max_size=20).filter(lambda s: ":" not in s), st.text(max_size=30))
 def test_auth_field_round_trips(username: str, password: str) -> None:
     assert decode_auth_field(encode_auth_field(username, password)) == (username, password)
@@ -114,12 +115,14 @@ def test_auth_field_round_trips(username: str, password: str) -> None:
     assert decode_auth_field(unpadded) == (username, password)
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=200))
 def test_parser_never_raises_anything_but_credential_error(data: bytes) -> None:
     with contextlib.suppress(CredentialError):
         parse_docker_config(data)
 
 
+@settings(deadline=None)
 @given(
     st.dictionaries(
         st.text(min_size=1, max_size=10),

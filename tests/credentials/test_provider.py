@@ -370,13 +370,18 @@ def test_concurrent_requests_for_one_image_share_one_run(
         threading.Thread(target=lambda: results.append(provider.provide("a.registry.io/app")))
         for _ in range(3)
     ]
+
+    def wait_for(condition: Callable[[], bool]) -> None:
+        give_up = time.monotonic() + 60  # a guard against hanging, not a timing assertion
+        while not condition():
+            assert time.monotonic() < give_up, "the plugin calls never got there"
+            time.sleep(0.01)
+
     threads[0].start()
-    while not log_path.exists():  # the first call is running the plugin
-        time.sleep(0.01)
+    wait_for(log_path.exists)  # the first call is running the plugin
     for thread in threads[1:]:
         thread.start()
-    while provider._inflight["a.registry.io/app"].waiters < 2:  # the others joined it
-        time.sleep(0.01)
+    wait_for(lambda: provider._inflight["a.registry.io/app"].waiters == 2)  # the others joined
     gate.touch()
     for thread in threads:
         thread.join(timeout=30)

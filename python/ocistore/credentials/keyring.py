@@ -37,7 +37,8 @@ from ocistore.credentials.provider import (
     ProviderPlugin,
 )
 from ocistore.credentials.secrets import PullSecret, parse_pull_secret
-from ocistore.errors import CredentialError, InvalidReferenceError
+from ocistore.errors import CredentialError
+from ocistore.reference import Reference
 
 __all__ = [
     "Credential",
@@ -119,25 +120,11 @@ class Credential:
 
 
 def normalize_repository(image: str) -> str:
-    """The repository kubelet looks credentials up for (``docker.io/library/nginx`` for nginx:1)."""
-    name = image.strip().split("@", 1)[0]
-    slash, colon = name.rfind("/"), name.rfind(":")
-    if colon > slash:
-        name = name[:colon]
-    if not name or name.startswith("/") or name.endswith("/"):
-        raise InvalidReferenceError(f"invalid image reference {image!r}")
-    first, sep, rest = name.partition("/")
-    if not sep:
-        domain, remainder = "docker.io", f"library/{name}"
-    elif first == "localhost" or "." in first or ":" in first or first.lower() != first:
-        domain, remainder = first, rest
-    else:
-        domain, remainder = "docker.io", name
-    if domain == "index.docker.io":
-        domain = "docker.io"
-    if domain == "docker.io" and "/" not in remainder:
-        remainder = f"library/{remainder}"
-    return f"{domain}/{remainder}"
+    """The repository kubelet looks credentials up for (``docker.io/library/nginx`` for nginx:1).
+
+    This is ``ParseImageName``'s ``repoToPull``; InvalidReferenceError if ``image`` is invalid.
+    """
+    return Reference.parse(image.strip()).name
 
 
 class _Part(Protocol):

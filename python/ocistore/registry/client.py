@@ -1,0 +1,613 @@
+"""The OCI distribution API against one registry host: manifests, blobs, uploads."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+from urllib.parse import quote, urlencode, urljoin, urlsplit
+
+import httpx
+
+from ocistore.digest import digest_bytes, validate_digest
+from ocistore.errors import (
+    DigestMismatchError,
+    ManifestTooLargeError,
+    RegistryError,
+    RegistryUnavailableError,
+    SizeMismatchError,
+    UnsupportedManifestError,
+)
+from ocistore.registry.auth import Authenticator, CredentialLike
+from ocistore.registry.errors import read_limited, registry_error
+from ocistore.registry.mirrors import RegistryHost, is_loopback
+from ocistore.registry.transport import (
+    RetryPolicy,
+    TlsCertificateError,
+    TlsHandshakeError,
+    Transport,
+)
+
+log = logging.getLogger("ocistore.registry")
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+MANIFEST_MEDIA_TYPES = (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST)
+SCHEMA1_MEDIA_TYPES = frozenset(
+    {
+        "application/vnd.docker.distribution.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    }
+)
+MANIFEST_ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
+MAX_MANIFEST_SIZE = 4 * 1024 * 1024
+MAX_CONFIG_SIZE = 16 * 1024 * 1024
+DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
+# Blobs up to this size are uploaded in one PUT; larger ones in PATCH chunks.
+MONOLITHIC_UPLOAD_LIMIT = 64 * 1024 * 1024
+READ_SIZE = 1024 * 1024
+
+
+class BlobSink(Protocol):
+    """Where downloaded blob bytes go (``ocistore.store.Ingest`` is one)."""
+
+    @property
+    def offset(self) -> int: ...
+    def write(self, data: bytes | memoryview) -> None: ...
+    def truncate(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ManifestHead:
+    """What a HEAD (or GET) says about a manifest."""
+
+    digest: str | None
+    media_type: str | None
+    size: int | None
+
+
+@dataclass(frozen=True)
+class FetchedManifest:
+    """A manifest body, its media type and its verified digest."""
+
+    data: bytes
+    media_type: str
+    digest: str
+
+
+def repository_scope(repository: str, actions: str = "pull") -> str:
+    """The token scope for a repository, e.g. ``repository:library/nginx:pull``."""
+    return f"repository:{repository}:{actions}"
+
+
+def _media_type(header: str | None) -> str | None:
+    if not header:
+        return None
+    return header.split(";", 1)[0].strip().lower() or None
+
+
+def _check_not_schema1(media_type: str | None, what: str) -> None:
+    if media_type in SCHEMA1_MEDIA_TYPES or media_type == "text/plain":
+        raise UnsupportedManifestError(
+            f"{what} is a Docker schema 1 manifest ({media_type}); schema 1 is a legacy format "
+            "that ocistore does not support — rebuild and push the image with a current tool"
+        )
+
+
+def ssl_context_for(host: RegistryHost, extra_ca: str | None = None) -> ssl.SSLContext | bool:
+    """The TLS verification settings for a host (its CA files, skip_verify)."""
+    if host.skip_verify:
+        return False
+    cafiles = [*host.ca_files, *([extra_ca] if extra_ca else [])]
+    if not cafiles:
+        return ssl.create_default_context()
+    context = ssl.create_default_context()
+    for cafile in cafiles:
+        context.load_verify_locations(cafile=cafile)
+    return context
+
+
+class RegistryClient:
+    """Speaks the distribution API to one host (a registry or one of its mirrors)."""
+
+    def __init__(
+        self,
+        host: RegistryHost,
+        *,
+        credentials: Sequence[CredentialLike] = (),
+        ca_file: str | None = None,
+        timeout: float | httpx.Timeout = 30.0,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.host = host
+        self._credentials = list(credentials)
+        self._ca_file = ca_file
+        self._timeout = timeout
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._fallback_lock = threading.Lock()
+        self._setup(host)
+
+    def _setup(self, host: RegistryHost) -> None:
+        self.host = host
+        kwargs: dict[str, object] = {}
+        if self._sleep is not None:
+            kwargs["sleep"] = self._sleep
+        self.transport = Transport(
+            verify=ssl_context_for(host, self._ca_file),
+            timeout=self._timeout,
+            retry=self._retry,
+            headers=dict(host.headers),
+            **kwargs,  # type: ignore[arg-type]
+        )
+        self.auth = Authenticator(host.netloc, self._credentials, self.transport)
+
+    def __repr__(self) -> str:
+        return f"RegistryClient({self.host.url!r})"
+
+    def close(self) -> None:
+        """Close the connections."""
+        self.transport.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def credential(self) -> CredentialLike | None:
+        """The credential the registry accepted (None: anonymous)."""
+        return self.auth.credential
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    def _url(self, path: str, *, pull: bool = False) -> str:
+        url = self.host.url + path
+        if pull and not self.host.is_upstream:
+            # Tell a mirror which registry the image is from (containerd does the same).
+            url += ("&" if "?" in url else "?") + urlencode({"ns": self.host.namespace})
+        return url
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        scopes: Sequence[str],
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+        stream: bool = False,
+        idempotent: bool | None = None,
+    ) -> httpx.Response:
+        try:
+            return self.auth.send(
+                method,
+                url,
+                scopes=scopes,
+                headers=headers,
+                content=content,
+                stream=stream,
+                idempotent=idempotent,
+            )
+        except TlsHandshakeError as error:
+            if not self.host.http_fallback or isinstance(error, TlsCertificateError):
+                raise
+            # A loopback registry without TLS: containerd falls back to plain HTTP the same way.
+            with self._fallback_lock:
+                if self.host.url.startswith("https://"):
+                    log.info("%s does not speak TLS; using plain HTTP", self.host.netloc)
+                    old = self.transport
+                    self._setup(self.host.with_scheme("http"))
+                    old.close()
+            url = "http://" + url.split("://", 1)[1]
+            return self.auth.send(
+                method,
+                url,
+                scopes=scopes,
+                headers=headers,
+                content=content,
+                stream=stream,
+                idempotent=idempotent,
+            )
+
+    # --- manifests --------------------------------------------------------------------
+
+    def head_manifest(self, repository: str, reference: str) -> ManifestHead:
+        """HEAD a manifest by tag or digest."""
+        url = self._url(f"/{repository}/manifests/{quote(reference, safe=':@')}", pull=True)
+        response = self._send(
+            "HEAD",
+            url,
+            scopes=[repository_scope(repository)],
+            headers={"Accept": MANIFEST_ACCEPT},
+        )
+        what = f"manifest {repository}:{reference}"
+        if response.status_code != 200:
+            raise registry_error(response, what, default_code="MANIFEST_UNKNOWN")
+        response.close()
+        media_type = _media_type(response.headers.get("content-type"))
+        _check_not_schema1(media_type, what)
+        digest = response.headers.get("docker-content-digest") or None
+        if digest is not None:
+            try:
+                validate_digest(digest)
+            except ValueError:
+                raise RegistryError(f"{what}: invalid Docker-Content-Digest") from None
+        length = response.headers.get("content-length")
+        size = int(length) if length and length.isdigit() else None
+        return ManifestHead(digest, media_type, size)
+
+    def get_manifest(
+        self,
+        repository: str,
+        reference: str,
+        *,
+        max_size: int = MAX_MANIFEST_SIZE,
+    ) -> FetchedManifest:
+        """GET a manifest, enforcing the size limit and verifying its digest.
+
+        The body must hash to ``reference`` when that is a digest, and to
+        ``Docker-Content-Digest`` when the registry sends one.
+        """
+        what = (
+            f"manifest {repository}@{reference}"
+            if ":" in reference
+            else (f"manifest {repository}:{reference}")
+        )
+        url = self._url(f"/{repository}/manifests/{quote(reference, safe=':@')}", pull=True)
+        response = self._send(
+            "GET",
+            url,
+            scopes=[repository_scope(repository)],
+            headers={"Accept": MANIFEST_ACCEPT},
+            stream=True,
+        )
+        if response.status_code != 200:
+            raise registry_error(response, what, default_code="MANIFEST_UNKNOWN")
+        try:
+            media_type = _media_type(response.headers.get("content-type"))
+            _check_not_schema1(media_type, what)
+            length = response.headers.get("content-length")
+            if length and length.isdigit() and int(length) > max_size:
+                raise ManifestTooLargeError(f"{what} is {length} bytes, over the {max_size} limit")
+            try:
+                data, too_big = read_limited(response, max_size)
+            except httpx.TransportError as error:
+                raise RegistryUnavailableError(f"{what}: connection failed: {error}") from error
+            if too_big:
+                raise ManifestTooLargeError(f"{what} is over the {max_size} byte limit")
+            header_digest = response.headers.get("docker-content-digest") or None
+        finally:
+            response.close()
+        algorithm = "sha256"
+        if reference.count(":") == 1 and reference.split(":")[0] in ("sha256", "sha512"):
+            algorithm = reference.split(":")[0]
+        actual = digest_bytes(data, algorithm)
+        if ":" in reference and actual != reference:
+            raise DigestMismatchError(
+                f"{what}: the body does not match the digest asked for",
+                expected=reference,
+                actual=actual,
+            )
+        if header_digest is not None:
+            check = actual
+            if header_digest.split(":", 1)[0] != algorithm:
+                try:
+                    check = digest_bytes(data, header_digest.split(":", 1)[0])
+                except ValueError:
+                    raise RegistryError(f"{what}: invalid Docker-Content-Digest") from None
+            if check != header_digest:
+                raise DigestMismatchError(
+                    f"{what}: the body does not match Docker-Content-Digest",
+                    expected=header_digest,
+                    actual=check,
+                )
+        if media_type is None or media_type in ("application/json", "application/octet-stream"):
+            media_type = _sniff_media_type(data)
+        _check_not_schema1(media_type, what)
+        return FetchedManifest(data, media_type or OCI_MANIFEST, actual)
+
+    def resolve(self, repository: str, reference: str) -> ManifestHead:
+        """The digest a tag points to: HEAD, or GET and hash when HEAD gives no digest."""
+        try:
+            head = self.head_manifest(repository, reference)
+        except RegistryError as error:
+            if error.status not in (405, 403):
+                raise
+            head = ManifestHead(None, None, None)
+        if head.digest is not None:
+            return head
+        fetched = self.get_manifest(repository, reference)
+        return ManifestHead(fetched.digest, fetched.media_type, len(fetched.data))
+
+    def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> str:
+        """PUT a manifest under a tag or its digest; returns its digest."""
+        digest = digest_bytes(data)
+        url = self._url(f"/{repository}/manifests/{quote(reference, safe=':@')}")
+        response = self._send(
+            "PUT",
+            url,
+            scopes=[repository_scope(repository, "pull,push")],
+            headers={"Content-Type": media_type},
+            content=data,
+        )
+        if response.status_code not in (200, 201, 202):
+            raise registry_error(response, f"pushing manifest {repository}:{reference}")
+        response.close()
+        returned = response.headers.get("docker-content-digest")
+        if returned and returned != digest:
+            raise DigestMismatchError(
+                f"registry stored manifest {repository}:{reference} as {returned}",
+                expected=digest,
+                actual=returned,
+            )
+        return digest
+
+    # --- blobs ------------------------------------------------------------------------
+
+    def blob_exists(self, repository: str, digest: str) -> int | None:
+        """The blob's size if the repository has it, else None."""
+        url = self._url(f"/{repository}/blobs/{digest}", pull=True)
+        response = self._send("HEAD", url, scopes=[repository_scope(repository)])
+        response.close()
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise registry_error(response, f"blob {repository}@{digest}")
+        length = response.headers.get("content-length")
+        return int(length) if length and length.isdigit() else 0
+
+    def read_blob(self, repository: str, digest: str, *, max_size: int = MAX_CONFIG_SIZE) -> bytes:
+        """A small blob (a config) in memory, size-limited and verified."""
+        sink = _BytesSink(max_size)
+        self.download_blob(repository, digest, None, sink)
+        data = bytes(sink.buffer)
+        actual = digest_bytes(data, digest.split(":", 1)[0])
+        if actual != digest:
+            raise DigestMismatchError(
+                f"blob {repository}@{digest} does not match its digest",
+                expected=digest,
+                actual=actual,
+            )
+        return data
+
+    @contextlib.contextmanager
+    def _open_blob(self, repository: str, digest: str, offset: int) -> Iterator[httpx.Response]:
+        url = self._url(f"/{repository}/blobs/{digest}", pull=True)
+        headers = {"Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        response = self._send(
+            "GET", url, scopes=[repository_scope(repository)], headers=headers, stream=True
+        )
+        try:
+            yield response
+        finally:
+            response.close()
+
+    def download_blob(
+        self,
+        repository: str,
+        digest: str,
+        size: int | None,
+        sink: BlobSink,
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Stream a blob into ``sink``, resuming from ``sink.offset`` with ``Range``.
+
+        A dropped or stalled connection resumes where it stopped; only a 206 whose
+        ``Content-Range`` starts at the offset is accepted, and a server that ignores ``Range``
+        may make us re-read and discard the prefix only a bounded number of times. Returns
+        the number of bytes received over the network. The caller verifies the digest.
+        """
+        what = f"blob {repository}@{digest}"
+        received = 0
+        failures = 0
+        restarts = 0
+        while True:
+            offset = sink.offset
+            if size is not None and offset > size:
+                sink.truncate()
+                offset = 0
+            if size is not None and offset == size:
+                return received
+            progressed = False
+            try:
+                with self._open_blob(repository, digest, offset) as response:
+                    skip = self._check_blob_response(response, offset, what)
+                    if skip:
+                        restarts += 1
+                        if restarts > self._retry.max_range_restarts:
+                            raise RegistryError(
+                                f"{what}: the server keeps ignoring Range; giving up after "
+                                f"{restarts - 1} full re-downloads"
+                            )
+                    written = offset
+                    for chunk in response.iter_bytes():
+                        received += len(chunk)
+                        if skip:
+                            if len(chunk) <= skip:
+                                skip -= len(chunk)
+                                continue
+                            chunk = chunk[skip:]
+                            skip = 0
+                        if size is not None and written + len(chunk) > size:
+                            raise SizeMismatchError(
+                                f"{what}: the registry sent more than the declared {size} bytes"
+                            )
+                        sink.write(chunk)
+                        written += len(chunk)
+                        progressed = True
+                        if progress is not None:
+                            progress(len(chunk))
+                    if skip:
+                        raise RegistryError(f"{what}: the body ended before the resume offset")
+                    if size is None or written == size:
+                        return received
+                    raise SizeMismatchError(
+                        f"{what}: the registry sent {written} of the declared {size} bytes"
+                    )
+            except httpx.TransportError as error:
+                # The body broke off mid-way (reset, truncation, read time-out): resume.
+                failures = 0 if progressed else failures + 1
+                if failures >= self._retry.attempts:
+                    raise RegistryUnavailableError(f"{what}: download failed: {error}") from error
+                delay = self._retry.backoff(failures)
+                log.info("%s: %s; resuming at %d in %.2fs", what, error, sink.offset, delay)
+                self.transport.sleep(delay)
+
+    def _check_blob_response(self, response: httpx.Response, offset: int, what: str) -> int:
+        """Validate the answer to a (ranged) blob GET; returns how many bytes to discard."""
+        status = response.status_code
+        if status == 206:
+            content_range = response.headers.get("content-range", "")
+            unit, _, spec = content_range.partition(" ")
+            start = spec.split("-", 1)[0]
+            if unit.strip() != "bytes" or not start.isdigit() or int(start) != offset:
+                raise RegistryError(
+                    f"{what}: asked for bytes from {offset}, got Content-Range {content_range!r}"
+                )
+            return 0
+        if status == 200:
+            return offset  # Range ignored: the prefix we already hold comes again
+        if status == 416 and offset:
+            raise RegistryError(f"{what}: the registry refused to resume at byte {offset}")
+        raise registry_error(response, what, default_code="BLOB_UNKNOWN")
+
+    def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
+        """Cross-repository mount; True if the registry mounted the blob."""
+        query = urlencode({"mount": digest, "from": from_repository})
+        url = self._url(f"/{repository}/blobs/uploads/?{query}")
+        scopes = [repository_scope(repository, "pull,push"), repository_scope(from_repository)]
+        response = self._send("POST", url, scopes=scopes, idempotent=False)
+        response.close()
+        if response.status_code == 201:
+            return True
+        if response.status_code == 202:
+            location = response.headers.get("location")
+            if location:  # an upload session was opened instead: cancel it
+                self._send("DELETE", urljoin(url, location), scopes=scopes, idempotent=True).close()
+            return False
+        raise registry_error(response, f"mounting {digest} into {repository}")
+
+    def upload_blob(
+        self,
+        repository: str,
+        digest: str,
+        source: BinaryIO,
+        size: int,
+        *,
+        chunk_size: int | None = None,
+    ) -> None:
+        """Upload a blob from a file object: one PUT, or PATCH chunks when ``chunk_size`` is set
+        (or the blob is large)."""
+        scopes = [repository_scope(repository, "pull,push")]
+        start_url = self._url(f"/{repository}/blobs/uploads/")
+        response = self._send("POST", start_url, scopes=scopes, idempotent=False)
+        response.close()
+        if response.status_code != 202 or "location" not in response.headers:
+            raise registry_error(response, f"starting upload of {digest} to {repository}")
+        location = urljoin(start_url, response.headers["location"])
+        if chunk_size is None and size > MONOLITHIC_UPLOAD_LIMIT:
+            chunk_size = DEFAULT_CHUNK_SIZE
+        if chunk_size is None:
+            data = source.read(size + 1)
+            if len(data) != size:
+                raise SizeMismatchError(f"blob {digest}: expected {size} bytes, read {len(data)}")
+            self._finish_upload(location, digest, data, scopes)
+            return
+        offset = 0
+        while offset < size:
+            chunk = source.read(min(chunk_size, size - offset))
+            if not chunk:
+                raise SizeMismatchError(f"blob {digest}: source ended at {offset} of {size} bytes")
+            response = self._send(
+                "PATCH",
+                location,
+                scopes=scopes,
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
+                },
+                content=chunk,
+                idempotent=False,
+            )
+            response.close()
+            if response.status_code != 202 or "location" not in response.headers:
+                raise registry_error(response, f"uploading {digest} to {repository}")
+            location = urljoin(location, response.headers["location"])
+            offset += len(chunk)
+        self._finish_upload(location, digest, b"", scopes)
+
+    def _finish_upload(self, location: str, digest: str, data: bytes, scopes: list[str]) -> None:
+        separator = "&" if urlsplit(location).query else "?"
+        url = f"{location}{separator}{urlencode({'digest': digest})}"
+        response = self._send(
+            "PUT",
+            url,
+            scopes=scopes,
+            headers={"Content-Type": "application/octet-stream"},
+            content=data,
+        )
+        response.close()
+        if response.status_code != 201:
+            raise registry_error(response, f"completing upload of {digest}")
+
+
+def _sniff_media_type(data: bytes) -> str | None:
+    import json
+
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(document, dict):
+        return None
+    media_type = document.get("mediaType")
+    if isinstance(media_type, str):
+        return media_type
+    if document.get("schemaVersion") == 1:
+        return "application/vnd.docker.distribution.manifest.v1+json"
+    if "manifests" in document:
+        return OCI_INDEX
+    if "layers" in document:
+        return OCI_MANIFEST
+    return None
+
+
+class _BytesSink:
+    def __init__(self, limit: int) -> None:
+        self.buffer = bytearray()
+        self.limit = limit
+
+    @property
+    def offset(self) -> int:
+        return len(self.buffer)
+
+    def write(self, data: bytes | memoryview) -> None:
+        if len(self.buffer) + len(data) > self.limit:
+            raise SizeMismatchError(f"blob is over the {self.limit} byte limit")
+        self.buffer += data
+
+    def truncate(self) -> None:
+        self.buffer.clear()
+
+
+__all__ = [
+    "MANIFEST_ACCEPT",
+    "MAX_MANIFEST_SIZE",
+    "BlobSink",
+    "FetchedManifest",
+    "ManifestHead",
+    "RegistryClient",
+    "is_loopback",
+]

@@ -1,0 +1,458 @@
+"""``ocistore.pull``: resolve, fetch by digest, verify, store and unpack in one pass."""
+
+from __future__ import annotations
+
+import enum
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+
+from ocistore.errors import DigestMismatchError, ManifestError, OciStoreError
+from ocistore.layer import LayerWriter, UnpackLimits, unpack_layer
+from ocistore.model import (
+    Descriptor,
+    Index,
+    Manifest,
+    parse_image_config,
+    parse_manifest_document,
+)
+from ocistore.platform import Platform
+from ocistore.reference import Reference
+from ocistore.registry.auth import AuthSpec
+from ocistore.registry.client import MAX_CONFIG_SIZE
+from ocistore.registry.session import RegistrySession
+from ocistore.registry.transport import RetryPolicy
+
+if TYPE_CHECKING:
+    from ocistore.store import ImageRecord, Ingest, Store
+
+DEFAULT_CONCURRENT_DOWNLOADS = 3
+_COPY_SIZE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PullEvent:
+    """A progress report: ``kind`` is one of resolved, manifest, layer-skipped, layer-started,
+    layer-progress, layer-downloaded, layer-applied, done."""
+
+    kind: str
+    reference: str
+    digest: str | None = None
+    index: int | None = None
+    size: int | None = None
+    completed: int = 0
+
+
+ProgressCallback = Callable[[PullEvent], None]
+
+
+@dataclass(frozen=True)
+class PulledImage:
+    """What a pull produced."""
+
+    reference: str
+    digest: str
+    index_digest: str | None
+    platform: str | None
+    media_type: str
+    config: Descriptor
+    layers: tuple[Descriptor, ...]
+    bytes_downloaded: int
+    layers_downloaded: int
+    layers_skipped: int
+    credential_hash: str | None
+    host: str | None
+    record: ImageRecord
+    rootfs: Path | None = None
+
+
+def _options(
+    reference: Reference,
+    auth: AuthSpec,
+    hosts_dir: str | os.PathLike[str] | None,
+    ca_file: str | None,
+    plain_http: bool | None,
+    timeout: float | httpx.Timeout,
+    retry: RetryPolicy | None,
+) -> RegistrySession:
+    return RegistrySession(
+        reference.registry,
+        reference.repository,
+        auth=auth,
+        hosts_dir=hosts_dir,
+        ca_file=ca_file,
+        plain_http=plain_http,
+        timeout=timeout,
+        retry=retry,
+    )
+
+
+def _parse_reference(ref: Reference | str) -> Reference:
+    reference = ref if isinstance(ref, Reference) else Reference.parse(ref)
+    if reference.tag is None and reference.digest is None:
+        reference = reference.with_default_tag()
+    return reference
+
+
+def resolve(
+    ref: Reference | str,
+    *,
+    auth: AuthSpec = None,
+    hosts_dir: str | os.PathLike[str] | None = None,
+    ca_file: str | None = None,
+    plain_http: bool | None = None,
+    timeout: float | httpx.Timeout = 30.0,
+    retry: RetryPolicy | None = None,
+) -> str:
+    """The digest a reference names now: one HEAD (GET only if HEAD gives no digest)."""
+    reference = _parse_reference(ref)
+    if reference.digest is not None:
+        return reference.digest
+    with _options(reference, auth, hosts_dir, ca_file, plain_http, timeout, retry) as session:
+        head = session.resolve(reference.identifier)
+    assert head.digest is not None
+    return head.digest
+
+
+def pull(
+    ref: Reference | str,
+    *,
+    store: Store | None = None,
+    platform: Platform | str | None = None,
+    auth: AuthSpec = None,
+    unpack: str | os.PathLike[str] | None = None,
+    progress: ProgressCallback | None = None,
+    hosts_dir: str | os.PathLike[str] | None = None,
+    ca_file: str | None = None,
+    plain_http: bool | None = None,
+    max_concurrent_downloads: int = DEFAULT_CONCURRENT_DOWNLOADS,
+    unpack_limits: UnpackLimits | None = None,
+    timeout: float | httpx.Timeout = 30.0,
+    retry: RetryPolicy | None = None,
+) -> PulledImage:
+    """Pull an image into the store (and its root filesystem into ``unpack`` if given).
+
+    The tag is resolved with one HEAD; everything else is fetched by digest, verified, and
+    skipped when the store already has it. Layers download concurrently
+    (``max_concurrent_downloads``) and, when unpacking, the next layer due is streamed through
+    the Rust layer writer as it arrives while later layers keep downloading. An interrupted
+    pull resumes its partial blobs with HTTP ``Range``. If unpacking fails, discard ``unpack``.
+    """
+    from ocistore.store import Store
+
+    reference = _parse_reference(ref)
+    store = store if store is not None else Store()
+    emit = progress or (lambda event: None)
+    name = str(reference)
+    with _options(reference, auth, hosts_dir, ca_file, plain_http, timeout, retry) as session:
+        if reference.digest is not None:
+            top_digest = reference.digest
+        else:
+            head = session.resolve(reference.identifier)
+            assert head.digest is not None
+            top_digest = head.digest
+        emit(PullEvent("resolved", name, top_digest))
+        document = _manifest(store, session, top_digest)
+        emit(PullEvent("manifest", name, top_digest))
+        index_digest: str | None = None
+        platform_name: str | None = None
+        if isinstance(document, Index):
+            index_digest = top_digest
+            chosen = document.select(platform)
+            platform_name = str(chosen.platform) if chosen.platform is not None else None
+            manifest_digest = chosen.digest
+            child = _manifest(store, session, manifest_digest)
+            if not isinstance(child, Manifest):
+                raise ManifestError(f"index {top_digest} points to another index for a platform")
+            manifest = child
+            emit(PullEvent("manifest", name, manifest_digest))
+        else:
+            manifest, manifest_digest = document, top_digest
+        config_descriptor = manifest.config
+        if not store.has_blob(config_descriptor.digest):
+            if config_descriptor.size > MAX_CONFIG_SIZE:
+                raise ManifestError(f"config {config_descriptor.digest} is too large")
+            data = session.read_blob(config_descriptor.digest, MAX_CONFIG_SIZE)
+            _put(store, data, config_descriptor.digest, config_descriptor.media_type)
+        config = parse_image_config(store.read_blob(config_descriptor.digest, MAX_CONFIG_SIZE))
+        manifest.check_config(config)
+        if platform_name is None:
+            platform_name = "/".join(
+                p for p in (config.os, config.architecture, config.variant) if p
+            )
+        rootfs = Path(unpack) if unpack is not None else None
+        if rootfs is not None:
+            rootfs.mkdir(parents=True, exist_ok=True)
+        pipeline = _LayerPipeline(
+            store=store,
+            session=session,
+            layers=manifest.layers,
+            diff_ids=config.diff_ids,
+            rootfs=rootfs,
+            limits=unpack_limits,
+            workers=max(1, max_concurrent_downloads),
+            emit=emit,
+            name=name,
+        )
+        pipeline.run()
+        credential = session.credential
+        record = store.record_image(
+            reference,
+            manifest_digest=manifest_digest,
+            index_digest=index_digest,
+            platform=platform_name,
+            credential_hash=credential.hash if credential is not None else None,
+            source="pull",
+        )
+        emit(PullEvent("done", name, manifest_digest, completed=pipeline.bytes_downloaded))
+        return PulledImage(
+            reference=name,
+            digest=manifest_digest,
+            index_digest=index_digest,
+            platform=platform_name,
+            media_type=manifest.media_type,
+            config=config_descriptor,
+            layers=manifest.layers,
+            bytes_downloaded=pipeline.bytes_downloaded + pipeline.small_bytes,
+            layers_downloaded=pipeline.downloaded,
+            layers_skipped=pipeline.skipped,
+            credential_hash=credential.hash if credential is not None else None,
+            host=session.last_host.url if session.last_host is not None else None,
+            record=record,
+            rootfs=rootfs,
+        )
+
+
+def _put(store: Store, data: bytes, digest: str, media_type: str | None) -> None:
+    stored = store.put_blob(data, media_type=media_type)
+    if stored != digest:
+        raise DigestMismatchError(
+            f"content stored as {stored}, expected {digest}", expected=digest, actual=stored
+        )
+
+
+def _manifest(store: Store, session: RegistrySession, digest: str) -> Manifest | Index:
+    if store.has_blob(digest):
+        data = store.read_blob(digest, 4 * 1024 * 1024)
+        return parse_manifest_document(data)
+    fetched = session.get_manifest(digest)
+    document = parse_manifest_document(fetched.data, fetched.media_type)
+    _put(store, fetched.data, digest, document.media_type)
+    return document
+
+
+class _State(enum.Enum):
+    PENDING = "pending"
+    STREAMING = "streaming"  # downloading and applying in the same pass
+    DOWNLOADED = "downloaded"  # in the store, still to be applied
+    APPLIED = "applied"
+    FAILED = "failed"
+
+
+class _Cancelled(OciStoreError):
+    """Another layer failed; this one stops."""
+
+
+class _TeeSink:
+    """Writes downloaded bytes to the ingest and, when streaming, the layer writer."""
+
+    def __init__(
+        self,
+        ingest: Ingest,
+        writer: LayerWriter | None,
+        cancelled: threading.Event,
+        on_bytes: Callable[[int], None],
+    ) -> None:
+        self.ingest = ingest
+        self.writer = writer
+        self.cancelled = cancelled
+        self.on_bytes = on_bytes
+
+    @property
+    def offset(self) -> int:
+        return int(self.ingest.offset)
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self.cancelled.is_set():
+            raise _Cancelled("pull cancelled")
+        self.ingest.write(data)
+        if self.writer is not None:
+            self.writer.write(data)
+
+    def truncate(self) -> None:
+        if self.writer is not None:
+            # The writer has consumed a prefix we are about to discard: it cannot be rewound.
+            raise ManifestError("blob restarted from zero while being unpacked")
+        self.ingest.truncate()
+
+
+class _LayerPipeline:
+    """Concurrent layer downloads with in-order application to the root filesystem."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        session: RegistrySession,
+        layers: tuple[Descriptor, ...],
+        diff_ids: tuple[str, ...],
+        rootfs: Path | None,
+        limits: UnpackLimits | None,
+        workers: int,
+        emit: ProgressCallback,
+        name: str,
+    ) -> None:
+        self.store = store
+        self.session = session
+        self.layers = layers
+        self.diff_ids = diff_ids
+        self.rootfs = rootfs
+        self.limits = limits
+        self.workers = workers
+        self.emit = emit
+        self.name = name
+        self.states = [_State.PENDING] * len(layers)
+        self.next_to_apply = 0
+        self.cond = threading.Condition()
+        self.cancelled = threading.Event()
+        self.bytes_downloaded = 0
+        self.small_bytes = 0
+        self.downloaded = 0
+        self.skipped = 0
+
+    def run(self) -> None:
+        """Download every missing layer; apply all of them in order when unpacking."""
+        executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ocistore-pull")
+        futures: list[Future[None]] = []
+        try:
+            futures = [executor.submit(self._fetch, i) for i in range(len(self.layers))]
+            if self.rootfs is not None:
+                self._apply_all(futures)
+            for future in futures:
+                future.result()
+        except BaseException:
+            self.cancelled.set()
+            with self.cond:
+                self.cond.notify_all()
+            raise
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    def _apply_all(self, futures: list[Future[None]]) -> None:
+        assert self.rootfs is not None
+        for i, layer in enumerate(self.layers):
+            with self.cond:
+                while self.states[i] not in (_State.DOWNLOADED, _State.APPLIED, _State.FAILED):
+                    self.cond.wait(timeout=1.0)
+                state = self.states[i]
+            if state is _State.FAILED:
+                futures[i].result()  # raises the layer's error
+                raise OciStoreError(f"layer {layer.digest} failed")
+            if state is _State.APPLIED:
+                continue  # streamed through the writer while it downloaded
+            unpack_layer(
+                self.store.blob_path(layer.digest),
+                self.rootfs,
+                layer.media_type,
+                diff_id=self.diff_ids[i],
+                limits=self.limits,
+            )
+            with self.cond:
+                self.states[i] = _State.APPLIED
+                self.next_to_apply = i + 1
+                self.cond.notify_all()
+            self.emit(PullEvent("layer-applied", self.name, layer.digest, i, layer.size))
+
+    def _fetch(self, i: int) -> None:
+        try:
+            self._fetch_layer(i)
+        except BaseException:
+            with self.cond:
+                self.states[i] = _State.FAILED
+                self.cond.notify_all()
+            raise
+
+    def _fetch_layer(self, i: int) -> None:
+        layer = self.layers[i]
+        if self.cancelled.is_set():
+            raise _Cancelled("pull cancelled")
+        with self.store.ingest(layer.digest, layer.size, media_type=layer.media_type) as ingest:
+            if ingest.done:
+                with self.cond:
+                    self.skipped += 1
+                    self.states[i] = _State.DOWNLOADED
+                    self.cond.notify_all()
+                self.emit(PullEvent("layer-skipped", self.name, layer.digest, i, layer.size))
+                return
+            writer: LayerWriter | None = None
+            if self.rootfs is not None:
+                with self.cond:
+                    if self.next_to_apply == i:
+                        self.states[i] = _State.STREAMING
+                        writer = LayerWriter(
+                            self.rootfs,
+                            layer.media_type,
+                            diff_id=self.diff_ids[i],
+                            limits=self.limits,
+                        )
+            try:
+                if writer is not None and ingest.offset:
+                    self._replay_partial(ingest, writer)
+                self.emit(
+                    PullEvent(
+                        "layer-started", self.name, layer.digest, i, layer.size, ingest.offset
+                    )
+                )
+                done = ingest.offset
+
+                def on_bytes(n: int) -> None:
+                    nonlocal done
+                    done += n
+                    self.emit(
+                        PullEvent("layer-progress", self.name, layer.digest, i, layer.size, done)
+                    )
+
+                sink = _TeeSink(ingest, writer, self.cancelled, on_bytes)
+                received = self.session.download_blob(
+                    layer.digest, layer.size, sink, progress=on_bytes
+                )
+                ingest.commit()
+                if writer is not None:
+                    writer.close()
+                    writer = None
+            except BaseException:
+                if writer is not None:
+                    writer.abort()
+                raise
+        with self.cond:
+            self.bytes_downloaded += received
+            self.downloaded += 1
+            if self.states[i] is _State.STREAMING:
+                self.states[i] = _State.APPLIED
+                self.next_to_apply = i + 1
+                applied = True
+            else:
+                self.states[i] = _State.DOWNLOADED
+                applied = False
+            self.cond.notify_all()
+        self.emit(PullEvent("layer-downloaded", self.name, layer.digest, i, layer.size, received))
+        if applied:
+            self.emit(PullEvent("layer-applied", self.name, layer.digest, i, layer.size))
+
+    @staticmethod
+    def _replay_partial(ingest: Ingest, writer: LayerWriter) -> None:
+        # A previous run left part of this blob: the writer must see those bytes first.
+        remaining = int(ingest.offset)
+        with open(ingest.path, "rb") as partial:
+            while remaining > 0:
+                chunk = partial.read(min(_COPY_SIZE, remaining))
+                if not chunk:
+                    raise ManifestError(f"partial download {ingest.path} is shorter than recorded")
+                writer.write(chunk)
+                remaining -= len(chunk)

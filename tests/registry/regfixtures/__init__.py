@@ -1,0 +1,1 @@
+"""Test fixtures of the registry area: real registries, a token issuer, a fault proxy."""
