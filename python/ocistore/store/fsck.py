@@ -6,6 +6,7 @@ import contextlib
 import os
 import sqlite3
 import stat
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,9 +23,10 @@ __all__ = ["check_store"]
 
 
 class _Checker:
-    def __init__(self, store: Store, repair: bool) -> None:
+    def __init__(self, store: Store, repair: bool, ingest_max_age: float) -> None:
         self.store = store
         self.repair = repair
+        self.ingest_max_age = ingest_max_age
         self.report = FsckReport()
         self.hashed: set[str] = set()
 
@@ -225,17 +227,29 @@ class _Checker:
             try:
                 if not path.exists():
                     continue  # its writer committed it between our listing and our lock
+                if digest is not None and not self._stale(path):
+                    # An interrupted pull left it to be continued with HTTP Range.
+                    self.report.resumable_ingests.append(path.name)
+                    continue
                 if self.repair:
                     remove_tree(path)
                 self.found(
                     ProblemKind.LEFTOVER_INGEST,
                     path.name,
-                    "partial download no process is writing",
+                    "partial download no process is writing, too old to resume"
+                    if digest is not None
+                    else "file in ingest/ that is no partial download",
                     self.repair,
                 )
             finally:
                 if lock is not None:
                     lock.release(unlink=self.repair)
+
+    def _stale(self, path: Path) -> bool:
+        try:
+            return time.time() - path.stat().st_mtime > self.ingest_max_age
+        except FileNotFoundError:
+            return False
 
     def check_unpacked(self) -> None:
         for entry in sorted(self.store.unpacked_dir.iterdir()):
@@ -302,7 +316,7 @@ class _Checker:
 
 def _index_pass(store: Store, checker: _Checker, hashed_sizes: dict[str, int]) -> _Checker:
     """Cross-checks leases and the index against the blobs now on disk (a fresh checker)."""
-    result = _Checker(store, checker.repair)
+    result = _Checker(store, checker.repair, checker.ingest_max_age)
     transaction = store.index.write() if checker.repair else store.index.read()
     # The layout lock first (the order every writer uses): index.json and the records agree.
     with FileLock(store.blobs.locks_dir / "layout-index.lock"), transaction as conn:
@@ -320,9 +334,9 @@ def _index_pass(store: Store, checker: _Checker, hashed_sizes: dict[str, int]) -
     return result
 
 
-def check_store(store: Store, *, repair: bool) -> FsckReport:
+def check_store(store: Store, *, repair: bool, ingest_max_age: float) -> FsckReport:
     """Implements :meth:`Store.fsck`."""
-    checker = _Checker(store, repair)
+    checker = _Checker(store, repair, ingest_max_age)
     for message in store.index.integrity_problems():
         checker.found(ProblemKind.INDEX_CORRUPT, "index.db", message)
     checker.check_ingests()

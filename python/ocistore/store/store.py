@@ -38,6 +38,10 @@ __all__ = ["Store", "default_root"]
 ROOT_ENV = "OCISTORE_ROOT"
 
 
+#: How long a partial download stays resumable before GC (and fsck) treat it as garbage.
+INGEST_MAX_AGE = 24 * 3600.0
+
+
 def default_root() -> Path:
     """``$OCISTORE_ROOT``, else the user data directory (``~/.local/share/ocistore``)."""
     configured = os.environ.get(ROOT_ENV)
@@ -441,17 +445,21 @@ class Store:
         dest_path = None if dest is None else Path(dest)
         return unpack_image(self, self.image(ref), dest_path, limits)
 
-    def gc(self, *, dry_run: bool = False, ingest_max_age: float = 24 * 3600) -> GcReport:
+    def gc(self, *, dry_run: bool = False, ingest_max_age: float = INGEST_MAX_AGE) -> GcReport:
         """Deletes blobs and unpacked trees no image, pin or live lease references."""
         from ocistore.store.gc import collect_garbage
 
         return collect_garbage(self, dry_run=dry_run, ingest_max_age=ingest_max_age)
 
-    def fsck(self, *, repair: bool = False) -> FsckReport:
-        """Re-hashes every blob and cross-checks the index (``repair`` fixes what it can)."""
+    def fsck(self, *, repair: bool = False, ingest_max_age: float = INGEST_MAX_AGE) -> FsckReport:
+        """Re-hashes every blob and cross-checks the index (``repair`` fixes what it can).
+
+        Partial downloads younger than ``ingest_max_age`` are resumable state, listed in
+        ``resumable_ingests``; older ones are problems (as :meth:`gc` would delete them).
+        """
         from ocistore.store.fsck import check_store
 
-        return check_store(self, repair=repair)
+        return check_store(self, repair=repair, ingest_max_age=ingest_max_age)
 
     def export_layout(
         self, refs: Iterable[Reference | str] | Reference | str, path: str | os.PathLike[str]
