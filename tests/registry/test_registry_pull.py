@@ -287,3 +287,34 @@ def test_unpack_with_concurrent_downloads_and_a_dropped_connection(
     assert proxy.requests("GET", f"/blobs/{image.layers[0].digest}")[1].headers["range"] == (
         "bytes=100000-"
     )
+
+
+def test_keyring_credentials_are_tried_in_order(registries: Registries, tmp_path: Path) -> None:
+    from ocistore.credentials import Keyring
+    from ocistore.credentials.dockerconfig import DockerConfigEntry
+
+    for setup_name in ("basic", "token"):
+        setup = make_setup(registries, setup_name)
+        name = seed(tmp_path, setup, sample_image(f"kr-{setup_name}"), unique_repository())
+        repository_key = name.rsplit(":", 1)[0]
+        keyring = Keyring.from_entries(
+            {
+                repository_key: DockerConfigEntry(username=TEST_USER, password="stale"),
+                setup.host: DockerConfigEntry(username=TEST_USER, password=TEST_PASSWORD),
+            }
+        )
+        assert len(keyring.lookup(name)) == 2
+        pulled = pull(
+            name, store=Store(tmp_path / f"kr-{setup_name}"), auth=keyring, retry=FAST_RETRY
+        )
+        assert pulled.credential_hash == keyring.lookup(name)[1].hash
+        only_stale = Keyring.from_entries(
+            {repository_key: DockerConfigEntry(username=TEST_USER, password="stale")}
+        )
+        with pytest.raises(AuthenticationError):
+            pull(
+                name,
+                store=Store(tmp_path / f"stale-{setup_name}"),
+                auth=only_stale,
+                retry=FAST_RETRY,
+            )
