@@ -356,3 +356,64 @@ def test_oversized_token_responses_are_refused(registries: Registries) -> None:
     finally:
         token_server.close()
         front.close()
+
+
+def test_resolve_falls_back_to_get_without_a_digest_header_or_on_405(
+    proxy: FaultProxy, plain_client: RegistryClient
+) -> None:
+    repository = unique_repository()
+    image = raw_image([10])
+    push_raw(plain_client, repository, "v1", image)
+    proxy.add(Fault(path="/manifests/v1", method="HEAD", drop_headers=("Docker-Content-Digest",)))
+    proxy.add(Fault(path="/manifests/v1", method="HEAD", status=405))
+    with proxied_client(proxy) as client:
+        assert client.resolve(repository, "v1").digest == image.digest
+        assert client.resolve(repository, "v1").digest == image.digest
+        assert client.resolve(repository, "v1").digest == image.digest
+    assert [s.method for s in proxy.requests(path="/manifests/v1")] == [
+        "HEAD",
+        "GET",
+        "HEAD",
+        "GET",
+        "HEAD",
+    ]
+
+
+def test_expired_tokens_are_renewed_and_a_rejected_token_is_retried_once(
+    registries: Registries,
+) -> None:
+    setup = make_setup(registries, "token")
+    repository = unique_repository()
+    image = raw_image([10])
+    with setup.client() as client:
+        push_raw(client, repository, "v1", image)
+    front = FaultProxy(registries.token.url)
+    try:
+        with proxied_client(front, credentials=setup.credentials) as client:
+            now = [1000.0]
+            client.auth.clock = lambda: now[0]
+            client.head_manifest(repository, "v1")
+            assert client.auth.token_fetches == 1
+            now[0] += 100  # well inside the issuer's 300 s
+            client.head_manifest(repository, "v1")
+            assert client.auth.token_fetches == 1
+            now[0] += 300  # past expires_in
+            client.head_manifest(repository, "v1")
+            assert client.auth.token_fetches == 2
+            # the registry rejects a token it accepted before: one retry with a fresh one
+            challenge = front.requests(path="/manifests/")[0]
+            assert challenge.status == 401
+            front.add(
+                Fault(
+                    path="/manifests/v1",
+                    status=401,
+                    headers={
+                        "WWW-Authenticate": f'Bearer realm="{registries.issuer.url}",'
+                        f'service="{registries.issuer.service}",error="invalid_token"'
+                    },
+                )
+            )
+            assert client.head_manifest(repository, "v1").digest == image.digest
+            assert client.auth.token_fetches == 3
+    finally:
+        front.close()

@@ -210,7 +210,7 @@ class Authenticator:
         self._refresh_tokens: dict[int, str] = {}
         self._lock = threading.Lock()
         self._fetch_locks: dict[tuple[str, str, str, int], threading.Lock] = {}
-        self._clock = clock
+        self.clock = clock
         self.token_fetches = 0
 
     def __repr__(self) -> str:
@@ -329,7 +329,7 @@ class Authenticator:
         with lock:  # one fetch per key at a time; the others reuse its token
             with self._lock:
                 cached = self._tokens.get(key)
-            if cached is not None and cached.expires_at > self._clock():
+            if cached is not None and cached.expires_at > self.clock():
                 return cached.value
             token = self._fetch_token(realm, service, wanted, index)
             with self._lock:
@@ -405,4 +405,4 @@ class Authenticator:
                 self._refresh_tokens[index] = refresh
         # Renew a little early so a token does not expire between check and use.
         margin = min(30.0, float(lifetime) * 0.1)
-        return _Token(value, self._clock() + float(lifetime) - margin)
+        return _Token(value, self.clock() + float(lifetime) - margin)

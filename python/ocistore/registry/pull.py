@@ -158,7 +158,8 @@ def pull(
             assert head.digest is not None
             top_digest = head.digest
         emit(PullEvent("resolved", name, top_digest))
-        document = _manifest(store, session, top_digest)
+        fetched_bytes: list[int] = []  # manifests and config
+        document = _manifest(store, session, top_digest, fetched_bytes)
         emit(PullEvent("manifest", name, top_digest))
         index_digest: str | None = None
         platform_name: str | None = None
@@ -167,7 +168,7 @@ def pull(
             chosen = document.select(platform)
             platform_name = str(chosen.platform) if chosen.platform is not None else None
             manifest_digest = chosen.digest
-            child = _manifest(store, session, manifest_digest)
+            child = _manifest(store, session, manifest_digest, fetched_bytes)
             if not isinstance(child, Manifest):
                 raise ManifestError(f"index {top_digest} points to another index for a platform")
             manifest = child
@@ -179,6 +180,7 @@ def pull(
             if config_descriptor.size > MAX_CONFIG_SIZE:
                 raise ManifestError(f"config {config_descriptor.digest} is too large")
             data = session.read_blob(config_descriptor.digest, MAX_CONFIG_SIZE)
+            fetched_bytes.append(len(data))
             _put(store, data, config_descriptor.digest, config_descriptor.media_type)
         config = parse_image_config(store.read_blob(config_descriptor.digest, MAX_CONFIG_SIZE))
         manifest.check_config(config)
@@ -219,7 +221,7 @@ def pull(
             media_type=manifest.media_type,
             config=config_descriptor,
             layers=manifest.layers,
-            bytes_downloaded=pipeline.bytes_downloaded + pipeline.small_bytes,
+            bytes_downloaded=pipeline.bytes_downloaded + sum(fetched_bytes),
             layers_downloaded=pipeline.downloaded,
             layers_skipped=pipeline.skipped,
             credential_hash=credential.hash if credential is not None else None,
@@ -237,11 +239,14 @@ def _put(store: Store, data: bytes, digest: str, media_type: str | None) -> None
         )
 
 
-def _manifest(store: Store, session: RegistrySession, digest: str) -> Manifest | Index:
+def _manifest(
+    store: Store, session: RegistrySession, digest: str, fetched_bytes: list[int]
+) -> Manifest | Index:
     if store.has_blob(digest):
         data = store.read_blob(digest, 4 * 1024 * 1024)
         return parse_manifest_document(data)
     fetched = session.get_manifest(digest)
+    fetched_bytes.append(len(fetched.data))
     document = parse_manifest_document(fetched.data, fetched.media_type)
     _put(store, fetched.data, digest, document.media_type)
     return document
@@ -322,7 +327,6 @@ class _LayerPipeline:
         self.cond = threading.Condition()
         self.cancelled = threading.Event()
         self.bytes_downloaded = 0
-        self.small_bytes = 0
         self.downloaded = 0
         self.skipped = 0
 
