@@ -318,3 +318,17 @@ def test_keyring_credentials_are_tried_in_order(registries: Registries, tmp_path
                 auth=only_stale,
                 retry=FAST_RETRY,
             )
+
+
+def test_a_single_platform_image_must_suit_the_platform(
+    registries: Registries, tmp_path: Path
+) -> None:
+    setup = make_setup(registries, "plain")
+    arm = sample_image("lone-arm", platform="linux/arm64/v8")
+    name = seed(tmp_path, setup, arm, unique_repository())
+    store = Store(tmp_path / "store")
+    with pytest.raises(PlatformNotFoundError, match="linux/arm64"):
+        pull(name, store=store, platform="linux/amd64", plain_http=True, retry=FAST_RETRY)
+    assert not store.has_blob(arm.layers[0].digest)  # refused before any layer traffic
+    pulled = pull(name, store=store, platform="linux/arm64", plain_http=True, retry=FAST_RETRY)
+    assert pulled.platform == "linux/arm64/v8"

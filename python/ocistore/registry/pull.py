@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from ocistore.errors import DigestMismatchError, ManifestError, OciStoreError
+from ocistore.errors import (
+    DigestMismatchError,
+    ManifestError,
+    OciStoreError,
+    PlatformNotFoundError,
+)
 from ocistore.layer import LayerWriter, UnpackLimits, unpack_layer
 from ocistore.model import (
     Descriptor,
@@ -22,7 +27,7 @@ from ocistore.model import (
     parse_image_config,
     parse_manifest_document,
 )
-from ocistore.platform import Platform
+from ocistore.platform import Platform, only
 from ocistore.reference import Reference
 from ocistore.registry.auth import AuthSpec
 from ocistore.registry.client import MAX_CONFIG_SIZE
@@ -184,6 +189,15 @@ def pull(
             _put(store, data, config_descriptor.digest, config_descriptor.media_type)
         config = parse_image_config(store.read_blob(config_descriptor.digest, MAX_CONFIG_SIZE))
         manifest.check_config(config)
+        if index_digest is None:
+            # A lone manifest must still suit the platform, as containerd checks its config.
+            built_for = Platform(config.os, config.architecture, config.variant, config.os_version)
+            matcher = only(platform if platform is not None else Platform.host())
+            if not matcher.matches(built_for):
+                raise PlatformNotFoundError(
+                    f"{name} is a single-platform image for {built_for}, which does not run on "
+                    f"{matcher.wanted}"
+                )
         if platform_name is None:
             platform_name = "/".join(
                 p for p in (config.os, config.architecture, config.variant) if p
