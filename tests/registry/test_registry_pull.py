@@ -332,3 +332,30 @@ def test_a_single_platform_image_must_suit_the_platform(
     assert not store.has_blob(arm.layers[0].digest)  # refused before any layer traffic
     pulled = pull(name, store=store, platform="linux/arm64", plain_http=True, retry=FAST_RETRY)
     assert pulled.platform == "linux/arm64/v8"
+
+
+def test_a_hostile_layer_is_stopped_during_the_streaming_unpack(
+    registries: Registries, tmp_path: Path
+) -> None:
+    import io
+    import tarfile
+
+    from ocistore.errors import UnsafeLayerError
+    from ocistore.imagebuild import RawLayer
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for name, data in (("ok.txt", b"fine\n"), ("../escaped.txt", b"owned\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    image = build_image([RawLayer(raw.getvalue())], compression="gzip")
+    setup = make_setup(registries, "plain")
+    name = seed(tmp_path, setup, image, unique_repository("hostile"))
+    rootfs = tmp_path / "jail" / "rootfs"
+    store = Store(tmp_path / "store")
+    with pytest.raises(UnsafeLayerError):
+        pull(name, store=store, unpack=rootfs, plain_http=True, retry=FAST_RETRY)
+    assert not (tmp_path / "jail" / "escaped.txt").exists()
+    assert store.find_image(name) is None
+    assert all(p.kind.value == "leftover-ingest" for p in store.fsck().problems)
