@@ -70,10 +70,10 @@ def test_any_error_body_parses_without_error(body: bytes) -> None:
 @given(st.dictionaries(TOKEN, VALUE.filter(lambda v: v != ""), min_size=1, max_size=5))
 def test_redacted_urls_keep_no_query_value(query: dict[str, str]) -> None:
     url = httpx.URL("https://storage.example/blob", params=query)
-    redacted = redact_url(url)
-    assert redacted.startswith("https://storage.example/blob?")
-    for value in query.values():
-        assert f"={httpx.URL('', params={'x': value}).query.decode()[2:]}" not in redacted
+    redacted = httpx.URL(redact_url(url))
+    assert (redacted.host, redacted.path) == ("storage.example", "/blob")
+    assert list(redacted.params.keys()) == list(query)
+    assert set(redacted.params.values()) == {"REDACTED"}
 
 
 @given(st.one_of(st.integers(min_value=0, max_value=10**6).map(str), st.text(max_size=40)))
