@@ -7,10 +7,17 @@ import json
 import os
 
 import pytest
-from conftest import FAST_RETRY, Registries, Setup, make_setup, unique_repository
 from regfixtures.blobs import OCI_MANIFEST, push_raw, raw_image, sha256
 from regfixtures.proxy import Fault, FaultProxy
 from regfixtures.registry import TEST_PASSWORD, TEST_USER
+from regfixtures.setups import (
+    FAST_RETRY,
+    ListSink,
+    Registries,
+    Setup,
+    make_setup,
+    unique_repository,
+)
 
 from ocistore.errors import (
     AuthenticationError,
@@ -21,23 +28,6 @@ from ocistore.errors import (
 )
 from ocistore.registry import RegistryClient, StaticCredential
 from ocistore.registry.mirrors import upstream_host
-
-
-class ListSink:
-    """A BlobSink in memory, as the store's Ingest would behave."""
-
-    def __init__(self, prefix: bytes = b"") -> None:
-        self.data = bytearray(prefix)
-
-    @property
-    def offset(self) -> int:
-        return len(self.data)
-
-    def write(self, data: bytes | memoryview) -> None:
-        self.data += data
-
-    def truncate(self) -> None:
-        self.data.clear()
 
 
 def proxied_client(proxy: FaultProxy, **kwargs: object) -> RegistryClient:

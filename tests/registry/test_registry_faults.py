@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import FAST_RETRY, Registries, make_setup, unique_repository
 from regfixtures.proxy import Fault, FaultProxy
 from regfixtures.registry import TEST_PASSWORD, TEST_USER
+from regfixtures.setups import FAST_RETRY, Registries, make_setup, unique_repository
 
 from ocistore.errors import (
     AuthenticationError,

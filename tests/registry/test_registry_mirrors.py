@@ -6,13 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FAST_RETRY, Registries, unique_repository
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from regfixtures.blobs import push_raw, raw_image, sha256
 from regfixtures.proxy import FaultProxy
 from regfixtures.registry import Registry, free_port, registry_config, start_registry
-from test_registry_client import ListSink
+from regfixtures.setups import FAST_RETRY, ListSink, Registries, unique_repository
 
 from ocistore.errors import RegistryError
 from ocistore.registry.mirrors import load_hosts, upstream_host

@@ -10,8 +10,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from conftest import FAST_RETRY, Registries, make_setup, unique_repository
 from regfixtures.proxy import Fault, FaultProxy
+from regfixtures.setups import FAST_RETRY, Registries, make_setup, unique_repository
 
 from ocistore.imagebuild import build_image
 from ocistore.registry.pull import pull

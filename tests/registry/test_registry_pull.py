@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import FAST_RETRY, Registries, Setup, make_setup, unique_repository
 from regfixtures.proxy import Fault, FaultProxy
 from regfixtures.registry import TEST_PASSWORD, TEST_USER
+from regfixtures.setups import FAST_RETRY, Registries, Setup, make_setup, unique_repository
 
 from ocistore.errors import (
     AuthenticationError,
