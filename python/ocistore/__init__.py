@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from ocistore._core import __version__
 from ocistore.credentials import Credential, Keyring, docker_registry_secret, url_matches
 from ocistore.digest import Digester, digest_bytes, digest_file, validate_digest, verify_file
@@ -169,3 +171,6 @@ __all__ = [
     "validate_digest",
     "verify_file",
 ]
+
+# A library logs; the application decides where the records go.
+logging.getLogger("ocistore").addHandler(logging.NullHandler())

@@ -113,6 +113,8 @@ def crash(root: str, seed: int, kill_at: int) -> None:
     old = f"example.com/app:s{seed - 3}-1"
     if store.find_image(old) is not None:
         store.remove(old)
+    if rng.random() < 0.5:
+        store.unpack(record.reference)
     if rng.random() < 0.4:
         store.gc(ingest_max_age=3600)
     print(_ops, resumed_bytes)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import collections
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+from store_worker import image_for
 
 from ocistore.digest import digest_file
 from ocistore.store import Store
@@ -102,3 +105,34 @@ def test_processes_creating_a_fresh_store_at_once(tmp_path: Path) -> None:
     store = Store(root)
     assert store.fsck().problems == []
     assert len(list((root / "blobs" / "sha256").iterdir())) == 7
+
+
+def test_gc_running_during_pulls_never_breaks_them(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    store = Store(root)
+    # Content left over from an earlier image that is no longer named: GC wants to delete it,
+    # while the pullers below reuse part of it (the shared base layer).
+    marker = tmp_path / "writes.log"
+    run_pullers(root, marker, [[100]])
+    store.remove("example.com/app:s100")
+    (root / "go").unlink()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), "pull", str(root), str(marker), str(k), str(k + 4)]
+        )
+        for k in range(4)
+    ]
+    (root / "go").touch()
+    removed: set[str] = set()
+    while any(p.poll() is None for p in procs):
+        removed.update(store.gc().removed_blobs)
+        time.sleep(0.01)  # pacing only: leave the index to the pullers now and then
+    assert [p.wait(timeout=120) for p in procs] == [0] * 4
+    removed.update(store.gc().removed_blobs)
+    old = image_for(100, big=1 << 20)
+    assert old.layers[1].digest in removed  # GC did run and deleted the old image's own layer
+    assert len(store.images()) == 8
+    for record in store.images():
+        manifest = store.manifest(record.digest)
+        assert all(store.has_blob(d.digest) for d in (manifest.config, *manifest.layers))
+    check_consistent(store)

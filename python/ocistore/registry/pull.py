@@ -68,13 +68,14 @@ class PulledImage:
     media_type: str
     config: Descriptor
     layers: tuple[Descriptor, ...]
-    bytes_downloaded: int
+    bytes_downloaded: int  # layer bytes received over the network
     layers_downloaded: int
     layers_skipped: int
     credential_hash: str | None
     host: str | None
     record: ImageRecord
     rootfs: Path | None = None
+    metadata_bytes: int = 0  # manifest, index and config bytes received
 
 
 def _options(
@@ -235,7 +236,8 @@ def pull(
             media_type=manifest.media_type,
             config=config_descriptor,
             layers=manifest.layers,
-            bytes_downloaded=pipeline.bytes_downloaded + sum(fetched_bytes),
+            bytes_downloaded=pipeline.bytes_downloaded,
+            metadata_bytes=sum(fetched_bytes),
             layers_downloaded=pipeline.downloaded,
             layers_skipped=pipeline.skipped,
             credential_hash=credential.hash if credential is not None else None,

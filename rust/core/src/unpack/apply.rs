@@ -472,7 +472,7 @@ impl<'r> Applier<'r> {
             )?);
             Ok(())
         })?;
-        let fd = file.expect("created");
+        let fd = std::fs::File::from(file.expect("created"));
         self.copy_data(entry, meta, &fd)?;
         let io_err = |e: Errno| UnpackError::from_io(Some(&meta.name), e.into());
         if self.as_root {
@@ -483,7 +483,7 @@ impl<'r> Applier<'r> {
         if mode & self.umask != 0 || mode & !0o777 != 0 || chowned_setid {
             fchmod(&fd, Mode::from_raw_mode(mode)).map_err(io_err)?;
         }
-        self.set_xattrs(&fd, meta, &meta.xattrs);
+        self.set_xattrs(fd.as_fd(), meta, &meta.xattrs);
         futimens(&fd, &times(meta.mtime)).map_err(io_err)?;
         self.layer_paths.insert(&meta.path);
         Ok(())
@@ -493,15 +493,12 @@ impl<'r> Applier<'r> {
         &mut self,
         entry: &mut tar::Entry<'_, R>,
         meta: &Meta,
-        fd: &OwnedFd,
+        fd: &std::fs::File,
     ) -> Result<()> {
         if self.buffer.is_empty() {
             self.buffer = vec![0u8; COPY_BUFFER];
         }
-        let mut out = std::fs::File::from(
-            fd.try_clone()
-                .map_err(|e| UnpackError::from_io(Some(&meta.name), e))?,
-        );
+        let mut out = fd;
         let mut written = 0u64;
         loop {
             let n = match entry.read(&mut self.buffer) {
@@ -590,7 +587,7 @@ impl<'r> Applier<'r> {
         fchmod(&fd, Mode::from_raw_mode(dir.mode)).map_err(io_err)?;
         if !dir.xattrs.is_empty() {
             let meta_name = name.clone();
-            self.set_xattrs_named(&fd, &meta_name, &dir.xattrs);
+            self.set_xattrs_named(fd.as_fd(), &meta_name, &dir.xattrs);
         }
         futimens(&fd, &times(dir.mtime)).map_err(io_err)?;
         Ok(())
@@ -755,11 +752,11 @@ impl<'r> Applier<'r> {
         }
     }
 
-    fn set_xattrs(&mut self, fd: &OwnedFd, meta: &Meta, xattrs: &[(String, Vec<u8>)]) {
+    fn set_xattrs(&mut self, fd: BorrowedFd<'_>, meta: &Meta, xattrs: &[(String, Vec<u8>)]) {
         self.set_xattrs_named(fd, &meta.name, xattrs);
     }
 
-    fn set_xattrs_named(&mut self, fd: &OwnedFd, name: &str, xattrs: &[(String, Vec<u8>)]) {
+    fn set_xattrs_named(&mut self, fd: BorrowedFd<'_>, name: &str, xattrs: &[(String, Vec<u8>)]) {
         for (attr, value) in xattrs {
             if REFUSED_XATTR_PREFIXES.iter().any(|p| attr.starts_with(p)) {
                 self.skip(name, &format!("xattr {attr} refused (overlayfs control)"));

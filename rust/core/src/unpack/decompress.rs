@@ -82,6 +82,8 @@ pub struct BlobSummary {
     pub size: u64,
     /// Whether the digest covers the whole blob.
     pub complete: bool,
+    /// The diff_id hasher, when this stage computed it.
+    pub diff: Option<Hasher>,
 }
 
 /// How the first stage ended.
@@ -101,6 +103,8 @@ pub struct StageConfig {
     pub hasher: Option<Hasher>,
     /// Also write the compressed bytes here.
     pub blob_path: Option<PathBuf>,
+    /// Hash the decompressed bytes here (the diff_id) instead of in the applying stage.
+    pub diff_hasher: Option<Hasher>,
     /// After a failure, keep reading (not decompressing) the source to finish the digest.
     pub drain_on_error: bool,
 }
@@ -147,23 +151,47 @@ impl<R> Tap<R> {
             digest: self.hasher.as_ref().map(Hasher::digest),
             size: self.bytes,
             complete,
+            diff: None,
         }
     }
 }
 
 /// Starts the first stage on its own thread; tar bytes arrive on the returned receiver.
+/// Also returns the sender on which the consumer gives emptied chunks back.
+#[allow(clippy::type_complexity)]
 pub fn spawn<R: Read + Send + 'static>(
     source: R,
     config: StageConfig,
-) -> io::Result<(Receiver<Vec<u8>>, JoinHandle<StageEnd>)> {
+) -> io::Result<(Receiver<Vec<u8>>, SyncSender<Vec<u8>>, JoinHandle<StageEnd>)> {
     let (tx, rx) = sync_channel(CHANNEL_DEPTH);
+    let (recycle_tx, recycle_rx) = sync_channel(CHANNEL_DEPTH + 2);
     let handle = std::thread::Builder::new()
         .name("ocistore-inflate".into())
-        .spawn(move || run(source, config, tx))?;
-    Ok((rx, handle))
+        .spawn(move || run(source, config, tx, recycle_rx))?;
+    Ok((rx, recycle_tx, handle))
 }
 
-fn run<R: Read>(source: R, config: StageConfig, tx: SyncSender<Vec<u8>>) -> StageEnd {
+fn run<R: Read>(
+    source: R,
+    mut config: StageConfig,
+    tx: SyncSender<Vec<u8>>,
+    recycled: Receiver<Vec<u8>>,
+) -> StageEnd {
+    let mut diff = config.diff_hasher.take();
+    let mut end = run_inner(source, config, tx, &recycled, &mut diff);
+    let (StageEnd::Done(summary) | StageEnd::Abandoned(summary) | StageEnd::Failed(_, summary)) =
+        &mut end;
+    summary.diff = diff;
+    end
+}
+
+fn run_inner<R: Read>(
+    source: R,
+    config: StageConfig,
+    tx: SyncSender<Vec<u8>>,
+    recycled: &Receiver<Vec<u8>>,
+    diff: &mut Option<Hasher>,
+) -> StageEnd {
     let blob = match config.blob_path.as_ref().map(File::create).transpose() {
         Ok(blob) => blob,
         Err(e) => {
@@ -171,6 +199,7 @@ fn run<R: Read>(source: R, config: StageConfig, tx: SyncSender<Vec<u8>>) -> Stag
                 digest: None,
                 size: 0,
                 complete: false,
+                diff: None,
             };
             return StageEnd::Failed(
                 UnpackError::Write {
@@ -189,7 +218,7 @@ fn run<R: Read>(source: R, config: StageConfig, tx: SyncSender<Vec<u8>>) -> Stag
         source_error: None,
         bytes: 0,
     };
-    let outcome = decompress_into(&mut tap, config.compression, &tx);
+    let outcome = decompress_into(&mut tap, config.compression, &tx, recycled, diff);
     drop(tx);
     let failure = match outcome {
         Ok(true) => None,
@@ -249,6 +278,8 @@ fn decompress_into<R: Read>(
     tap: &mut Tap<R>,
     declared: Compression,
     tx: &SyncSender<Vec<u8>>,
+    recycled: &Receiver<Vec<u8>>,
+    diff: &mut Option<Hasher>,
 ) -> Result<bool> {
     let mut head = [0u8; 4];
     let head_len = read_full(tap, &mut head).map_err(|e| match tap.source_error.take() {
@@ -270,7 +301,8 @@ fn decompress_into<R: Read>(
         ),
     };
     loop {
-        let mut chunk = vec![0u8; CHUNK_SIZE];
+        let mut chunk = recycled.try_recv().unwrap_or_default();
+        chunk.resize(CHUNK_SIZE, 0); // only a fresh or short buffer is (partly) zeroed
         let n = match read_full(&mut decoder, &mut chunk) {
             Ok(n) => n,
             Err(e) => {
@@ -285,6 +317,9 @@ fn decompress_into<R: Read>(
             return Ok(true);
         }
         chunk.truncate(n);
+        if let Some(h) = diff.as_mut() {
+            h.update(&chunk);
+        }
         if tx.send(chunk).is_err() {
             return Ok(false);
         }

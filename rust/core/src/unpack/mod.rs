@@ -107,21 +107,31 @@ pub fn unpack_reader<R: Read + Send + 'static>(
         entry: None,
         source: e,
     })?;
-    let config = StageConfig {
-        compression: options.compression,
-        hasher: options.digest.as_ref().map(|d| Hasher::new(d.algorithm)),
-        blob_path: options.blob_path.clone(),
-        drain_on_error,
-    };
-    let (rx, first_stage) = decompress::spawn(source, config).map_err(|e| UnpackError::Write {
-        entry: None,
-        source: e,
-    })?;
     let diff_algorithm = options
         .diff_id
         .as_ref()
         .map_or(Algorithm::Sha256, |d| d.algorithm);
-    let mut stream = TarStream::new(rx, Hasher::new(diff_algorithm), options.limits.max_bytes);
+    // Balance the two threads: inflating gzip is the slow part, so the tar side hashes;
+    // zstd and plain tar are cheap to decode, so the first stage hashes instead.
+    let hash_in_first_stage = options.compression != Compression::Gzip;
+    let config = StageConfig {
+        compression: options.compression,
+        hasher: options.digest.as_ref().map(|d| Hasher::new(d.algorithm)),
+        blob_path: options.blob_path.clone(),
+        diff_hasher: hash_in_first_stage.then(|| Hasher::new(diff_algorithm)),
+        drain_on_error,
+    };
+    let (rx, recycle, first_stage) =
+        decompress::spawn(source, config).map_err(|e| UnpackError::Write {
+            entry: None,
+            source: e,
+        })?;
+    let mut stream = TarStream::new(
+        rx,
+        recycle,
+        (!hash_in_first_stage).then(|| Hasher::new(diff_algorithm)),
+        options.limits.max_bytes,
+    );
     let applied = apply_tar(&mut stream, &root, options);
     // Hang up before joining so that a first stage blocked on a full channel finishes.
     let (diff_hasher, uncompressed_size) = stream.finish();
@@ -133,13 +143,15 @@ pub fn unpack_reader<R: Read + Send + 'static>(
                 digest: None,
                 size: 0,
                 complete: false,
+                diff: None,
             },
         )
     });
-    let (blob_summary, blob_error) = match blob {
+    let (mut blob_summary, blob_error) = match blob {
         StageEnd::Done(s) | StageEnd::Abandoned(s) => (s, None),
         StageEnd::Failed(e, s) => (s, Some(e)),
     };
+    let diff_hasher = diff_hasher.or(blob_summary.diff.take());
     // Precedence: the wrong blob explains everything else; then the decoder's own error
     // (the tar stage only saw the stream stop); then the tar stage's; then the diff_id.
     if let (Some(expected), Some(actual)) = (&options.digest, &blob_summary.digest) {
@@ -155,7 +167,9 @@ pub fn unpack_reader<R: Read + Send + 'static>(
         return Err(e);
     }
     let applied = applied?;
-    let diff_id = diff_hasher.digest();
+    let diff_id = diff_hasher
+        .ok_or_else(|| UnpackError::format(None, "diff_id was not computed"))?
+        .digest();
     if let Some(expected) = &options.diff_id {
         if *expected != diff_id {
             return Err(UnpackError::DigestMismatch {

@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::io::{self, Read};
 use std::rc::Rc;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, SyncSender};
 
 use super::error::UnpackError;
 use super::limits;
@@ -16,18 +16,27 @@ pub type ErrorSlot = Rc<RefCell<Option<UnpackError>>>;
 /// A `Read` over the chunks coming from the decompressing thread.
 pub struct TarStream {
     rx: Receiver<Vec<u8>>,
+    /// Consumed chunks go back to the first stage for reuse (no allocation per MiB).
+    recycle: SyncSender<Vec<u8>>,
     chunk: Vec<u8>,
     pos: usize,
-    hasher: Hasher,
+    /// The diff_id hasher, when this stage computes it (see `mod.rs`).
+    hasher: Option<Hasher>,
     bytes: u64,
     max_bytes: Option<u64>,
     error: ErrorSlot,
 }
 
 impl TarStream {
-    pub fn new(rx: Receiver<Vec<u8>>, hasher: Hasher, max_bytes: Option<u64>) -> TarStream {
+    pub fn new(
+        rx: Receiver<Vec<u8>>,
+        recycle: SyncSender<Vec<u8>>,
+        hasher: Option<Hasher>,
+        max_bytes: Option<u64>,
+    ) -> TarStream {
         TarStream {
             rx,
+            recycle,
             chunk: Vec::new(),
             pos: 0,
             hasher,
@@ -46,13 +55,18 @@ impl TarStream {
         let Ok(chunk) = self.rx.recv() else {
             return Ok(false);
         };
-        self.hasher.update(&chunk);
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(&chunk);
+        }
         self.bytes += chunk.len() as u64;
         if let Err(e) = limits::check("uncompressed bytes", self.max_bytes, self.bytes, None) {
             *self.error.borrow_mut() = Some(e);
             return Err(io::Error::other("layer byte limit exceeded"));
         }
-        self.chunk = chunk;
+        let used = std::mem::replace(&mut self.chunk, chunk);
+        if used.capacity() > 0 {
+            let _ = self.recycle.try_send(used);
+        }
         self.pos = 0;
         Ok(true)
     }
@@ -65,8 +79,8 @@ impl TarStream {
     }
 
     /// The digest and size of everything received.
-    pub fn finish(&self) -> (Hasher, u64) {
-        (self.hasher.clone(), self.bytes)
+    pub fn finish(&mut self) -> (Option<Hasher>, u64) {
+        (self.hasher.take(), self.bytes)
     }
 }
 

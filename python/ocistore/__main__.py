@@ -1,0 +1,5 @@
+"""``python -m ocistore``: the command line."""
+
+from ocistore.cli import main
+
+main()

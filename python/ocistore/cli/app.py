@@ -1,0 +1,157 @@
+"""The ``ocistore`` command: global options, the store, and one-line errors."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ocistore.cli.output import Output
+from ocistore.errors import (
+    AuthenticationError,
+    ImagePullError,
+    OciStoreError,
+    PlatformNotFoundError,
+    RegistryUnavailableError,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Exit codes (documented in ``ocistore --help``).
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class State:
+    """What every command gets: output options and the store (opened on first use)."""
+
+    def __init__(self, output: Output, store_root: str | None) -> None:
+        self.output = output
+        self.store_root = store_root
+        self._store: Any = None
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from ocistore.store import Store
+
+            self._store = Store(self.store_root)
+        return self._store
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    chain = [error]
+    while chain[-1].__cause__ is not None and len(chain) < 10:
+        chain.append(chain[-1].__cause__)
+    return chain
+
+
+def _hint(error: BaseException) -> str | None:
+    tried = getattr(error, "credential_sources", None)
+    for cause in _causes(error):
+        if isinstance(cause, AuthenticationError):
+            if tried is not None:
+                what = ", ".join(tried) if tried else "none matched, so the pull was anonymous"
+                return (
+                    f"credentials tried: {what}. Add one with --secret FILE or "
+                    "--docker-config FILE; `ocistore auth which IMAGE` explains the matching"
+                )
+            return (
+                "check the credentials for this registry: --docker-config FILE, --secret FILE, "
+                "or `ocistore auth which IMAGE` to see which entry matches"
+            )
+        if isinstance(cause, RegistryUnavailableError):
+            return "is the registry reachable from here? (mirrors: --hosts-dir)"
+        if isinstance(cause, PlatformNotFoundError):
+            return "choose one of the listed platforms with --platform os/arch[/variant]"
+    if isinstance(error, ImagePullError) and error.reason == "ErrImageNeverPull":
+        return "pull it first, or use --policy IfNotPresent"
+    return None
+
+
+def handle_errors(command: F) -> F:
+    """Turns ocistore errors into one line (and exit 1); tracebacks only with --debug."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        state = ctx.find_object(State)
+        output = state.output if state else Output()
+        try:
+            return command(*args, **kwargs)
+        except (OciStoreError, OSError) as error:
+            if output.debug:
+                raise
+            reason = getattr(error, "reason", None)
+            text = f"{reason}: {error}" if isinstance(error, ImagePullError) else str(error)
+            if isinstance(error, OSError) and not isinstance(error, OciStoreError):
+                text = f"{error.strerror or error}" + (
+                    f": {error.filename}" if error.filename else ""
+                )
+            if output.json:
+                output.result({"error": text, "type": type(error).__name__, "reason": reason})
+            output.error(text, _hint(error))
+            ctx.exit(EXIT_FAILURE)
+
+    return wrapper  # type: ignore[return-value]
+
+
+EPILOG = """\b
+Exit codes: 0 success, 1 failure (one line on stderr says why), 2 usage error.
+The store lives in --store, $OCISTORE_ROOT, or the user data directory.
+"""
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--store",
+    "store_root",
+    type=click.Path(file_okay=False, path_type=str),
+    envvar="OCISTORE_ROOT",
+    help="Store directory (default: $OCISTORE_ROOT or the user data dir).",
+)
+@click.option("--json", "json_output", is_flag=True, help="Print one JSON document.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only what scripts need.")
+@click.option("--debug", is_flag=True, help="Log HTTP and show tracebacks.")
+@click.version_option(package_name="ocistore", prog_name="ocistore")
+@click.pass_context
+def cli(
+    ctx: click.Context, store_root: str | None, json_output: bool, quiet: bool, debug: bool
+) -> None:
+    """ocistore: pull, store and unpack OCI images the way kubelet does.
+
+    \b
+    Examples:
+      ocistore pull nginx:1.27
+      ocistore pull 127.0.0.1:5000/app:v1 --unpack ./rootfs
+      ocistore images
+      ocistore ensure -f pod.yaml --secrets secrets.yaml
+    """
+    if debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = State(Output(json=json_output, quiet=quiet, debug=debug), store_root)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``ocistore`` script."""
+    from ocistore.cli import commands  # noqa: F401  (registers the commands)
+
+    cli.main(args=argv, prog_name="ocistore", standalone_mode=True)
+
+
+def _path(value: str) -> Path:
+    return Path(os.path.expanduser(value))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

@@ -1,0 +1,94 @@
+"""How the command line talks: rich text for people, one JSON document for scripts."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+@dataclasses.dataclass
+class Output:
+    """The global output options of one invocation."""
+
+    json: bool = False
+    quiet: bool = False
+    debug: bool = False
+
+    def __post_init__(self) -> None:
+        self.console = Console(highlight=False, soft_wrap=True)
+        if not self.console.is_terminal:
+            # Pipes and files get whole lines: tables are not folded to 80 columns.
+            self.console = Console(highlight=False, soft_wrap=True, width=1000)
+        self.errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    @property
+    def interactive(self) -> bool:
+        """True when progress bars make sense (a terminal, no JSON, not quiet)."""
+        return not self.json and not self.quiet and self.console.is_terminal
+
+    def say(self, message: str) -> None:
+        """A human line on stdout (suppressed by --json and -q)."""
+        if not self.json and not self.quiet:
+            self.console.print(message, markup=False)
+
+    def result(self, document: Any, human: str | None = None) -> None:
+        """The command's result: JSON with --json, else the human text (even with -q)."""
+        if self.json:
+            sys.stdout.write(json.dumps(to_jsonable(document), indent=2, sort_keys=True) + "\n")
+        elif human is not None:
+            self.console.print(human, markup=False)
+
+    def table(self, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+        """A table for people (plain, so it survives pipes)."""
+        if self.quiet:
+            for row in rows:
+                self.console.print(str(row[0]), markup=False)
+            return
+        table = Table(box=None, pad_edge=False, show_edge=False)
+        for number, column in enumerate(columns):
+            table.add_column(column, overflow="fold", no_wrap=number == 0)
+        for row in rows:
+            table.add_row(*(str(cell) for cell in row))
+        self.console.print(table)
+
+    def error(self, message: str, hint: str | None = None) -> None:
+        """One clear line on stderr, and a hint on what to do."""
+        self.errors.print(f"error: {message}", markup=False)
+        if hint:
+            self.errors.print(f"hint: {hint}", markup=False)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, enums, paths and datetimes as plain JSON values with stable keys."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def human_size(size: int | float) -> str:
+    """Bytes as docker prints them (1000-based, 3 significant digits)."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.3g}{unit}" if unit != "B" else f"{int(value)}B"
+        value /= 1000
+    return f"{value:.3g}TB"

@@ -1,0 +1,120 @@
+"""Registry QPS, pull slots and shared pulls."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from ocistore.manager.throttle import PullSlots, SingleFlight, TokenBucket
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_token_bucket_allows_burst_then_refills_at_qps() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(qps=5, burst=10, clock=clock)
+    assert [bucket.try_accept() for _ in range(11)] == [True] * 10 + [False]
+    clock.now = 0.2  # one token at 5 QPS
+    assert bucket.try_accept() and not bucket.try_accept()
+    clock.now = 100.0  # refills only up to the burst
+    assert sum(bucket.try_accept() for _ in range(20)) == 10
+
+
+def test_zero_qps_is_unlimited() -> None:
+    bucket = TokenBucket(qps=0, burst=0, clock=FakeClock())
+    assert all(bucket.try_accept() for _ in range(1000))
+
+
+def test_bad_qps() -> None:
+    with pytest.raises(ValueError):
+        TokenBucket(qps=-1, burst=1, clock=FakeClock())
+
+
+def _max_concurrency(slots: PullSlots, workers: int) -> int:
+    active = 0
+    peak = 0
+    lock = threading.Lock()
+    barrier = threading.Barrier(workers)
+
+    def work() -> None:
+        nonlocal active, peak
+        barrier.wait()
+        with slots:
+            with lock:
+                active += 1
+                peak = max(peak, active)
+            time.sleep(0.02)
+            with lock:
+                active -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return peak
+
+
+def test_serialized_pulls_run_one_at_a_time() -> None:
+    assert _max_concurrency(PullSlots(serialize=True), 4) == 1
+
+
+def test_parallel_pulls_are_bounded() -> None:
+    assert _max_concurrency(PullSlots(serialize=False, max_parallel=2), 6) <= 2
+
+
+def test_max_parallel_requires_serialize_false() -> None:
+    with pytest.raises(ValueError):
+        PullSlots(serialize=True, max_parallel=3)
+
+
+def test_single_flight_shares_one_call() -> None:
+    flight: SingleFlight[int] = SingleFlight()
+    calls = 0
+    started = threading.Event()
+    release = threading.Event()
+
+    def slow() -> int:
+        nonlocal calls
+        calls += 1
+        started.set()
+        release.wait(5)
+        return 42
+
+    results: list[tuple[int, bool]] = []
+    leader = threading.Thread(target=lambda: results.append(flight.do("img", slow)))
+    leader.start()
+    started.wait(5)
+    followers = [
+        threading.Thread(target=lambda: results.append(flight.do("img", slow))) for _ in range(3)
+    ]
+    for thread in followers:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while flight.joined("img") < 3 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert flight.joined("img") == 3
+    release.set()
+    for thread in [leader, *followers]:
+        thread.join()
+    assert calls == 1
+    assert sorted(results) == [(42, False), (42, True), (42, True), (42, True)]
+
+
+def test_single_flight_propagates_errors_and_forgets() -> None:
+    flight: SingleFlight[int] = SingleFlight()
+
+    def fail() -> int:
+        raise RuntimeError("nope")
+
+    with pytest.raises(RuntimeError):
+        flight.do("img", fail)
+    assert flight.do("img", lambda: 7) == (7, False)
