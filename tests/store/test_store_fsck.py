@@ -114,3 +114,13 @@ def test_unreferenced_blobs_are_counted_not_problems(store: Store) -> None:
     store.put_blob(b"loose")
     report = store.fsck()
     assert report.ok and report.unreferenced_blobs == 1
+
+
+def test_interrupted_root_index_rewrite_is_cleaned(store: Store) -> None:
+    (store.root / ".index.json.abc123").write_text("half")
+    report = store.fsck()
+    assert [(p.kind, p.subject) for p in report.problems] == [
+        (ProblemKind.STRAY_FILE, ".index.json.abc123")
+    ]
+    repaired_to_clean(store)
+    assert not (store.root / ".index.json.abc123").exists()

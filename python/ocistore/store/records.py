@@ -141,6 +141,8 @@ class ProblemKind(enum.StrEnum):
     """A half-built root filesystem no process is writing."""
     STALE_LEASE = "stale-lease"
     """A lease whose owning process is gone."""
+    STALE_LAYOUT_INDEX = "stale-layout-index"
+    """The root ``index.json`` does not list exactly the recorded images."""
     INDEX_CORRUPT = "index-corrupt"
     """SQLite's integrity check failed."""
 

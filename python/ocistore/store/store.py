@@ -23,6 +23,7 @@ from ocistore.store import content
 from ocistore.store.blobs import BlobStore, Ingest
 from ocistore.store.index import Index as StoreIndex
 from ocistore.store.leases import Lease, LeaseSet
+from ocistore.store.locks import FileLock
 from ocistore.store.records import (
     BlobInfo,
     FsckReport,
@@ -71,6 +72,8 @@ class Store:
         self.leases_dir.mkdir(exist_ok=True)
         self._index = StoreIndex(self.root / "index.db")
         self._leases = LeaseSet(self._index, self.leases_dir)
+        if not (self.root / "index.json").exists():
+            self._refresh_layout()
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -218,38 +221,40 @@ class Store:
         chain = content.chain_id(content.diff_ids(config)) if config is not None else None
         size = len(manifest_bytes) + sum(c.size for c in children)
         now = datetime.now(UTC)
-        with self._index.write() as conn:
-            # Under the index write lock GC cannot run, so what we checked stays true.
-            for digest in [manifest_digest, *([index_digest] if index_digest else [])]:
-                if not self._blobs.has(digest):
-                    raise BlobNotFoundError(f"blob {digest} vanished while recording {key}")
-            self._index.add_refs(conn, manifest_digest, [(c.digest, c.kind) for c in children])
-            if index_digest is not None:
-                self._index.add_refs(
-                    conn, index_digest, [(c.digest, c.kind) for c in index_children]
+        with self._layout_lock():
+            with self._index.write() as conn:
+                # Under the index write lock GC cannot run, so what we checked stays true.
+                for digest in [manifest_digest, *([index_digest] if index_digest else [])]:
+                    if not self._blobs.has(digest):
+                        raise BlobNotFoundError(f"blob {digest} vanished while recording {key}")
+                self._index.add_refs(conn, manifest_digest, [(c.digest, c.kind) for c in children])
+                if index_digest is not None:
+                    self._index.add_refs(
+                        conn, index_digest, [(c.digest, c.kind) for c in index_children]
+                    )
+                previous = self._index.image(key, conn)
+                record = ImageRecord(
+                    reference=key,
+                    repository=repository,
+                    tag=tag,
+                    digest=manifest_digest,
+                    index_digest=index_digest,
+                    platform=platform,
+                    media_type=manifest.media_type or content.OCI_MANIFEST,
+                    size=size,
+                    created=previous.created
+                    if previous is not None and previous.digest == manifest_digest
+                    else now,
+                    last_used=now,
+                    pinned=(previous.pinned if previous is not None else False)
+                    if pinned is None
+                    else pinned,
+                    source=source,
+                    config_digest=manifest.config.digest,
+                    chain_id=chain,
                 )
-            previous = self._index.image(key, conn)
-            record = ImageRecord(
-                reference=key,
-                repository=repository,
-                tag=tag,
-                digest=manifest_digest,
-                index_digest=index_digest,
-                platform=platform,
-                media_type=manifest.media_type or content.OCI_MANIFEST,
-                size=size,
-                created=previous.created
-                if previous is not None and previous.digest == manifest_digest
-                else now,
-                last_used=now,
-                pinned=(previous.pinned if previous is not None else False)
-                if pinned is None
-                else pinned,
-                source=source,
-                config_digest=manifest.config.digest,
-                chain_id=chain,
-            )
-            self._index.put_image(conn, record)
+                self._index.put_image(conn, record)
+            self._write_layout_files()
         if credential_hash is not None:
             self.record_pull(
                 manifest_digest,
@@ -338,8 +343,26 @@ class Store:
     def remove(self, ref: Reference | str) -> None:
         """Forgets an image name; its blobs go at the next :meth:`gc` if nothing else uses them."""
         record = self.image(ref)
-        with self._index.write() as conn:
-            self._index.remove_image(conn, record.reference)
+        with self._layout_lock():
+            with self._index.write() as conn:
+                self._index.remove_image(conn, record.reference)
+            self._write_layout_files()
+
+    # The root doubles as an OCI image layout (skopeo and umoci read it): index.json follows
+    # the image records. Whoever changes the records holds this lock from before the index
+    # transaction until index.json is rewritten, so a reader holding it sees the two agree;
+    # a crash in between leaves index.json stale, which fsck repairs.
+    def _layout_lock(self) -> FileLock:
+        return FileLock(self._blobs.locks_dir / "layout-index.lock")
+
+    def _write_layout_files(self) -> None:
+        from ocistore.store.layout import write_store_layout_files
+
+        write_store_layout_files(self)
+
+    def _refresh_layout(self) -> None:
+        with self._layout_lock():
+            self._write_layout_files()
 
     def manifest(self, ref_or_digest: Reference | str) -> Manifest:
         """The image manifest of a reference (or of a manifest digest)."""
