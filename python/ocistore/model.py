@@ -650,11 +650,11 @@ def parse_manifest_document(data: bytes, content_type: str | None = None) -> Man
     if declared_base in INDEX_MEDIA_TYPES:
         if looks_like_manifest:
             raise AmbiguousManifestError(f"a {declared} must not have 'config' or 'layers'")
-        return _parse_index(fields, declared)
+        return _parse_index(fields, declared_base)
     if declared_base in MANIFEST_MEDIA_TYPES:
         if looks_like_index:
             raise AmbiguousManifestError(f"a {declared} must not have 'manifests'")
-        return _parse_manifest(fields, declared)
+        return _parse_manifest(fields, declared_base)
     if declared_base not in _UNSPECIFIC_CONTENT_TYPES:
         raise UnsupportedManifestError(f"unsupported manifest media type {declared!r}")
     # No type named anywhere: an OCI document without mediaType. Decide by structure.
