@@ -54,15 +54,33 @@ class UnsupportedMediaTypeError(OciStoreError, ValueError):
 
 
 class LayerFormatError(OciStoreError, ValueError):
-    """A layer is not a valid tar stream (or its compression is corrupt)."""
+    """A layer is not a valid tar stream (or its compression is corrupt).
+
+    ``entry`` names the tar entry at fault when there is one.
+    """
+
+    entry: str | None = None
 
 
 class UnsafeLayerError(OciStoreError):
-    """A layer entry would write, follow or delete something outside the root."""
+    """A layer entry would write, follow or delete something outside the root.
+
+    ``entry`` names the refused tar entry.
+    """
+
+    entry: str | None = None
 
 
 class LayerLimitError(OciStoreError):
     """A layer exceeds an unpack limit (bytes, entries, file size, path length)."""
+
+    entry: str | None = None
+
+
+class LayerWriteError(OciStoreError, OSError):
+    """The destination filesystem failed while a layer was applied (disk full, read-only)."""
+
+    entry: str | None = None
 
 
 # --- the content store ------------------------------------------------------------------
@@ -84,6 +102,10 @@ class ImageNotFoundError(StoreError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "image not found"
+
+
+class LayoutError(StoreError, ValueError):
+    """A directory is not a valid OCI image layout (or holds malformed metadata)."""
 
 
 # --- manifests and registries -----------------------------------------------------------

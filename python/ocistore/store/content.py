@@ -1,0 +1,186 @@
+"""What the store needs to know about manifests, indexes and configs (parsed by ``ocistore.model``).
+
+This module adapts the model's documents into the flat views the store keeps in its index:
+children with a kind (config, layer, manifest), platforms as strings, diff_ids and chain IDs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ocistore import model
+from ocistore.digest import digest_bytes
+from ocistore.errors import DigestMismatchError, ManifestError
+from ocistore.model import ImageConfig, Index, Manifest
+from ocistore.platform import Platform
+
+__all__ = [
+    "MAX_CONFIG_SIZE",
+    "MAX_MANIFEST_SIZE",
+    "OCI_INDEX",
+    "OCI_MANIFEST",
+    "Child",
+    "chain_id",
+]
+
+MAX_MANIFEST_SIZE = model.MAX_MANIFEST_SIZE
+MAX_CONFIG_SIZE = model.MAX_CONFIG_SIZE
+OCI_INDEX = model.MEDIA_TYPE_OCI_INDEX
+OCI_MANIFEST = model.MEDIA_TYPE_OCI_MANIFEST
+_HASH_RE = re.compile(r"(?:[a-z0-9]+:)?[0-9a-f]{32,128}")
+
+
+@dataclass(frozen=True)
+class Child:
+    """A descriptor as the store sees it: what it points at, and in which role."""
+
+    digest: str
+    size: int
+    media_type: str | None
+    kind: str
+    """``config``, ``layer``, ``manifest`` (an index entry) or ``subject``."""
+    platform: Platform | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    urls: tuple[str, ...] = ()
+    nondistributable: bool = False
+
+
+def _child(descriptor: model.Descriptor, kind: str) -> Child:
+    return Child(
+        digest=descriptor.digest,
+        size=descriptor.size,
+        media_type=descriptor.media_type,
+        kind=kind,
+        platform=descriptor.platform,
+        annotations=descriptor.annotations.to_dict(),
+        urls=descriptor.urls,
+        nondistributable=descriptor.is_nondistributable,
+    )
+
+
+def _verify(data: bytes, digest: str | None) -> None:
+    if digest is None:
+        return
+    actual = digest_bytes(data, digest.partition(":")[0])
+    if actual != digest:
+        raise DigestMismatchError(f"document {digest} hashes to {actual}", digest, actual)
+
+
+def parse_manifest(data: bytes, digest: str | None) -> Manifest:
+    """An image manifest (``ManifestError`` if the blob is an index or malformed)."""
+    _verify(data, digest)
+    document = model.parse_manifest_document(data)
+    if not isinstance(document, Manifest):
+        raise ManifestError(f"{digest or 'document'} is an index, not an image manifest")
+    return document
+
+
+def parse_index(data: bytes, digest: str | None) -> Index:
+    """An image index (``ManifestError`` if the blob is a manifest or malformed)."""
+    _verify(data, digest)
+    document = model.parse_manifest_document(data)
+    if not isinstance(document, Index):
+        raise ManifestError(f"{digest or 'document'} is an image manifest, not an index")
+    return document
+
+
+def parse_config(data: bytes, digest: str | None) -> ImageConfig:
+    """An image configuration."""
+    _verify(data, digest)
+    return model.parse_image_config(data)
+
+
+def manifest_children(manifest: Manifest) -> list[Child]:
+    """The config and layers a manifest references (deduplicated, in order)."""
+    children = [_child(manifest.config, "config")]
+    children += [_child(layer, "layer") for layer in manifest.layers]
+    seen: set[str] = set()
+    unique = []
+    for child in children:
+        if child.digest not in seen:
+            seen.add(child.digest)
+            unique.append(child)
+    return unique
+
+
+def index_children(index: Index) -> list[Child]:
+    """The manifests (or nested indexes) an index lists."""
+    return [_child(d, "manifest") for d in index.manifests]
+
+
+def may_be_absent(child: Child) -> bool:
+    """Whether a store may lack this blob (non-distributable layers fetched from ``urls``)."""
+    return child.kind == "layer" and child.nondistributable
+
+
+def is_image_config(media_type: str | None) -> bool:
+    """Whether a config media type is a runnable image's config (not an artifact's)."""
+    return media_type in model.CONFIG_MEDIA_TYPES
+
+
+def is_manifest(media_type: str | None) -> bool:
+    """Whether a media type names an image manifest."""
+    return media_type is not None and model.is_manifest_media_type(media_type)
+
+
+def is_index(media_type: str | None) -> bool:
+    """Whether a media type names an image index / manifest list."""
+    return media_type is not None and model.is_index_media_type(media_type)
+
+
+def diff_ids(config: ImageConfig) -> list[str]:
+    """The config's ``rootfs.diff_ids`` (base first)."""
+    return list(config.diff_ids)
+
+
+def check_layers_match_config(manifest: Manifest, config: ImageConfig) -> None:
+    """The manifest must have as many layers as the config has diff_ids."""
+    manifest.check_config(config)
+
+
+def chain_id(ids: list[str]) -> str | None:
+    """The ChainID of a whole layer stack (image-spec config.md); None for no layers."""
+    chain = model.chain_ids(ids)
+    return chain[-1] if chain else None
+
+
+def config_platform(config: ImageConfig) -> str | None:
+    """``os/arch[/variant]`` from a config."""
+    if not config.os or not config.architecture:
+        return None
+    return str(config.platform)
+
+
+def platform_string(platform: Platform | None) -> str | None:
+    """``os/arch[/variant]`` or None."""
+    return None if platform is None else str(platform)
+
+
+def platform_in_index(index: Index, manifest_digest: str) -> str | None:
+    """The platform an index lists for a manifest."""
+    for descriptor in index.manifests:
+        if descriptor.digest == manifest_digest and descriptor.platform is not None:
+            return str(descriptor.platform)
+    return None
+
+
+def platform_descriptor(platform: str | None) -> dict[str, object] | None:
+    """A descriptor ``platform`` object from ``os/arch[/variant]``."""
+    if not platform:
+        return None
+    return Platform.parse(platform).to_dict()
+
+
+def choose_platform(index: Index, platform: str | None) -> Child:
+    """The index entry to use for ``platform`` (default: this host), containerd-style."""
+    chosen = index.select(platform)
+    if not is_manifest(chosen.media_type):
+        raise ManifestError(f"nested index {chosen.digest} is not supported here")
+    return _child(chosen, "manifest")
+
+
+def looks_like_hash(text: str) -> bool:
+    """Whether ``text`` looks like a hex hash (so we never store a secret by mistake)."""
+    return bool(_HASH_RE.fullmatch(text))

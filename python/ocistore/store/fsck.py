@@ -1,0 +1,289 @@
+"""``fsck``: re-hash every blob and cross-check blobs, index, ingests, unpacked trees, leases."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import stat
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ocistore.digest import digest_file
+from ocistore.store.gc import TMP_PREFIX, live_blobs, remove_tree, unpack_lock_path
+from ocistore.store.leases import lease_is_alive
+from ocistore.store.locks import FileLock, is_locked
+from ocistore.store.records import FsckProblem, FsckReport, ImageRecord, ProblemKind
+
+if TYPE_CHECKING:
+    from ocistore.store.store import Store
+
+__all__ = ["check_store"]
+
+
+class _Checker:
+    def __init__(self, store: Store, repair: bool) -> None:
+        self.store = store
+        self.repair = repair
+        self.report = FsckReport()
+        self.hashed: set[str] = set()
+
+    def found(self, kind: ProblemKind, subject: str, detail: str, repaired: bool = False) -> None:
+        self.report.problems.append(FsckProblem(kind, subject, detail, repaired))
+
+    # --- blobs on disk ------------------------------------------------------------------
+
+    def check_blob_files(self) -> dict[str, int]:
+        """Hashes every blob; returns the sound ones with their sizes."""
+        sound: dict[str, int] = {}
+        for digest, path in self.store.blobs.files():
+            if digest is None:
+                self.found(
+                    ProblemKind.STRAY_FILE,
+                    str(path.relative_to(self.store.root)),
+                    "not a blob name",
+                    self.repair and self._remove_stray(path),
+                )
+                continue
+            try:
+                info = path.lstat()
+            except FileNotFoundError:
+                continue  # GC removed it while we looked
+            if not stat.S_ISREG(info.st_mode):
+                self.found(
+                    ProblemKind.STRAY_FILE,
+                    digest,
+                    "not a regular file",
+                    self.repair and self._remove_blob(digest, path),
+                )
+                continue
+            try:
+                actual = digest_file(path, digest.partition(":")[0])
+            except FileNotFoundError:
+                continue
+            self.hashed.add(digest)
+            self.report.blobs_checked += 1
+            self.report.bytes_checked += info.st_size
+            if actual != digest:
+                self.found(
+                    ProblemKind.CORRUPT_BLOB,
+                    digest,
+                    f"content hashes to {actual}",
+                    self.repair and self._remove_blob(digest, path),
+                )
+                continue
+            if info.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+                repaired = False
+                if self.repair:
+                    os.chmod(path, stat.S_IMODE(info.st_mode) & ~0o222)
+                    repaired = True
+                self.found(ProblemKind.WRITABLE_BLOB, digest, "has write bits", repaired)
+            sound[digest] = info.st_size
+        return sound
+
+    def _remove_stray(self, path: Path) -> bool:
+        remove_tree(path)
+        return True
+
+    def _remove_blob(self, digest: str, path: Path) -> bool:
+        lock = self.store.blobs.lock(digest)
+        if not lock.acquire(blocking=False):
+            return False
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                if path.is_dir() and not path.is_symlink():
+                    remove_tree(path)
+                else:
+                    path.unlink()
+        finally:
+            lock.release(unlink=True)
+        return True
+
+    # --- the index ----------------------------------------------------------------------
+
+    def check_index(self, conn: sqlite3.Connection, sound: dict[str, int]) -> None:
+        index = self.store.index
+        indexed = index.blob_sizes()
+        for digest, size in sorted(indexed.items()):
+            if digest not in sound:
+                if self.repair:
+                    index.remove_blob_rows(conn, [digest])
+                self.found(ProblemKind.MISSING_BLOB, digest, "indexed but not on disk", self.repair)
+            elif sound[digest] != size:
+                if self.repair:
+                    conn.execute(
+                        "UPDATE blobs SET size = ? WHERE digest = ?", (sound[digest], digest)
+                    )
+                self.found(
+                    ProblemKind.SIZE_MISMATCH,
+                    digest,
+                    f"index says {size} bytes, blob has {sound[digest]}",
+                    self.repair,
+                )
+        for digest, size in sorted(sound.items()):
+            if digest in indexed:
+                continue
+            if is_locked(self.store.blobs.lock_path(digest)):
+                continue  # an ingest is between its rename and its index update
+            if self.repair:
+                conn.execute(
+                    "INSERT OR IGNORE INTO blobs (digest, size, media_type, created)"
+                    " VALUES (?, ?, NULL, strftime('%s', 'now'))",
+                    (digest, size),
+                )
+            self.found(
+                ProblemKind.UNINDEXED_BLOB,
+                digest,
+                "verified blob missing from the index",
+                self.repair,
+            )
+        self.check_references(conn, set(sound))
+
+    def check_references(self, conn: sqlite3.Connection, present: set[str]) -> None:
+        index = self.store.index
+        edges: dict[str, list[str]] = {}
+        for parent, child in index.refs(conn):
+            edges.setdefault(parent, []).append(child)
+        for record in index.images(conn):
+            missing = self._missing_content(record, edges, present)
+            if missing:
+                if self.repair:
+                    index.remove_image(conn, record.reference)
+                self.found(
+                    ProblemKind.DANGLING_REFERENCE,
+                    record.reference,
+                    f"image content missing: {', '.join(sorted(missing))}",
+                    self.repair,
+                )
+        for parent, children in sorted(edges.items()):
+            if parent not in present:
+                if self.repair:
+                    conn.execute("DELETE FROM blob_refs WHERE parent = ?", (parent,))
+                continue  # the parent's own absence is reported above (missing blob)
+            for child in children:
+                if child not in present:
+                    if self.repair:
+                        conn.execute(
+                            "DELETE FROM blob_refs WHERE parent = ? AND child = ?", (parent, child)
+                        )
+                    self.found(
+                        ProblemKind.DANGLING_REFERENCE,
+                        parent,
+                        f"references missing blob {child}",
+                        self.repair,
+                    )
+        with contextlib.suppress(sqlite3.Error):
+            live = live_blobs(self.store, conn) if self.repair else self._live_readonly(conn)
+            self.report.unreferenced_blobs = len(present - live)
+
+    def _live_readonly(self, conn: sqlite3.Connection) -> set[str]:
+        roots = {r.digest for r in self.store.index.images(conn)}
+        roots |= {r.index_digest for r in self.store.index.images(conn) if r.index_digest}
+        for digests in self.store.index.leases(conn).values():
+            roots |= digests
+        roots |= {r[0] for r in conn.execute("SELECT digest FROM blobs WHERE pinned = 1")}
+        edges: dict[str, list[str]] = {}
+        for parent, child in self.store.index.refs(conn):
+            edges.setdefault(parent, []).append(child)
+        marked: set[str] = set()
+        stack = list(roots)
+        while stack:
+            digest = stack.pop()
+            if digest not in marked:
+                marked.add(digest)
+                stack.extend(edges.get(digest, ()))
+        return marked
+
+    @staticmethod
+    def _missing_content(
+        record: ImageRecord, edges: dict[str, list[str]], present: set[str]
+    ) -> set[str]:
+        missing: set[str] = set()
+        if record.index_digest and record.index_digest not in present:
+            missing.add(record.index_digest)
+        # The image's own closure: its manifest and everything below (not the index's
+        # other platforms, which a single-platform pull never fetched).
+        stack, seen = [record.digest], set()
+        while stack:
+            digest = stack.pop()
+            if digest in seen:
+                continue
+            seen.add(digest)
+            if digest not in present:
+                missing.add(digest)
+                continue
+            stack.extend(edges.get(digest, ()))
+        return missing
+
+    # --- leftovers ----------------------------------------------------------------------
+
+    def check_ingests(self) -> None:
+        for digest, path in self.store.blobs.partials():
+            lock = self.store.blobs.lock(digest) if digest is not None else None
+            if lock is not None and not lock.acquire(blocking=False):
+                continue  # an ingest is writing it: in progress, not a problem
+            try:
+                if self.repair:
+                    remove_tree(path)
+                self.found(
+                    ProblemKind.LEFTOVER_INGEST,
+                    path.name,
+                    "partial download no process is writing",
+                    self.repair,
+                )
+            finally:
+                if lock is not None:
+                    lock.release(unlink=self.repair)
+
+    def check_unpacked(self) -> None:
+        for entry in sorted(self.store.unpacked_dir.iterdir()):
+            if not entry.name.startswith(TMP_PREFIX):
+                continue
+            key = entry.name[len(TMP_PREFIX) :].split(".", 1)[0]
+            lock = FileLock(unpack_lock_path(self.store, key))
+            if not lock.acquire(blocking=False):
+                continue
+            try:
+                if self.repair:
+                    remove_tree(entry)
+                self.found(
+                    ProblemKind.LEFTOVER_UNPACK,
+                    entry.name,
+                    "half-built root filesystem",
+                    self.repair,
+                )
+            finally:
+                lock.release()
+
+    def check_leases(self, conn: sqlite3.Connection) -> None:
+        for lease_id in sorted(self.store.index.leases(conn)):
+            if lease_is_alive(self.store.leases_dir, lease_id):
+                continue
+            if self.repair:
+                self.store.index.remove_lease(lease_id, conn)
+                with contextlib.suppress(FileNotFoundError):
+                    (self.store.leases_dir / f"{lease_id}.lock").unlink()
+            self.found(ProblemKind.STALE_LEASE, lease_id, "owner process is gone", self.repair)
+
+
+def check_store(store: Store, *, repair: bool) -> FsckReport:
+    """Implements :meth:`Store.fsck`."""
+    checker = _Checker(store, repair)
+    for message in store.index.integrity_problems():
+        checker.found(ProblemKind.INDEX_CORRUPT, "index.db", message)
+    checker.check_ingests()
+    checker.check_unpacked()
+    sound = checker.check_blob_files()
+    transaction = store.index.write() if repair else store.index.read()
+    with transaction as conn:
+        checker.check_leases(conn)
+        # Re-list after hashing: GC or an ingest may have changed the set meanwhile. Blobs
+        # committed after the scan were verified by their ingest; count them as sound.
+        current = {d: p for d, p in store.blobs.files() if d is not None}
+        sound = {d: s for d, s in sound.items() if d in current}
+        for digest, path in current.items():
+            if digest not in checker.hashed:
+                with contextlib.suppress(FileNotFoundError):
+                    sound[digest] = path.stat().st_size
+        checker.check_index(conn, sound)
+    return checker.report

@@ -1,0 +1,168 @@
+"""Mark-and-sweep garbage collection of blobs, unpacked trees and stale ingests.
+
+Roots are image records (manifest and index digests), pinned blobs and the blobs of live
+leases; edges are the manifest/index references recorded in the index. The sweep runs inside
+one index write transaction, so no image can be recorded and no lease extended while it
+decides; a blob whose digest lock is held (an ingest is committing or reusing it) is skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import stat
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ocistore.store.blobs import fsync_dir
+from ocistore.store.leases import lease_is_alive
+from ocistore.store.locks import FileLock, is_locked
+from ocistore.store.records import GcReport
+
+if TYPE_CHECKING:
+    from ocistore.store.store import Store
+
+__all__ = ["collect_garbage", "live_blobs", "remove_tree"]
+
+# Unpacked trees being built live in ".tmp-*" directories next to the finished ones.
+TMP_PREFIX = ".tmp-"
+
+
+def live_blobs(store: Store, conn: sqlite3.Connection) -> set[str]:
+    """Every blob reachable from an image, a pinned blob or a live lease (prunes dead leases)."""
+    roots: set[str] = set()
+    for record in store.index.images(conn):
+        roots.add(record.digest)
+        if record.index_digest:
+            roots.add(record.index_digest)
+    roots.update(r[0] for r in conn.execute("SELECT digest FROM blobs WHERE pinned = 1"))
+    for lease_id, digests in store.index.leases(conn).items():
+        if lease_is_alive(store.leases_dir, lease_id):
+            roots.update(digests)
+        else:
+            store.index.remove_lease(lease_id, conn)
+    edges: dict[str, list[str]] = {}
+    for parent, child in store.index.refs(conn):
+        edges.setdefault(parent, []).append(child)
+    marked: set[str] = set()
+    stack = list(roots)
+    while stack:
+        digest = stack.pop()
+        if digest in marked:
+            continue
+        marked.add(digest)
+        stack.extend(edges.get(digest, ()))
+    return marked
+
+
+def live_chain_ids(store: Store, conn: sqlite3.Connection) -> set[str]:
+    """Chain IDs of every recorded image (the names of the unpacked trees to keep)."""
+    return {r.chain_id for r in store.index.images(conn) if r.chain_id}
+
+
+def unpack_dir_name(chain_id: str) -> str:
+    """The directory name of an unpacked tree (``sha256-<hex>``)."""
+    return chain_id.replace(":", "-", 1)
+
+
+def unpack_lock_path(store: Store, name: str) -> Path:
+    """The lock taken while an unpacked tree is built or deleted."""
+    return store.blobs.locks_dir / f"unpack-{name}.lock"
+
+
+def remove_tree(path: Path) -> None:
+    """Deletes a directory tree, even one containing read-only directories."""
+    if path.is_symlink() or not path.is_dir():
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        return
+    # Make every real directory writable first (never through a symlink: that could chmod
+    # something outside the tree), then delete.
+    with contextlib.suppress(OSError):
+        os.chmod(path, stat.S_IRWXU)
+    for dirpath, dirnames, _ in os.walk(path):
+        for name in dirnames:
+            child = os.path.join(dirpath, name)
+            with contextlib.suppress(OSError):
+                if stat.S_ISDIR(os.lstat(child).st_mode):
+                    os.chmod(child, stat.S_IRWXU)
+    shutil.rmtree(path)
+
+
+def collect_garbage(store: Store, *, dry_run: bool, ingest_max_age: float) -> GcReport:
+    """Implements :meth:`Store.gc`."""
+    report = GcReport(dry_run=dry_run)
+    now = time.time()
+    with store.index.write() as conn:
+        marked = live_blobs(store, conn)
+        indexed = store.index.blob_sizes()
+        on_disk = {digest: path for digest, path in store.blobs.files() if digest is not None}
+        candidates = sorted((set(indexed) | set(on_disk)) - marked)
+        removed_rows: list[str] = []
+        for digest in candidates:
+            lock = store.blobs.lock(digest)
+            if not lock.acquire(blocking=False):
+                report.kept_locked.append(digest)
+                continue
+            try:
+                path = on_disk.get(digest)
+                size = path.stat().st_size if path is not None and path.exists() else 0
+                report.removed_blobs.append(digest)
+                report.bytes_freed += size
+                if not dry_run:
+                    if path is not None:
+                        with contextlib.suppress(FileNotFoundError):
+                            path.unlink()
+                    removed_rows.append(digest)
+            finally:
+                lock.release(unlink=not dry_run)
+        if not dry_run and removed_rows:
+            store.index.remove_blob_rows(conn, removed_rows)
+            for algo_dir in {p.parent for d, p in on_disk.items() if d in set(removed_rows)}:
+                fsync_dir(algo_dir)
+        keep_trees = {unpack_dir_name(c) for c in live_chain_ids(store, conn)}
+        _sweep_unpacked(store, keep_trees, dry_run, report)
+    _sweep_ingests(store, now - ingest_max_age, dry_run, report)
+    return report
+
+
+def _sweep_unpacked(store: Store, keep: set[str], dry_run: bool, report: GcReport) -> None:
+    for entry in sorted(store.unpacked_dir.iterdir()):
+        name = entry.name
+        key = name[len(TMP_PREFIX) :].split(".", 1)[0] if name.startswith(TMP_PREFIX) else name
+        if not name.startswith(TMP_PREFIX) and name in keep:
+            continue
+        lock = FileLock(unpack_lock_path(store, key))
+        if not lock.acquire(blocking=False):
+            continue  # being built right now
+        try:
+            report.removed_unpacked.append(name)
+            if not dry_run:
+                remove_tree(entry)
+        finally:
+            lock.release()
+
+
+def _sweep_ingests(store: Store, older_than: float, dry_run: bool, report: GcReport) -> None:
+    for digest, path in store.blobs.partials():
+        if digest is not None and is_locked(store.blobs.lock_path(digest)):
+            continue  # an ingest is writing it
+        try:
+            if path.stat().st_mtime > older_than:
+                continue
+        except FileNotFoundError:
+            continue
+        lock = store.blobs.lock(digest) if digest is not None else None
+        if lock is not None and not lock.acquire(blocking=False):
+            continue
+        try:
+            report.removed_ingests.append(path.name)
+            if not dry_run:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        finally:
+            if lock is not None:
+                lock.release(unlink=not dry_run)

@@ -1,0 +1,434 @@
+"""The :class:`Store` facade: blobs, image records, pull records, unpack, GC, fsck, layouts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import platformdirs
+
+from ocistore.digest import digest_bytes, validate_digest
+from ocistore.errors import (
+    BlobNotFoundError,
+    ImageNotFoundError,
+    ManifestError,
+)
+from ocistore.model import ImageConfig, Index, Manifest
+from ocistore.reference import Reference
+from ocistore.store import content
+from ocistore.store.blobs import BlobStore, Ingest
+from ocistore.store.index import Index as StoreIndex
+from ocistore.store.leases import Lease, LeaseSet
+from ocistore.store.records import (
+    BlobInfo,
+    FsckReport,
+    GcReport,
+    ImageRecord,
+    PullCredential,
+    PullRecord,
+)
+
+__all__ = ["Store", "default_root"]
+
+ROOT_ENV = "OCISTORE_ROOT"
+
+
+def default_root() -> Path:
+    """``$OCISTORE_ROOT``, else the user data directory (``~/.local/share/ocistore``)."""
+    configured = os.environ.get(ROOT_ENV)
+    if configured:
+        return Path(configured)
+    return platformdirs.user_data_path("ocistore")
+
+
+def _is_digest(text: str) -> bool:
+    try:
+        validate_digest(text)
+    except ValueError:
+        return False
+    return True
+
+
+class Store:
+    """A node's content store: crash-safe content-addressed blobs plus an SQLite index.
+
+    Several processes may use one root at the same time. Blobs are written through
+    :meth:`ingest` (verified before they become visible); images are named with
+    :meth:`record_image` once their manifest, config and layers are committed.
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = Path(root) if root is not None else default_root()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._blobs = BlobStore(self.root)
+        self.unpacked_dir = self.root / "unpacked"
+        self.leases_dir = self.root / "leases"
+        self.unpacked_dir.mkdir(exist_ok=True)
+        self.leases_dir.mkdir(exist_ok=True)
+        self._index = StoreIndex(self.root / "index.db")
+        self._leases = LeaseSet(self._index, self.leases_dir)
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    def close(self) -> None:
+        """Closes this thread's index connection (the object stays usable)."""
+        self._index.close()
+
+    @property
+    def blobs(self) -> BlobStore:
+        """The blob directories (paths, partial files, locks)."""
+        return self._blobs
+
+    @property
+    def index(self) -> StoreIndex:
+        """The SQLite index."""
+        return self._index
+
+    # --- blobs --------------------------------------------------------------------------
+
+    def has_blob(self, digest: str) -> bool:
+        """Whether a verified blob with this digest is committed."""
+        return self._blobs.has(digest)
+
+    def blob_path(self, digest: str) -> Path:
+        """The path of a committed blob (it may not exist)."""
+        return self._blobs.path(digest)
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        """Opens a committed blob for reading (``BlobNotFoundError`` if absent)."""
+        return self._blobs.open(digest)
+
+    def read_blob(self, digest: str, max_size: int | None = None) -> bytes:
+        """Reads a whole blob and re-verifies its digest (for manifests and configs)."""
+        return self._blobs.read(digest, max_size)
+
+    def blob_info(self, digest: str) -> BlobInfo:
+        """Index metadata of a blob (media type, size, which manifests reference it)."""
+        info = self._index.blob(digest)
+        if info is None:
+            raise BlobNotFoundError(f"blob {digest} is not in the store index")
+        return info
+
+    def put_blob(self, data: bytes, *, media_type: str | None = None) -> str:
+        """Stores an in-memory blob; returns its sha256 digest."""
+        digest = digest_bytes(data)
+        with self.ingest(digest, len(data), media_type=media_type) as ingest:
+            if not ingest.done:
+                ingest.truncate()
+                ingest.write(data)
+                ingest.commit()
+        return digest
+
+    def ingest(
+        self,
+        digest: str,
+        size: int | None,
+        *,
+        media_type: str | None = None,
+        lock_timeout: float | None = None,
+    ) -> Ingest:
+        """A writer for one blob; use it as a context manager (see :class:`Ingest`)."""
+        validate_digest(digest)
+        return Ingest(
+            self._blobs,
+            digest,
+            size,
+            media_type=media_type,
+            on_commit=self._committed,
+            lock_timeout=lock_timeout,
+        )
+
+    def _committed(self, digest: str, size: int, media_type: str | None) -> None:
+        # Runs under the digest lock, so GC cannot delete the blob before it is protected.
+        self._index.add_blob(digest, size, media_type)
+        self._leases.protect(digest)
+
+    def lease(self) -> Lease:
+        """Protects every blob committed or found through this object from GC until closed.
+
+        Run a pull inside ``with store.lease():`` so that GC in another process cannot remove
+        its layers between their download and :meth:`record_image`.
+        """
+        return self._leases.open()
+
+    def pin_blob(self, digest: str, pinned: bool = True) -> None:
+        """Makes a blob a GC root (or stops it being one)."""
+        if not self._index.set_blob_pinned(digest, pinned):
+            raise BlobNotFoundError(f"blob {digest} is not in the store index")
+
+    # --- images -------------------------------------------------------------------------
+
+    def record_image(
+        self,
+        reference: Reference | str,
+        *,
+        manifest_digest: str,
+        index_digest: str | None = None,
+        platform: str | None = None,
+        credential_hash: str | None = None,
+        source: str = "pull",
+        pinned: bool | None = None,
+    ) -> ImageRecord:
+        """Names an image whose manifest (and index, config, layers) are already committed."""
+        key, repository, tag = self._record_key(reference, manifest_digest)
+        manifest_bytes = self._read_committed(manifest_digest, content.MAX_MANIFEST_SIZE)
+        manifest = content.parse_manifest(manifest_bytes, manifest_digest)
+        children = content.manifest_children(manifest)
+        for child in children:
+            if not self._blobs.has(child.digest) and not content.may_be_absent(child):
+                raise BlobNotFoundError(
+                    f"image {key}: {child.kind} {child.digest} is not in the store"
+                )
+        index_children: list[content.Child] = []
+        if index_digest is not None:
+            index_doc = content.parse_index(
+                self._read_committed(index_digest, content.MAX_MANIFEST_SIZE), index_digest
+            )
+            index_children = [
+                c for c in content.index_children(index_doc) if self.has_blob(c.digest)
+            ]
+            if manifest_digest not in {c.digest for c in content.index_children(index_doc)}:
+                raise ManifestError(
+                    f"index {index_digest} does not list manifest {manifest_digest}"
+                )
+            if platform is None:
+                platform = content.platform_in_index(index_doc, manifest_digest)
+        config: ImageConfig | None = None
+        if content.is_image_config(manifest.config.media_type) and self.has_blob(
+            manifest.config.digest
+        ):
+            config = content.parse_config(
+                self._read_committed(manifest.config.digest, content.MAX_CONFIG_SIZE),
+                manifest.config.digest,
+            )
+            content.check_layers_match_config(manifest, config)
+            if platform is None:
+                platform = content.config_platform(config)
+        chain = content.chain_id(content.diff_ids(config)) if config is not None else None
+        size = len(manifest_bytes) + sum(c.size for c in children)
+        now = datetime.now(UTC)
+        with self._index.write() as conn:
+            # Under the index write lock GC cannot run, so what we checked stays true.
+            for digest in [manifest_digest, *([index_digest] if index_digest else [])]:
+                if not self._blobs.has(digest):
+                    raise BlobNotFoundError(f"blob {digest} vanished while recording {key}")
+            self._index.add_refs(conn, manifest_digest, [(c.digest, c.kind) for c in children])
+            if index_digest is not None:
+                self._index.add_refs(
+                    conn, index_digest, [(c.digest, c.kind) for c in index_children]
+                )
+            previous = self._index.image(key, conn)
+            record = ImageRecord(
+                reference=key,
+                repository=repository,
+                tag=tag,
+                digest=manifest_digest,
+                index_digest=index_digest,
+                platform=platform,
+                media_type=manifest.media_type or content.OCI_MANIFEST,
+                size=size,
+                created=previous.created
+                if previous is not None and previous.digest == manifest_digest
+                else now,
+                last_used=now,
+                pinned=(previous.pinned if previous is not None else False)
+                if pinned is None
+                else pinned,
+                source=source,
+                config_digest=manifest.config.digest,
+                chain_id=chain,
+            )
+            self._index.put_image(conn, record)
+        if credential_hash is not None:
+            self.record_pull(
+                manifest_digest,
+                repository,
+                [
+                    PullCredential.secret(
+                        namespace="", name="", uid="", credential_hash=credential_hash
+                    )
+                ],
+            )
+        return record
+
+    def _read_committed(self, digest: str, limit: int) -> bytes:
+        try:
+            return self._blobs.read(digest, max_size=limit)
+        except BlobNotFoundError:
+            raise BlobNotFoundError(f"blob {digest} is not in the store") from None
+
+    @staticmethod
+    def _record_key(
+        reference: Reference | str, manifest_digest: str
+    ) -> tuple[str, str, str | None]:
+        """The normalised key, repository and tag an image is recorded under."""
+        if isinstance(reference, str) and _is_digest(reference):
+            return reference, "", None  # a nameless image, known by its digest only
+        ref = reference if isinstance(reference, Reference) else Reference.parse(reference)
+        if ref.tag is not None:
+            return f"{ref.name}:{ref.tag}", ref.name, ref.tag
+        if ref.digest is not None:
+            return f"{ref.name}@{ref.digest}", ref.name, None
+        ref = ref.with_default_tag()
+        return f"{ref.name}:{ref.tag}", ref.name, ref.tag
+
+    def find_image(self, ref: Reference | str) -> ImageRecord | None:
+        """The record a reference (tag, digest or bare digest) names, or None."""
+        if isinstance(ref, str) and _is_digest(ref):
+            matches = self._index.images_by_digest(ref)
+            return matches[0] if matches else None
+        parsed = ref if isinstance(ref, Reference) else Reference.parse(ref)
+        if parsed.tag is not None or parsed.digest is None:
+            key, _, _ = self._record_key(parsed, "")
+            record = self._index.image(key)
+            if record is not None and (
+                parsed.digest is None
+                or parsed.digest
+                in (
+                    record.digest,
+                    record.index_digest,
+                )
+            ):
+                return record
+            if parsed.digest is None:
+                return None
+        assert parsed.digest is not None
+        for record in self._index.images_by_digest(parsed.digest):
+            if record.repository == parsed.name:
+                return record
+        return None
+
+    def image(self, ref: Reference | str) -> ImageRecord:
+        """The record a reference names (``ImageNotFoundError`` if none)."""
+        record = self.find_image(ref)
+        if record is None:
+            raise ImageNotFoundError(f"image {ref} is not in the store")
+        return record
+
+    def images(self) -> list[ImageRecord]:
+        """Every image record, sorted by reference."""
+        return self._index.images()
+
+    def resolve(self, ref: Reference | str) -> str:
+        """The manifest digest a tag or digest reference stands for."""
+        return self.image(ref).digest
+
+    def touch(self, ref: Reference | str, when: datetime | None = None) -> None:
+        """Marks an image as used now (kubelet's last-used time for image GC)."""
+        record = self.image(ref)
+        stamp = (when or datetime.now(UTC)).timestamp()
+        self._index.touch_image(record.reference, stamp)
+
+    def pin(self, ref: Reference | str, pinned: bool = True) -> None:
+        """Pins an image (kubelet's image GC must not evict it) or unpins it."""
+        record = self.image(ref)
+        self._index.set_image_pinned(record.reference, pinned)
+
+    def remove(self, ref: Reference | str) -> None:
+        """Forgets an image name; its blobs go at the next :meth:`gc` if nothing else uses them."""
+        record = self.image(ref)
+        with self._index.write() as conn:
+            self._index.remove_image(conn, record.reference)
+
+    def manifest(self, ref_or_digest: Reference | str) -> Manifest:
+        """The image manifest of a reference (or of a manifest digest)."""
+        if isinstance(ref_or_digest, str) and _is_digest(ref_or_digest):
+            digest = ref_or_digest
+        else:
+            digest = self.resolve(ref_or_digest)
+        return content.parse_manifest(
+            self._read_committed(digest, content.MAX_MANIFEST_SIZE), digest
+        )
+
+    def config(self, ref: Reference | str) -> ImageConfig:
+        """The image configuration of a reference."""
+        manifest = self.manifest(ref)
+        digest = manifest.config.digest
+        return content.parse_config(self._read_committed(digest, content.MAX_CONFIG_SIZE), digest)
+
+    def index_document(self, digest: str) -> Index:
+        """A stored image index (manifest list)."""
+        return content.parse_index(self._read_committed(digest, content.MAX_MANIFEST_SIZE), digest)
+
+    # --- pull records (KEP-2535) --------------------------------------------------------
+
+    def record_pull(
+        self,
+        image_ref: str,
+        image_name: str,
+        credentials: Iterable[PullCredential] | PullCredential,
+    ) -> None:
+        """Merges the credentials that pulled ``image_ref`` under ``image_name`` (no tag/digest).
+
+        A secret is stored by its hash only: a ``credential_hash`` that does not look like a
+        hash is refused so that a secret cannot be recorded by mistake.
+        """
+        creds = [credentials] if isinstance(credentials, PullCredential) else list(credentials)
+        for cred in creds:
+            if cred.credential_hash and not content.looks_like_hash(cred.credential_hash):
+                raise ValueError("credential_hash must be a hex hash, never the secret itself")
+        self._index.add_pull_credentials(image_ref, image_name, creds)
+
+    def pull_records(self, image_ref: str | None = None) -> list[PullRecord]:
+        """KEP-2535 pulled records, all or for one image."""
+        return self._index.pull_records(image_ref)
+
+    def pull_record(self, image_ref: str) -> PullRecord | None:
+        """The pulled record of one image, if any."""
+        records = self._index.pull_records(image_ref)
+        return records[0] if records else None
+
+    def remove_pull_records(self, image_ref: str) -> None:
+        """Deletes the pulled record of an image."""
+        self._index.remove_pull_records(image_ref)
+
+    def prune_pull_records(self, until: datetime) -> list[str]:
+        """Drops pulled records of images no longer stored, last updated before ``until``."""
+        keep = {r.digest for r in self.images()}
+        return self._index.prune_pull_records(keep, until.timestamp())
+
+    # --- unpack, GC, fsck, layouts ------------------------------------------------------
+
+    def unpack(self, ref: Reference | str, dest: str | os.PathLike[str] | None = None) -> Path:
+        """The root filesystem of an image: its layers applied in order, diff_ids verified."""
+        from ocistore.store.unpack import unpack_image
+
+        return unpack_image(self, self.image(ref), None if dest is None else Path(dest))
+
+    def gc(self, *, dry_run: bool = False, ingest_max_age: float = 24 * 3600) -> GcReport:
+        """Deletes blobs and unpacked trees no image, pin or live lease references."""
+        from ocistore.store.gc import collect_garbage
+
+        return collect_garbage(self, dry_run=dry_run, ingest_max_age=ingest_max_age)
+
+    def fsck(self, *, repair: bool = False) -> FsckReport:
+        """Re-hashes every blob and cross-checks the index (``repair`` fixes what it can)."""
+        from ocistore.store.fsck import check_store
+
+        return check_store(self, repair=repair)
+
+    def export_layout(
+        self, refs: Iterable[Reference | str] | Reference | str, path: str | os.PathLike[str]
+    ) -> None:
+        """Writes images into an OCI image layout directory (created or extended)."""
+        from ocistore.store.layout import export_layout
+
+        if isinstance(refs, (str, Reference)):
+            refs = [refs]
+        export_layout(self, list(refs), Path(path))
+
+    def import_layout(
+        self,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        *,
+        platform: str | None = None,
+    ) -> list[ImageRecord]:
+        """Reads an OCI image layout (verifying every blob); returns the records it added."""
+        from ocistore.store.layout import import_layout
+
+        return import_layout(self, Path(path), name, platform=platform)

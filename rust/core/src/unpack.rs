@@ -1,2 +1,0 @@
-//! Safe streaming layer application (tar, gzip, zstd, OCI whiteouts). Filled in by the
-//! "Rust layer engine" work.

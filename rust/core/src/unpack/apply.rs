@@ -1,0 +1,904 @@
+//! Applying tar entries to the root, one at a time, with `*at()` calls relative to descriptors
+//! obtained from `root.rs`. Never `tar::Entry::unpack*`: those resolve by path.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::fs::{
+    chmodat, chownat, fchmod, fchown, fsetxattr, futimens, linkat, makedev, mkdirat, mknodat,
+    openat, statat, symlinkat, utimensat, AtFlags, FileType, Gid, Mode, OFlags, Timespec,
+    Timestamps, Uid, XattrFlags,
+};
+use rustix::io::Errno;
+use tar::EntryType;
+
+use super::error::{Result, UnpackError};
+use super::limits::{self, UnpackLimits};
+use super::root::{empty_dir_at, remove_all_at, Root};
+use super::safe_path::RelPath;
+use super::whiteout::{self, LayerPaths, Whiteout};
+
+/// At most this many skipped entries are listed one by one; the rest are counted.
+const MAX_SKIPPED_LISTED: usize = 10_000;
+const COPY_BUFFER: usize = 1 << 20;
+const SETID_BITS: u32 = 0o6000;
+/// xattr namespaces that would change how an overlay mount of this tree behaves.
+const REFUSED_XATTR_PREFIXES: [&str; 2] = ["trusted.overlay.", "user.overlay."];
+
+/// What applying the entries produced (the digests are added by the caller).
+#[derive(Debug, Default)]
+pub struct ApplyStats {
+    pub entries: u64,
+    pub bytes_written: u64,
+    pub whiteouts: u64,
+    pub skipped: Vec<(String, String)>,
+    skipped_unlisted: u64,
+}
+
+impl ApplyStats {
+    pub fn into_skipped(mut self) -> Vec<(String, String)> {
+        if self.skipped_unlisted > 0 {
+            self.skipped.push((
+                String::new(),
+                format!("{} more skipped entries not listed", self.skipped_unlisted),
+            ));
+        }
+        self.skipped
+    }
+}
+
+/// Whether ownership, device nodes and set-id bits are applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Privileges {
+    /// Decide from the effective user id.
+    Auto,
+    Root,
+    Unprivileged,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Hardlink,
+    CharDevice,
+    BlockDevice,
+    Fifo,
+}
+
+/// An entry's header, read before its data.
+struct Meta {
+    kind: Kind,
+    name: String,
+    path: RelPath,
+    link: Option<Vec<u8>>,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    mtime: Timespec,
+    device: (u32, u32),
+    xattrs: Vec<(String, Vec<u8>)>,
+}
+
+/// Directory attributes, applied when the layer is complete (writing children changes mtimes,
+/// and a read-only directory must stay writable until then).
+struct DirMeta {
+    path: RelPath,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    mtime: Timespec,
+    xattrs: Vec<(String, Vec<u8>)>,
+}
+
+/// Applies the entries of one layer.
+pub struct Applier<'r> {
+    root: &'r Root,
+    limits: UnpackLimits,
+    as_root: bool,
+    umask: u32,
+    stats: ApplyStats,
+    layer_paths: LayerPaths,
+    dirs: Vec<DirMeta>,
+    dir_index: HashMap<Vec<u8>, usize>,
+    /// The last parent directory opened: tar lists a directory's files together.
+    parent: Option<(Vec<u8>, OwnedFd)>,
+    buffer: Vec<u8>,
+}
+
+impl<'r> Applier<'r> {
+    pub fn new(root: &'r Root, limits: UnpackLimits, privileges: Privileges) -> Applier<'r> {
+        let as_root = match privileges {
+            Privileges::Auto => rustix::process::geteuid().is_root(),
+            Privileges::Root => true,
+            Privileges::Unprivileged => false,
+        };
+        Applier {
+            root,
+            limits,
+            as_root,
+            umask: current_umask(),
+            stats: ApplyStats::default(),
+            layer_paths: LayerPaths::default(),
+            dirs: Vec::new(),
+            dir_index: HashMap::new(),
+            parent: None,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// Applies one entry. Stream errors inside are reported as `io::Error`s for the caller to
+    /// reconcile with the stream's own typed error.
+    pub fn apply<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
+        self.stats.entries += 1;
+        limits::check("entries", self.limits.max_entries, self.stats.entries, None)?;
+        let Some(meta) = self.read_meta(entry)? else {
+            return Ok(());
+        };
+        let (parent, leaf) = meta.path.split_last();
+        match whiteout::classify(leaf) {
+            Whiteout::None => {}
+            Whiteout::Remove(target) => {
+                let target = meta.path_parent().join(target);
+                return self.remove_lower(&meta.name, &target);
+            }
+            Whiteout::Opaque => {
+                let dir = RelPath::parse(parent).expect("already normalised");
+                return self.hide_lower_children(&meta.name, &dir);
+            }
+            Whiteout::Meta => {
+                self.skip(&meta.name, "aufs metadata entry");
+                return Ok(());
+            }
+            Whiteout::Bare => {
+                return Err(UnpackError::format(
+                    Some(&meta.name),
+                    "whiteout without a name",
+                ));
+            }
+            Whiteout::DotName(_) => {
+                return Err(UnpackError::unsafe_entry(
+                    &meta.name,
+                    "whiteout names the directory itself or its parent",
+                ));
+            }
+        }
+        if meta.path.is_root() {
+            if meta.kind == Kind::Dir {
+                return Ok(()); // `./`: the root's own attributes are the caller's
+            }
+            return Err(UnpackError::unsafe_entry(
+                &meta.name,
+                "entry would replace the root directory",
+            ));
+        }
+        match meta.kind {
+            Kind::File => self.write_file(entry, &meta),
+            Kind::Dir => self.make_dir(meta),
+            Kind::Symlink => self.make_symlink(&meta),
+            Kind::Hardlink => self.make_hardlink(&meta),
+            Kind::CharDevice | Kind::BlockDevice | Kind::Fifo => self.make_node(&meta),
+        }
+    }
+
+    /// Applies the deferred directory attributes; returns the statistics.
+    pub fn finish(mut self) -> Result<ApplyStats> {
+        self.parent = None;
+        let dirs = std::mem::take(&mut self.dirs);
+        for dir in dirs.iter().rev() {
+            self.finish_dir(dir)?;
+        }
+        Ok(self.stats)
+    }
+
+    fn skip(&mut self, name: &str, reason: &str) {
+        if self.stats.skipped.len() < MAX_SKIPPED_LISTED {
+            self.stats
+                .skipped
+                .push((name.to_owned(), reason.to_owned()));
+        } else {
+            self.stats.skipped_unlisted += 1;
+        }
+    }
+
+    // --- headers ----------------------------------------------------------------------
+
+    /// Reads and validates an entry's header; `None` for entries that carry no content.
+    fn read_meta<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<Option<Meta>> {
+        let raw_path = entry.path_bytes().into_owned();
+        let name = String::from_utf8_lossy(&raw_path).into_owned();
+        let fmt = |reason: String| UnpackError::format(Some(&name), reason);
+        limits::check(
+            "path length",
+            self.limits.max_path_length,
+            raw_path.len() as u64,
+            Some(&name),
+        )?;
+        let header = entry.header();
+        let entry_type = header.entry_type();
+        let kind = match entry_type {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                // Pre-POSIX archives mark directories with a trailing slash only.
+                if raw_path.ends_with(b"/") && entry_type == EntryType::Regular {
+                    Kind::Dir
+                } else {
+                    Kind::File
+                }
+            }
+            EntryType::Directory => Kind::Dir,
+            EntryType::Symlink => Kind::Symlink,
+            EntryType::Link => Kind::Hardlink,
+            EntryType::Char => Kind::CharDevice,
+            EntryType::Block => Kind::BlockDevice,
+            EntryType::Fifo => Kind::Fifo,
+            // Global PAX headers are ignored, as containerd does.
+            EntryType::XGlobalHeader => return Ok(None),
+            other => {
+                return Err(fmt(format!(
+                    "unsupported entry type {:?} ({:?})",
+                    other,
+                    char::from(other.as_byte())
+                )))
+            }
+        };
+        let mode = header.mode().map_err(|e| fmt(format!("bad mode: {e}")))? & 0o7777;
+        let uid = header.uid().map_err(|e| fmt(format!("bad uid: {e}")))?;
+        let gid = header.gid().map_err(|e| fmt(format!("bad gid: {e}")))?;
+        let mut mtime = Timespec {
+            tv_sec: clamp_secs(header.mtime().map_err(|e| fmt(format!("bad mtime: {e}")))?),
+            tv_nsec: 0,
+        };
+        let device = if matches!(kind, Kind::CharDevice | Kind::BlockDevice) {
+            let major = header
+                .device_major()
+                .map_err(|e| fmt(format!("bad major: {e}")))?;
+            let minor = header
+                .device_minor()
+                .map_err(|e| fmt(format!("bad minor: {e}")))?;
+            (major.unwrap_or(0), minor.unwrap_or(0))
+        } else {
+            (0, 0)
+        };
+        let declared = entry.size();
+        let real_size = match header.as_gnu() {
+            Some(gnu) if entry_type == EntryType::GNUSparse => gnu
+                .real_size()
+                .map_err(|e| fmt(format!("bad sparse size: {e}")))?,
+            _ => declared,
+        };
+        let link = entry.link_name_bytes().map(|l| l.into_owned());
+        let mut xattrs = Vec::new();
+        if let Some(records) = entry
+            .pax_extensions()
+            .map_err(|e| fmt(format!("unreadable PAX header: {e}")))?
+        {
+            for record in records {
+                let record = record.map_err(|_| fmt("malformed PAX record".into()))?;
+                let key = record
+                    .key()
+                    .map_err(|_| fmt("PAX key is not UTF-8".into()))?;
+                let value = record.value_bytes();
+                match key {
+                    "size" | "uid" | "gid" => {
+                        parse_decimal(value)
+                            .ok_or_else(|| fmt(format!("malformed PAX {key} record")))?;
+                    }
+                    "mtime" => {
+                        mtime = parse_pax_time(value)
+                            .ok_or_else(|| fmt("malformed PAX mtime record".into()))?;
+                    }
+                    "atime" | "ctime" => {
+                        parse_pax_time(value)
+                            .ok_or_else(|| fmt(format!("malformed PAX {key} record")))?;
+                    }
+                    _ if key.starts_with("GNU.sparse.") => {
+                        return Err(fmt("PAX-format sparse files are not supported".into()));
+                    }
+                    _ => {
+                        if let Some(attr) = key.strip_prefix("SCHILY.xattr.") {
+                            xattrs.push((attr.to_owned(), value.to_vec()));
+                        }
+                    }
+                }
+            }
+        }
+        if kind == Kind::File {
+            for size in [declared, real_size] {
+                limits::check("file size", self.limits.max_file_size, size, Some(&name))?;
+            }
+        }
+        if let Some(link) = &link {
+            limits::check(
+                "link target length",
+                self.limits.max_path_length,
+                link.len() as u64,
+                Some(&name),
+            )?;
+        }
+        let path =
+            RelPath::parse(&raw_path).map_err(|e| UnpackError::unsafe_entry(&name, e.reason()))?;
+        Ok(Some(Meta {
+            kind,
+            name,
+            path,
+            link,
+            mode,
+            uid,
+            gid,
+            mtime,
+            device,
+            xattrs,
+        }))
+    }
+
+    // --- resolution -------------------------------------------------------------------
+
+    /// The entry's parent directory (created if missing), from the one-slot cache.
+    fn parent_fd(&mut self, meta: &Meta) -> Result<BorrowedFd<'_>> {
+        let (parent, _) = meta.path.split_last();
+        let hit = matches!(&self.parent, Some((cached, _)) if cached.as_slice() == parent);
+        if !hit {
+            self.parent = None;
+            let fd = self
+                .root
+                .open_dir(parent, true)
+                .map_err(|e| resolve_error(&meta.name, e))?;
+            self.parent = Some((parent.to_vec(), fd));
+        }
+        Ok(self.parent.as_ref().expect("just filled").1.as_fd())
+    }
+
+    /// Something was removed: a cached descriptor may now name a detached directory.
+    fn forget_parent(&mut self) {
+        self.parent = None;
+    }
+
+    // --- whiteouts --------------------------------------------------------------------
+
+    fn remove_lower(&mut self, name: &str, target: &RelPath) -> Result<()> {
+        self.stats.whiteouts += 1;
+        if self.layer_paths.contains(target.as_bytes()) {
+            return Ok(()); // a whiteout never hides its own layer's entries
+        }
+        let (parent, leaf) = target.split_last();
+        let dir = match self.root.open_dir(parent, false) {
+            Ok(dir) => dir,
+            // Nothing below a missing directory or a file: nothing to delete.
+            Err(e) if matches!(errno(&e), Some(Errno::NOENT | Errno::NOTDIR)) => return Ok(()),
+            Err(e) => return Err(resolve_error(name, e)),
+        };
+        self.forget_parent();
+        remove_all_at(dir.as_fd(), leaf).map_err(|e| UnpackError::from_io(Some(name), e))
+    }
+
+    fn hide_lower_children(&mut self, name: &str, dir: &RelPath) -> Result<()> {
+        self.stats.whiteouts += 1;
+        let fd = match self.root.open_dir(dir.as_bytes(), false) {
+            Ok(fd) => fd,
+            Err(e) if matches!(errno(&e), Some(Errno::NOENT | Errno::NOTDIR)) => return Ok(()),
+            Err(e) => return Err(resolve_error(name, e)),
+        };
+        self.forget_parent();
+        self.clean_lower(fd.as_fd(), b".", dir)
+            .map_err(|e| UnpackError::from_io(Some(name), e))
+    }
+
+    /// Removes the children of `dir/name` that this layer did not write, recursing into the
+    /// directories it did write (they may still hold lower content).
+    fn clean_lower(&self, parent: BorrowedFd<'_>, name: &[u8], path: &RelPath) -> io::Result<()> {
+        let mut keep_dirs = Vec::new();
+        let layer_paths = &self.layer_paths;
+        empty_dir_at(parent, name, &mut |child| {
+            let kept = layer_paths.contains(path.join(child).as_bytes());
+            if kept {
+                keep_dirs.push(child.to_vec());
+            }
+            kept
+        })?;
+        if keep_dirs.is_empty() {
+            return Ok(());
+        }
+        let fd = openat(
+            parent,
+            name,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        for child in keep_dirs {
+            match statat(&fd, child.as_slice(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                    self.clean_lower(fd.as_fd(), &child, &path.join(&child))?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    // --- entries ----------------------------------------------------------------------
+
+    /// Runs `create` in the parent; when the name exists, removes it and tries once more.
+    /// The outer error is a resolution or removal failure, the inner one `create`'s errno.
+    fn create_replacing(
+        &mut self,
+        meta: &Meta,
+        mut create: impl FnMut(BorrowedFd<'_>, &[u8]) -> rustix::io::Result<()>,
+    ) -> Result<std::result::Result<(), Errno>> {
+        let (_, leaf) = meta.path.split_last();
+        let leaf = leaf.to_vec();
+        let parent = self.parent_fd(meta)?;
+        match create(parent, &leaf) {
+            Err(Errno::EXIST) => {}
+            other => return Ok(other),
+        }
+        remove_all_at(parent, &leaf).map_err(|e| UnpackError::from_io(Some(&meta.name), e))?;
+        let result = create(parent, &leaf);
+        self.forget_parent();
+        Ok(result)
+    }
+
+    /// `create_replacing` with `create`'s errors reported as entry errors.
+    fn create_or_fail(
+        &mut self,
+        meta: &Meta,
+        create: impl FnMut(BorrowedFd<'_>, &[u8]) -> rustix::io::Result<()>,
+    ) -> Result<()> {
+        self.create_replacing(meta, create)?
+            .map_err(|e| UnpackError::from_io(Some(&meta.name), e.into()))
+    }
+
+    fn file_mode(&mut self, meta: &Meta) -> u32 {
+        if !self.as_root && meta.mode & SETID_BITS != 0 {
+            self.skip(
+                &meta.name,
+                "setuid/setgid bits removed (not running as root)",
+            );
+            return meta.mode & !SETID_BITS;
+        }
+        meta.mode
+    }
+
+    fn write_file<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, meta: &Meta) -> Result<()> {
+        let mode = self.file_mode(meta);
+        let mut file: Option<OwnedFd> = None;
+        self.create_or_fail(meta, |dir, leaf| {
+            file = Some(openat(
+                dir,
+                leaf,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(mode & 0o777),
+            )?);
+            Ok(())
+        })?;
+        let fd = file.expect("created");
+        self.copy_data(entry, meta, &fd)?;
+        let io_err = |e: Errno| UnpackError::from_io(Some(&meta.name), e.into());
+        if self.as_root {
+            fchown(&fd, Some(uid(meta)?), Some(gid(meta)?)).map_err(io_err)?;
+        }
+        // Creation applied the umask and chown cleared set-id bits: set the exact mode.
+        let chowned_setid = self.as_root && mode & SETID_BITS != 0;
+        if mode & self.umask != 0 || mode & !0o777 != 0 || chowned_setid {
+            fchmod(&fd, Mode::from_raw_mode(mode)).map_err(io_err)?;
+        }
+        self.set_xattrs(&fd, meta, &meta.xattrs);
+        futimens(&fd, &times(meta.mtime)).map_err(io_err)?;
+        self.layer_paths.insert(&meta.path);
+        Ok(())
+    }
+
+    fn copy_data<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        meta: &Meta,
+        fd: &OwnedFd,
+    ) -> Result<()> {
+        if self.buffer.is_empty() {
+            self.buffer = vec![0u8; COPY_BUFFER];
+        }
+        let mut out = std::fs::File::from(
+            fd.try_clone()
+                .map_err(|e| UnpackError::from_io(Some(&meta.name), e))?,
+        );
+        let mut written = 0u64;
+        loop {
+            let n = match entry.read(&mut self.buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(StreamFailure(e).into()),
+            };
+            written += n as u64;
+            limits::check(
+                "file size",
+                self.limits.max_file_size,
+                written,
+                Some(&meta.name),
+            )?;
+            out.write_all(&self.buffer[..n])
+                .map_err(|e| UnpackError::from_io(Some(&meta.name), e))?;
+        }
+        self.stats.bytes_written += written;
+        Ok(())
+    }
+
+    fn make_dir(&mut self, meta: Meta) -> Result<()> {
+        let (_, leaf) = meta.path.split_last();
+        let leaf = leaf.to_vec();
+        let parent = self.parent_fd(&meta)?;
+        // Owner-writable until the layer is done; the real mode is applied by `finish`.
+        match mkdirat(parent, leaf.as_slice(), Mode::from_raw_mode(0o700)) {
+            Ok(()) => {}
+            Err(Errno::EXIST) => {
+                let st = statat(parent, leaf.as_slice(), AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| UnpackError::from_io(Some(&meta.name), e.into()))?;
+                if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+                    // A directory replaces a file or symlink; two directories merge.
+                    self.create_or_fail(&meta, |dir, leaf| {
+                        mkdirat(dir, leaf, Mode::from_raw_mode(0o700))
+                    })?;
+                }
+            }
+            Err(e) => return Err(UnpackError::from_io(Some(&meta.name), e.into())),
+        }
+        self.layer_paths.insert(&meta.path);
+        let dir = DirMeta {
+            path: meta.path,
+            mode: meta.mode,
+            uid: meta.uid,
+            gid: meta.gid,
+            mtime: meta.mtime,
+            xattrs: meta.xattrs,
+        };
+        match self.dir_index.get(dir.path.as_bytes()) {
+            Some(&i) => self.dirs[i] = dir, // a later duplicate entry wins
+            None => {
+                self.dir_index
+                    .insert(dir.path.as_bytes().to_vec(), self.dirs.len());
+                self.dirs.push(dir);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_dir(&mut self, dir: &DirMeta) -> Result<()> {
+        let name = dir.path.display();
+        let (parent, leaf) = dir.path.split_last();
+        // Re-resolve: later entries may have replaced the directory (by a symlink, say). The
+        // O_NOFOLLOW open guarantees we never change attributes through a symlink.
+        let Ok(parent) = self.root.open_dir(parent, false) else {
+            return Ok(());
+        };
+        let Ok(fd) = openat(
+            &parent,
+            leaf,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) else {
+            return Ok(());
+        };
+        let io_err = |e: Errno| UnpackError::from_io(Some(&name), e.into());
+        if self.as_root {
+            let (u, g) = (
+                to_u32(&name, "uid", dir.uid)?,
+                to_u32(&name, "gid", dir.gid)?,
+            );
+            fchown(&fd, Some(Uid::from_raw(u)), Some(Gid::from_raw(g))).map_err(io_err)?;
+        }
+        fchmod(&fd, Mode::from_raw_mode(dir.mode)).map_err(io_err)?;
+        if !dir.xattrs.is_empty() {
+            let meta_name = name.clone();
+            self.set_xattrs_named(&fd, &meta_name, &dir.xattrs);
+        }
+        futimens(&fd, &times(dir.mtime)).map_err(io_err)?;
+        Ok(())
+    }
+
+    fn make_symlink(&mut self, meta: &Meta) -> Result<()> {
+        let target = match meta.link.as_deref() {
+            Some(t) if !t.is_empty() && !t.contains(&0) => t.to_vec(),
+            _ => {
+                return Err(UnpackError::format(
+                    Some(&meta.name),
+                    "symlink without a valid target",
+                ))
+            }
+        };
+        // The target is stored as written, absolute or not: it is only ever resolved inside
+        // the root (by us) or inside the container.
+        self.create_or_fail(meta, |dir, leaf| symlinkat(target.as_slice(), dir, leaf))?;
+        self.finish_node(meta, false)?;
+        if !meta.xattrs.is_empty() {
+            self.skip(&meta.name, "xattrs on a symlink are not applied");
+        }
+        self.layer_paths.insert(&meta.path);
+        Ok(())
+    }
+
+    fn make_hardlink(&mut self, meta: &Meta) -> Result<()> {
+        let raw = match meta.link.as_deref() {
+            Some(t) if !t.is_empty() => t,
+            _ => {
+                return Err(UnpackError::format(
+                    Some(&meta.name),
+                    "hardlink without a target",
+                ))
+            }
+        };
+        let target = RelPath::parse(raw).map_err(|e| {
+            UnpackError::unsafe_entry(&meta.name, format!("hardlink target: {}", e.reason()))
+        })?;
+        if target.is_root() {
+            return Err(UnpackError::unsafe_entry(
+                &meta.name,
+                "hardlink to the root directory",
+            ));
+        }
+        if target == meta.path {
+            return Err(UnpackError::format(Some(&meta.name), "hardlink to itself"));
+        }
+        let (target_parent, target_leaf) = target.split_last();
+        let target_dir = self
+            .root
+            .open_dir(target_parent, false)
+            .map_err(|e| match errno(&e) {
+                Some(Errno::NOENT | Errno::NOTDIR) => {
+                    UnpackError::format(Some(&meta.name), "hardlink target does not exist")
+                }
+                _ => resolve_error(&meta.name, e),
+            })?;
+        let target_leaf = target_leaf.to_vec();
+        // linkat without AT_SYMLINK_FOLLOW links a symlink itself, never what it points to.
+        let result = self.create_replacing(meta, |dir, leaf| {
+            linkat(
+                &target_dir,
+                target_leaf.as_slice(),
+                dir,
+                leaf,
+                AtFlags::empty(),
+            )
+        })?;
+        match result {
+            Ok(()) => {
+                self.layer_paths.insert(&meta.path);
+                Ok(())
+            }
+            Err(Errno::NOENT) => Err(UnpackError::format(
+                Some(&meta.name),
+                "hardlink target does not exist",
+            )),
+            Err(Errno::PERM) => Err(UnpackError::unsafe_entry(
+                &meta.name,
+                "hardlink to a directory or a protected file",
+            )),
+            Err(e) => Err(UnpackError::from_io(Some(&meta.name), e.into())),
+        }
+    }
+
+    fn make_node(&mut self, meta: &Meta) -> Result<()> {
+        let (file_type, dev) = match meta.kind {
+            Kind::Fifo => (FileType::Fifo, 0),
+            Kind::CharDevice | Kind::BlockDevice if !self.as_root => {
+                self.skip(&meta.name, "device node not created (not running as root)");
+                return Ok(());
+            }
+            Kind::CharDevice => (
+                FileType::CharacterDevice,
+                makedev(meta.device.0, meta.device.1),
+            ),
+            _ => (FileType::BlockDevice, makedev(meta.device.0, meta.device.1)),
+        };
+        let mode = self.file_mode(meta);
+        let result = self.create_replacing(meta, |dir, leaf| {
+            mknodat(dir, leaf, file_type, Mode::from_raw_mode(mode & 0o777), dev)
+        })?;
+        match result {
+            Ok(()) => {}
+            // Root in a user namespace may not create devices.
+            Err(Errno::PERM) if file_type != FileType::Fifo => {
+                self.skip(&meta.name, "device node not created (permission denied)");
+                return Ok(());
+            }
+            Err(e) => return Err(UnpackError::from_io(Some(&meta.name), e.into())),
+        }
+        self.finish_node(meta, true)?;
+        self.layer_paths.insert(&meta.path);
+        Ok(())
+    }
+
+    /// Ownership, mode (after chown, which clears set-id bits) and mtime of a non-regular,
+    /// non-directory entry, all relative to the parent and never following a symlink.
+    fn finish_node(&mut self, meta: &Meta, chmod: bool) -> Result<()> {
+        let (_, leaf) = meta.path.split_last();
+        let leaf = leaf.to_vec();
+        let as_root = self.as_root;
+        let umask = self.umask;
+        let mode = if chmod { self.file_mode_quiet(meta) } else { 0 };
+        let (uid, gid) = if as_root {
+            (Some(uid(meta)?), Some(gid(meta)?))
+        } else {
+            (None, None)
+        };
+        let parent = self.parent_fd(meta)?;
+        let io_err = |e: Errno| UnpackError::from_io(Some(&meta.name), e.into());
+        if as_root {
+            chownat(parent, leaf.as_slice(), uid, gid, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(io_err)?;
+        }
+        // A node we have just created: chmodat cannot meet a symlink here.
+        if chmod && (mode & umask != 0 || mode & !0o777 != 0) {
+            chmodat(
+                parent,
+                leaf.as_slice(),
+                Mode::from_raw_mode(mode),
+                AtFlags::empty(),
+            )
+            .map_err(io_err)?;
+        }
+        utimensat(
+            parent,
+            leaf.as_slice(),
+            &times(meta.mtime),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(io_err)?;
+        Ok(())
+    }
+
+    fn file_mode_quiet(&self, meta: &Meta) -> u32 {
+        if self.as_root {
+            meta.mode
+        } else {
+            meta.mode & !SETID_BITS
+        }
+    }
+
+    fn set_xattrs(&mut self, fd: &OwnedFd, meta: &Meta, xattrs: &[(String, Vec<u8>)]) {
+        self.set_xattrs_named(fd, &meta.name, xattrs);
+    }
+
+    fn set_xattrs_named(&mut self, fd: &OwnedFd, name: &str, xattrs: &[(String, Vec<u8>)]) {
+        for (attr, value) in xattrs {
+            if REFUSED_XATTR_PREFIXES.iter().any(|p| attr.starts_with(p)) {
+                self.skip(name, &format!("xattr {attr} refused (overlayfs control)"));
+                continue;
+            }
+            if let Err(e) = fsetxattr(fd, attr.as_str(), value, XattrFlags::empty()) {
+                self.skip(name, &format!("xattr {attr} not applied: {e}"));
+            }
+        }
+    }
+}
+
+impl Meta {
+    fn path_parent(&self) -> RelPath {
+        RelPath::parse(self.path.split_last().0).expect("already normalised")
+    }
+}
+
+/// An error from reading an entry's data: the stream's own (typed) error takes precedence.
+pub struct StreamFailure(pub io::Error);
+
+impl From<StreamFailure> for UnpackError {
+    fn from(failure: StreamFailure) -> Self {
+        UnpackError::Source(failure.0)
+    }
+}
+
+fn errno(e: &io::Error) -> Option<Errno> {
+    e.raw_os_error().map(Errno::from_raw_os_error)
+}
+
+/// Maps a failure to resolve an entry's parent.
+fn resolve_error(name: &str, e: io::Error) -> UnpackError {
+    match errno(&e) {
+        Some(Errno::LOOP) => UnpackError::unsafe_entry(name, "too many levels of symbolic links"),
+        Some(Errno::XDEV) => UnpackError::unsafe_entry(name, "path escapes the root"),
+        Some(Errno::NOTDIR) => UnpackError::format(Some(name), "a parent is not a directory"),
+        _ => UnpackError::from_io(Some(name), e),
+    }
+}
+
+fn to_u32(name: &str, what: &str, value: u64) -> Result<u32> {
+    u32::try_from(value)
+        .map_err(|_| UnpackError::format(Some(name), format!("{what} {value} out of range")))
+}
+
+fn uid(meta: &Meta) -> Result<Uid> {
+    Ok(Uid::from_raw(to_u32(&meta.name, "uid", meta.uid)?))
+}
+
+fn gid(meta: &Meta) -> Result<Gid> {
+    Ok(Gid::from_raw(to_u32(&meta.name, "gid", meta.gid)?))
+}
+
+fn times(mtime: Timespec) -> Timestamps {
+    Timestamps {
+        last_access: mtime,
+        last_modification: mtime,
+    }
+}
+
+/// Seconds since the epoch, clamped to what a signed 64-bit time_t holds.
+fn clamp_secs(secs: u64) -> i64 {
+    i64::try_from(secs).unwrap_or(i64::MAX)
+}
+
+fn parse_decimal(value: &[u8]) -> Option<u64> {
+    std::str::from_utf8(value).ok()?.parse::<u64>().ok()
+}
+
+/// A PAX time: `[-]seconds[.fraction]`.
+fn parse_pax_time(value: &[u8]) -> Option<Timespec> {
+    let text = std::str::from_utf8(value).ok()?;
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs = whole.parse::<u64>().map(clamp_secs).unwrap_or(i64::MAX);
+    let mut nanos = 0i64;
+    for (i, b) in fraction.bytes().take(9).enumerate() {
+        nanos += i64::from(b - b'0') * 10i64.pow(8 - i as u32);
+    }
+    Some(if negative {
+        if nanos == 0 {
+            Timespec {
+                tv_sec: -secs,
+                tv_nsec: 0,
+            }
+        } else {
+            Timespec {
+                tv_sec: -secs - 1,
+                tv_nsec: (1_000_000_000 - nanos) as _,
+            }
+        }
+    } else {
+        Timespec {
+            tv_sec: secs,
+            tv_nsec: nanos as _,
+        }
+    })
+}
+
+/// The process umask, read without changing it (umask(2) would race with other threads).
+fn current_umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o777) // unknown: always chmod explicitly
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_times_parse_with_fractions_and_signs() {
+        let t = parse_pax_time(b"1700000000.5").unwrap();
+        assert_eq!((t.tv_sec, t.tv_nsec), (1_700_000_000, 500_000_000));
+        let t = parse_pax_time(b"-1.25").unwrap();
+        assert_eq!((t.tv_sec, t.tv_nsec), (-2, 750_000_000));
+        assert_eq!(parse_pax_time(b"12").unwrap().tv_sec, 12);
+        for bad in [&b""[..], b"x", b"1.x", b".5", b"1e9", b"--1"] {
+            assert!(parse_pax_time(bad).is_none(), "{bad:?}");
+        }
+        assert_eq!(
+            parse_pax_time(b"99999999999999999999999").unwrap().tv_sec,
+            i64::MAX
+        );
+    }
+}

@@ -1,0 +1,372 @@
+//! The first pipeline stage: read the blob, hash it, optionally save it, decompress it.
+//!
+//! It runs on its own thread and hands 1 MiB chunks of tar bytes to the applying thread over a
+//! bounded channel, so one layer keeps two cores busy (inflate here, hashing and file writes
+//! there) while memory stays at a few chunks however large the layer is.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use flate2::read::MultiGzDecoder;
+
+use super::error::{Result, UnpackError};
+use crate::digest::{ContentDigest, Hasher};
+
+/// Bytes handed from one stage to the next in one message.
+pub const CHUNK_SIZE: usize = 1 << 20;
+/// Chunks in flight between the stages (bounds memory to a few MiB).
+pub const CHANNEL_DEPTH: usize = 4;
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// How a layer blob is compressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// The compression a layer media type declares; other media types are refused.
+    pub fn from_media_type(media_type: &str) -> Result<Compression> {
+        let compression = match media_type {
+            "application/vnd.oci.image.layer.v1.tar"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar"
+            | "application/vnd.docker.image.rootfs.diff.tar"
+            | "application/vnd.docker.image.rootfs.foreign.diff.tar" => Compression::None,
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+            | "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Compression::Gzip,
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
+            | "application/vnd.docker.image.rootfs.diff.tar.zstd" => Compression::Zstd,
+            other => return Err(UnpackError::UnsupportedMediaType(other.to_owned())),
+        };
+        Ok(compression)
+    }
+
+    /// What the first bytes say. Registries mislabel: a `tar` media type holding gzip or zstd
+    /// bytes is decompressed; a compressed media type holding anything else is refused.
+    fn sniff(self, head: &[u8]) -> Result<Compression> {
+        let detected = if head.starts_with(&GZIP_MAGIC) {
+            Compression::Gzip
+        } else if head.starts_with(&ZSTD_MAGIC) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        };
+        match (self, detected) {
+            (declared, found) if declared == found => Ok(found),
+            (Compression::None, found) => Ok(found),
+            (declared, _) if head.is_empty() => Err(UnpackError::format(
+                None,
+                format!("empty blob for a {declared:?} layer"),
+            )),
+            (declared, _) => Err(UnpackError::format(
+                None,
+                format!("blob is not {declared:?}-compressed (wrong magic bytes)"),
+            )),
+        }
+    }
+}
+
+/// What the first stage saw of the compressed blob.
+pub struct BlobSummary {
+    pub digest: Option<ContentDigest>,
+    pub size: u64,
+    /// Whether the digest covers the whole blob.
+    pub complete: bool,
+}
+
+/// How the first stage ended.
+pub enum StageEnd {
+    /// The whole blob was read and decompressed.
+    Done(BlobSummary),
+    /// The applying stage hung up first (it has the real error); what was hashed so far.
+    Abandoned(BlobSummary),
+    /// Reading or decompressing failed; the summary covers the bytes that could be hashed.
+    Failed(UnpackError, BlobSummary),
+}
+
+/// Configuration of the first stage.
+pub struct StageConfig {
+    pub compression: Compression,
+    /// Hash the compressed bytes with this algorithm's hasher (None: no hashing at all).
+    pub hasher: Option<Hasher>,
+    /// Also write the compressed bytes here.
+    pub blob_path: Option<PathBuf>,
+    /// After a failure, keep reading (not decompressing) the source to finish the digest.
+    pub drain_on_error: bool,
+}
+
+/// The compressed side: counts, hashes and saves every byte read from the source.
+struct Tap<R> {
+    inner: R,
+    hasher: Option<Hasher>,
+    blob: Option<File>,
+    blob_error: Option<io::Error>,
+    source_error: Option<io::Error>,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Tap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
+            Err(e) => {
+                let kind = e.kind();
+                self.source_error = Some(e);
+                return Err(io::Error::new(kind, "reading the layer source failed"));
+            }
+        };
+        let data = &buf[..n];
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(data);
+        }
+        if let Some(blob) = self.blob.as_mut() {
+            if let Err(e) = blob.write_all(data) {
+                self.blob_error = Some(e);
+                self.blob = None;
+            }
+        }
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R> Tap<R> {
+    fn summary(&self, complete: bool) -> BlobSummary {
+        BlobSummary {
+            digest: self.hasher.as_ref().map(Hasher::digest),
+            size: self.bytes,
+            complete,
+        }
+    }
+}
+
+/// Starts the first stage on its own thread; tar bytes arrive on the returned receiver.
+pub fn spawn<R: Read + Send + 'static>(
+    source: R,
+    config: StageConfig,
+) -> io::Result<(Receiver<Vec<u8>>, JoinHandle<StageEnd>)> {
+    let (tx, rx) = sync_channel(CHANNEL_DEPTH);
+    let handle = std::thread::Builder::new()
+        .name("ocistore-inflate".into())
+        .spawn(move || run(source, config, tx))?;
+    Ok((rx, handle))
+}
+
+fn run<R: Read>(source: R, config: StageConfig, tx: SyncSender<Vec<u8>>) -> StageEnd {
+    let blob = match config.blob_path.as_ref().map(File::create).transpose() {
+        Ok(blob) => blob,
+        Err(e) => {
+            let summary = BlobSummary {
+                digest: None,
+                size: 0,
+                complete: false,
+            };
+            return StageEnd::Failed(
+                UnpackError::Write {
+                    entry: None,
+                    source: e,
+                },
+                summary,
+            );
+        }
+    };
+    let mut tap = Tap {
+        inner: source,
+        hasher: config.hasher,
+        blob,
+        blob_error: None,
+        source_error: None,
+        bytes: 0,
+    };
+    let outcome = decompress_into(&mut tap, config.compression, &tx);
+    drop(tx);
+    let failure = match outcome {
+        Ok(true) => None,
+        Ok(false) => Some(None),
+        Err(e) => Some(Some(e)),
+    };
+    if let Some(error) = failure {
+        // Finish the digest so that a corrupt download is reported as a digest mismatch.
+        let mut complete = false;
+        if config.drain_on_error && tap.hasher.is_some() && tap.source_error.is_none() {
+            complete = io::copy(&mut tap, &mut io::sink()).is_ok();
+        }
+        return match error {
+            None => StageEnd::Abandoned(tap.summary(complete)),
+            Some(e) => StageEnd::Failed(e, tap.summary(complete)),
+        };
+    }
+    if let Some(e) = tap.blob_error.take() {
+        return StageEnd::Failed(
+            UnpackError::Write {
+                entry: None,
+                source: e,
+            },
+            tap.summary(true),
+        );
+    }
+    if let Some(blob) = tap.blob.as_mut() {
+        if let Err(e) = blob.flush() {
+            return StageEnd::Failed(
+                UnpackError::Write {
+                    entry: None,
+                    source: e,
+                },
+                tap.summary(true),
+            );
+        }
+    }
+    StageEnd::Done(tap.summary(true))
+}
+
+/// Reads up to `buf.len()` bytes, fewer only at the end of the stream.
+fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Streams the decompressed bytes into `tx`. `Ok(false)`: the receiver hung up.
+fn decompress_into<R: Read>(
+    tap: &mut Tap<R>,
+    declared: Compression,
+    tx: &SyncSender<Vec<u8>>,
+) -> Result<bool> {
+    let mut head = [0u8; 4];
+    let head_len = read_full(tap, &mut head).map_err(|e| match tap.source_error.take() {
+        Some(source) => source_error(source),
+        None => source_error(e),
+    })?;
+    let head = &head[..head_len];
+    let compression = declared.sniff(head)?;
+    let stream = io::Cursor::new(head.to_vec()).chain(&mut *tap);
+    let mut decoder: Box<dyn Read + '_> = match compression {
+        Compression::None => Box::new(stream),
+        Compression::Gzip => Box::new(MultiGzDecoder::new(BufReader::with_capacity(
+            256 << 10,
+            stream,
+        ))),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(256 << 10, stream))
+                .map_err(|e| UnpackError::format(None, format!("zstd: {e}")))?,
+        ),
+    };
+    loop {
+        let mut chunk = vec![0u8; CHUNK_SIZE];
+        let n = match read_full(&mut decoder, &mut chunk) {
+            Ok(n) => n,
+            Err(e) => {
+                drop(decoder);
+                return Err(match tap.source_error.take() {
+                    Some(source) => source_error(source),
+                    None => decode_error(compression, e),
+                });
+            }
+        };
+        if n == 0 {
+            return Ok(true);
+        }
+        chunk.truncate(n);
+        if tx.send(chunk).is_err() {
+            return Ok(false);
+        }
+        if n < CHUNK_SIZE {
+            return Ok(true);
+        }
+    }
+}
+
+fn source_error(e: io::Error) -> UnpackError {
+    if e.get_ref().is_some_and(|inner| inner.is::<Aborted>()) {
+        UnpackError::Aborted
+    } else {
+        UnpackError::Source(e)
+    }
+}
+
+fn decode_error(compression: Compression, e: io::Error) -> UnpackError {
+    let what = match compression {
+        Compression::None => "tar",
+        Compression::Gzip => "gzip",
+        Compression::Zstd => "zstd",
+    };
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        UnpackError::format(None, format!("truncated {what} stream"))
+    } else {
+        UnpackError::format(None, format!("corrupt {what} stream: {e}"))
+    }
+}
+
+/// The error a streaming source returns when its writer aborted.
+#[derive(Debug)]
+pub struct Aborted;
+
+impl std::fmt::Display for Aborted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("aborted")
+    }
+}
+
+impl std::error::Error for Aborted {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types_map_to_compressions() {
+        use Compression::*;
+        for (mt, c) in [
+            ("application/vnd.oci.image.layer.v1.tar", None),
+            ("application/vnd.oci.image.layer.v1.tar+gzip", Gzip),
+            ("application/vnd.oci.image.layer.v1.tar+zstd", Zstd),
+            (
+                "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+                Gzip,
+            ),
+            ("application/vnd.docker.image.rootfs.diff.tar.gzip", Gzip),
+        ] {
+            assert_eq!(Compression::from_media_type(mt).unwrap(), c, "{mt}");
+        }
+        for bad in [
+            "application/json",
+            "",
+            "application/vnd.oci.image.layer.v1.tar+bzip2",
+        ] {
+            assert!(matches!(
+                Compression::from_media_type(bad),
+                Err(UnpackError::UnsupportedMediaType(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn sniffing_accepts_mislabelled_tar_and_refuses_wrong_magic() {
+        use Compression::*;
+        assert_eq!(None.sniff(&[0x1f, 0x8b, 8, 0]).unwrap(), Gzip);
+        assert_eq!(None.sniff(&ZSTD_MAGIC).unwrap(), Zstd);
+        assert_eq!(None.sniff(b"etc/").unwrap(), None);
+        assert_eq!(Gzip.sniff(&[0x1f, 0x8b, 8, 0]).unwrap(), Gzip);
+        assert!(Gzip.sniff(&ZSTD_MAGIC).is_err());
+        assert!(Zstd.sniff(b"etc/").is_err());
+        assert!(Zstd.sniff(b"").is_err());
+    }
+}

@@ -1,0 +1,212 @@
+//! Safe streaming layer application (tar, gzip, zstd, OCI whiteouts).
+//!
+//! One pass over the bytes: a first thread reads the blob, hashes it (`digest`), optionally
+//! saves it and decompresses it; the calling thread hashes the tar (`diff_id`), parses it and
+//! applies each entry inside the root with descriptor-relative syscalls (`root.rs`). Both
+//! digests are checked at the end; the tar is read to its very end so the diff_id covers
+//! every byte.
+
+mod apply;
+mod decompress;
+mod error;
+mod limits;
+mod root;
+mod safe_path;
+mod stream;
+mod whiteout;
+mod writer;
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+pub use apply::Privileges;
+pub use decompress::Compression;
+pub use error::{Result, UnpackError};
+pub use limits::UnpackLimits;
+pub use root::Resolver;
+pub use writer::LayerWriter;
+
+use crate::digest::{Algorithm, ContentDigest, Hasher};
+use apply::Applier;
+use decompress::{StageConfig, StageEnd};
+use stream::TarStream;
+
+/// What unpacking a layer did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UnpackStats {
+    /// Tar entries read (whiteouts and directories included).
+    pub entries: u64,
+    /// Bytes of regular-file content written.
+    pub bytes_written: u64,
+    /// Whiteout and opaque markers applied.
+    pub whiteouts: u64,
+    /// Entries (or attributes) not applied, with the reason.
+    pub skipped: Vec<(String, String)>,
+    /// Digest of the compressed blob, when it was asked to be verified.
+    pub digest: Option<String>,
+    /// Digest of the uncompressed tar stream.
+    pub diff_id: String,
+    pub compressed_size: u64,
+    pub uncompressed_size: u64,
+}
+
+/// How to unpack one layer.
+#[derive(Clone, Debug)]
+pub struct UnpackOptions {
+    pub compression: Compression,
+    /// Expected digest of the compressed blob; `None` skips hashing it altogether.
+    pub digest: Option<ContentDigest>,
+    /// Expected digest of the uncompressed tar; the diff_id is computed either way.
+    pub diff_id: Option<ContentDigest>,
+    pub limits: UnpackLimits,
+    /// Where to save a copy of the compressed blob (streaming use).
+    pub blob_path: Option<PathBuf>,
+    pub resolver: Resolver,
+    pub privileges: Privileges,
+}
+
+impl UnpackOptions {
+    /// Options for a media type, with everything else defaulted.
+    pub fn for_media_type(media_type: &str) -> Result<UnpackOptions> {
+        Ok(UnpackOptions {
+            compression: Compression::from_media_type(media_type)?,
+            digest: None,
+            diff_id: None,
+            limits: UnpackLimits::DEFAULT,
+            blob_path: None,
+            resolver: Resolver::Auto,
+            privileges: Privileges::Auto,
+        })
+    }
+
+    /// Parses an expected digest (`what` is "digest" or "diff_id" for the error message).
+    pub fn parse_digest(what: &'static str, text: &str) -> Result<ContentDigest> {
+        ContentDigest::parse(text).map_err(|e| UnpackError::InvalidDigest {
+            what,
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// Unpacks the layer blob at `source` into `dest`.
+pub fn unpack_file(source: &Path, dest: &Path, options: &UnpackOptions) -> Result<UnpackStats> {
+    let file = File::open(source).map_err(UnpackError::Source)?;
+    unpack_reader(file, dest, options, true)
+}
+
+/// Unpacks a layer read from `source` into `dest`. `drain_on_error`: after a failure, read
+/// the rest of the source to finish its digest, so corruption is reported as a mismatch.
+pub fn unpack_reader<R: Read + Send + 'static>(
+    source: R,
+    dest: &Path,
+    options: &UnpackOptions,
+    drain_on_error: bool,
+) -> Result<UnpackStats> {
+    let root = root::Root::open(dest, options.resolver).map_err(|e| UnpackError::Write {
+        entry: None,
+        source: e,
+    })?;
+    let config = StageConfig {
+        compression: options.compression,
+        hasher: options.digest.as_ref().map(|d| Hasher::new(d.algorithm)),
+        blob_path: options.blob_path.clone(),
+        drain_on_error,
+    };
+    let (rx, first_stage) = decompress::spawn(source, config).map_err(|e| UnpackError::Write {
+        entry: None,
+        source: e,
+    })?;
+    let diff_algorithm = options
+        .diff_id
+        .as_ref()
+        .map_or(Algorithm::Sha256, |d| d.algorithm);
+    let mut stream = TarStream::new(rx, Hasher::new(diff_algorithm), options.limits.max_bytes);
+    let applied = apply_tar(&mut stream, &root, options);
+    // Hang up before joining so that a first stage blocked on a full channel finishes.
+    let (diff_hasher, uncompressed_size) = stream.finish();
+    drop(stream);
+    let blob = first_stage.join().unwrap_or_else(|_| {
+        StageEnd::Failed(
+            UnpackError::format(None, "decompression thread panicked"),
+            decompress::BlobSummary {
+                digest: None,
+                size: 0,
+                complete: false,
+            },
+        )
+    });
+    let (blob_summary, blob_error) = match blob {
+        StageEnd::Done(s) | StageEnd::Abandoned(s) => (s, None),
+        StageEnd::Failed(e, s) => (s, Some(e)),
+    };
+    // Precedence: the wrong blob explains everything else; then the decoder's own error
+    // (the tar stage only saw the stream stop); then the tar stage's; then the diff_id.
+    if let (Some(expected), Some(actual)) = (&options.digest, &blob_summary.digest) {
+        if blob_summary.complete && expected != actual {
+            return Err(UnpackError::DigestMismatch {
+                what: "digest",
+                expected: expected.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+    }
+    if let Some(e) = blob_error {
+        return Err(e);
+    }
+    let applied = applied?;
+    let diff_id = diff_hasher.digest();
+    if let Some(expected) = &options.diff_id {
+        if *expected != diff_id {
+            return Err(UnpackError::DigestMismatch {
+                what: "diff_id",
+                expected: expected.to_string(),
+                actual: diff_id.to_string(),
+            });
+        }
+    }
+    Ok(UnpackStats {
+        entries: applied.entries,
+        bytes_written: applied.bytes_written,
+        whiteouts: applied.whiteouts,
+        skipped: applied.into_skipped(),
+        digest: blob_summary.digest.map(|d| d.to_string()),
+        diff_id: diff_id.to_string(),
+        compressed_size: blob_summary.size,
+        uncompressed_size,
+    })
+}
+
+/// Parses the tar and applies every entry, then drains the stream to its end.
+fn apply_tar(
+    stream: &mut TarStream,
+    root: &root::Root,
+    options: &UnpackOptions,
+) -> Result<apply::ApplyStats> {
+    let slot = stream.error_slot();
+    // A typed error left by the stream (the byte limit) explains any parser failure.
+    let stream_error = |e: io::Error| -> UnpackError {
+        slot.borrow_mut()
+            .take()
+            .unwrap_or_else(|| UnpackError::from_stream(e))
+    };
+    let mut applier = Applier::new(root, options.limits, options.privileges);
+    {
+        let mut archive = tar::Archive::new(&mut *stream);
+        let entries = archive.entries().map_err(stream_error)?;
+        for entry in entries {
+            let mut entry = entry.map_err(stream_error)?;
+            match applier.apply(&mut entry) {
+                Ok(()) => {}
+                Err(UnpackError::Source(e)) => return Err(stream_error(e)),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let stats = applier.finish()?;
+    stream.drain().map_err(stream_error)?;
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,85 @@
+//! The second stage's view of the tar bytes: chunks from the first stage, hashed (diff_id),
+//! counted and checked against the byte limit as they arrive.
+
+use std::cell::RefCell;
+use std::io::{self, Read};
+use std::rc::Rc;
+use std::sync::mpsc::Receiver;
+
+use super::error::UnpackError;
+use super::limits;
+use crate::digest::Hasher;
+
+/// Where the reader leaves a typed error that `io::Error` cannot carry through the tar parser.
+pub type ErrorSlot = Rc<RefCell<Option<UnpackError>>>;
+
+/// A `Read` over the chunks coming from the decompressing thread.
+pub struct TarStream {
+    rx: Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+    hasher: Hasher,
+    bytes: u64,
+    max_bytes: Option<u64>,
+    error: ErrorSlot,
+}
+
+impl TarStream {
+    pub fn new(rx: Receiver<Vec<u8>>, hasher: Hasher, max_bytes: Option<u64>) -> TarStream {
+        TarStream {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+            hasher,
+            bytes: 0,
+            max_bytes,
+            error: Rc::new(RefCell::new(None)),
+        }
+    }
+
+    pub fn error_slot(&self) -> ErrorSlot {
+        Rc::clone(&self.error)
+    }
+
+    /// Takes the next chunk; `Ok(false)` at the end of the stream.
+    fn next_chunk(&mut self) -> io::Result<bool> {
+        let Ok(chunk) = self.rx.recv() else {
+            return Ok(false);
+        };
+        self.hasher.update(&chunk);
+        self.bytes += chunk.len() as u64;
+        if let Err(e) = limits::check("uncompressed bytes", self.max_bytes, self.bytes, None) {
+            *self.error.borrow_mut() = Some(e);
+            return Err(io::Error::other("layer byte limit exceeded"));
+        }
+        self.chunk = chunk;
+        self.pos = 0;
+        Ok(true)
+    }
+
+    /// Consumes (and hashes) the rest of the stream: the diff_id covers every byte.
+    pub fn drain(&mut self) -> io::Result<()> {
+        self.pos = self.chunk.len();
+        while self.next_chunk()? {}
+        Ok(())
+    }
+
+    /// The digest and size of everything received.
+    pub fn finish(&self) -> (Hasher, u64) {
+        (self.hasher.clone(), self.bytes)
+    }
+}
+
+impl Read for TarStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            if !self.next_chunk()? {
+                return Ok(0);
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}

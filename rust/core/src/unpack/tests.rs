@@ -1,0 +1,414 @@
+//! End-to-end tests of the engine on tars built in memory.
+
+use super::*;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::PathBuf;
+
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!(
+            "ocistore-unpack-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("outside")).unwrap();
+        std::fs::write(dir.join("outside/canary"), b"canary").unwrap();
+        Scratch(dir)
+    }
+    fn dest(&self) -> PathBuf {
+        self.0.join("root")
+    }
+    fn outside_untouched(&self) {
+        let names: Vec<_> = std::fs::read_dir(self.0.join("outside"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("canary")]);
+        assert_eq!(
+            std::fs::read(self.0.join("outside/canary")).unwrap(),
+            b"canary"
+        );
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A tar under construction; entries are raw headers so tests can write anything.
+struct TarBuilder(tar::Builder<Vec<u8>>);
+
+impl TarBuilder {
+    fn new() -> Self {
+        TarBuilder(tar::Builder::new(Vec::new()))
+    }
+    fn entry(
+        mut self,
+        kind: tar::EntryType,
+        path: &str,
+        link: &str,
+        data: &[u8],
+        mode: u32,
+    ) -> Self {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_mtime(1_600_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_device_major(1).unwrap();
+        h.set_device_minor(3).unwrap();
+        h.set_size(data.len() as u64);
+        // Raw names: the builder's own path checks would refuse the hostile ones.
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.name[..path.len()].copy_from_slice(path.as_bytes());
+        gnu.linkname[..link.len()].copy_from_slice(link.as_bytes());
+        h.set_cksum();
+        self.0.append(&h, data).unwrap();
+        self
+    }
+    fn file(self, path: &str, data: &[u8]) -> Self {
+        self.entry(tar::EntryType::Regular, path, "", data, 0o644)
+    }
+    fn dir(self, path: &str) -> Self {
+        self.entry(tar::EntryType::Directory, path, "", b"", 0o755)
+    }
+    fn symlink(self, path: &str, target: &str) -> Self {
+        self.entry(tar::EntryType::Symlink, path, target, b"", 0o777)
+    }
+    fn hardlink(self, path: &str, target: &str) -> Self {
+        self.entry(tar::EntryType::Link, path, target, b"", 0o644)
+    }
+    fn bytes(self) -> Vec<u8> {
+        self.0.into_inner().unwrap()
+    }
+}
+
+fn options() -> UnpackOptions {
+    UnpackOptions::for_media_type("application/vnd.oci.image.layer.v1.tar").unwrap()
+}
+
+fn unpack(bytes: Vec<u8>, dest: &Path, opts: &UnpackOptions) -> Result<UnpackStats> {
+    unpack_reader(io::Cursor::new(bytes), dest, opts, true)
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+fn sha256(data: &[u8]) -> ContentDigest {
+    let mut h = Hasher::new(Algorithm::Sha256);
+    h.update(data);
+    h.digest()
+}
+
+#[test]
+fn regular_tree_with_links_and_modes() {
+    let s = Scratch::new("tree");
+    let tar = TarBuilder::new()
+        .dir("etc/")
+        .file("etc/hostname", b"node\n")
+        .entry(tar::EntryType::Regular, "bin/tool", "", b"#!", 0o755)
+        .symlink("usr/bin/tool", "/bin/tool")
+        .hardlink("etc/hostname.bak", "etc/hostname")
+        .bytes();
+    let stats = unpack(tar.clone(), &s.dest(), &options()).unwrap();
+    assert_eq!(stats.entries, 5);
+    assert_eq!(stats.bytes_written, 7);
+    assert_eq!(stats.diff_id, sha256(&tar).to_string());
+    assert_eq!(stats.uncompressed_size, tar.len() as u64);
+    let d = s.dest();
+    assert_eq!(std::fs::read(d.join("etc/hostname")).unwrap(), b"node\n");
+    let meta = std::fs::metadata(d.join("bin/tool")).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o755);
+    assert_eq!(meta.mtime(), 1_600_000_000);
+    assert_eq!(
+        std::fs::read_link(d.join("usr/bin/tool")).unwrap(),
+        Path::new("/bin/tool")
+    );
+    let a = std::fs::metadata(d.join("etc/hostname")).unwrap();
+    let b = std::fs::metadata(d.join("etc/hostname.bak")).unwrap();
+    assert_eq!(a.ino(), b.ino());
+    assert_eq!(
+        std::fs::metadata(d.join("etc")).unwrap().mtime(),
+        1_600_000_000
+    );
+}
+
+#[test]
+fn gzip_digests_are_verified_in_one_pass() {
+    let s = Scratch::new("gzip");
+    let tar = TarBuilder::new().file("a", b"hello").bytes();
+    let blob = gzip(&tar);
+    let mut opts = options();
+    opts.compression = Compression::Gzip;
+    opts.digest = Some(sha256(&blob));
+    opts.diff_id = Some(sha256(&tar));
+    let stats = unpack(blob.clone(), &s.dest(), &opts).unwrap();
+    assert_eq!(
+        stats.digest.as_deref(),
+        Some(sha256(&blob).to_string().as_str())
+    );
+    assert_eq!(stats.compressed_size, blob.len() as u64);
+
+    opts.diff_id = Some(sha256(b"other"));
+    match unpack(blob.clone(), &s.dest(), &opts) {
+        Err(UnpackError::DigestMismatch {
+            what: "diff_id",
+            actual,
+            ..
+        }) => {
+            assert_eq!(actual, sha256(&tar).to_string())
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    opts.diff_id = None;
+    opts.digest = Some(sha256(b"other"));
+    assert!(matches!(
+        unpack(blob, &s.dest(), &opts),
+        Err(UnpackError::DigestMismatch { what: "digest", .. })
+    ));
+}
+
+#[test]
+fn trailing_data_after_the_tar_end_is_hashed() {
+    let s = Scratch::new("trailing");
+    let mut tar = TarBuilder::new().file("a", b"x").bytes();
+    tar.extend_from_slice(b"garbage after the end");
+    let stats = unpack(tar.clone(), &s.dest(), &options()).unwrap();
+    assert_eq!(stats.diff_id, sha256(&tar).to_string());
+    assert_eq!(stats.uncompressed_size, tar.len() as u64);
+}
+
+#[test]
+fn whiteouts_and_opaque_directories_across_layers() {
+    let s = Scratch::new("whiteout");
+    let lower = TarBuilder::new()
+        .file("keep", b"1")
+        .file("gone", b"1")
+        .file("dir/old", b"1")
+        .file("opq/lower", b"1")
+        .file("opq/sub/lower", b"1")
+        .bytes();
+    unpack(lower, &s.dest(), &options()).unwrap();
+    let upper = TarBuilder::new()
+        .file(".wh.gone", b"")
+        .file("dir/.wh.old", b"")
+        .file("opq/new", b"2")
+        .file("opq/sub/new", b"2")
+        .file("opq/.wh..wh..opq", b"") // late marker: must not hide this layer's entries
+        .file(".wh.keep-not-there", b"")
+        .bytes();
+    let stats = unpack(upper, &s.dest(), &options()).unwrap();
+    assert_eq!(stats.whiteouts, 4);
+    let d = s.dest();
+    assert!(d.join("keep").exists());
+    assert!(!d.join("gone").exists() && !d.join(".wh.gone").exists());
+    assert!(d.join("dir").is_dir() && !d.join("dir/old").exists());
+    assert!(d.join("opq/new").exists() && d.join("opq/sub/new").exists());
+    assert!(!d.join("opq/lower").exists() && !d.join("opq/sub/lower").exists());
+    assert!(!d.join("opq/.wh..wh..opq").exists());
+}
+
+#[test]
+fn hostile_entries_are_refused_and_nothing_escapes() {
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "dotdot",
+            TarBuilder::new().file("../outside/evil", b"x").bytes(),
+        ),
+        (
+            "hardlink-out",
+            TarBuilder::new().hardlink("h", "../outside/canary").bytes(),
+        ),
+        (
+            "whiteout-dotdot",
+            TarBuilder::new().file("a/.wh...", b"").bytes(),
+        ),
+        ("root-symlink", TarBuilder::new().symlink(".", "/").bytes()),
+        ("root-file", TarBuilder::new().file(".", b"x").bytes()),
+        (
+            "root-hardlink",
+            TarBuilder::new().hardlink("x", "/").bytes(),
+        ),
+    ];
+    for (tag, tar) in cases {
+        let s = Scratch::new(tag);
+        let err = unpack(tar, &s.dest(), &options()).unwrap_err();
+        assert!(matches!(err, UnpackError::Unsafe { .. }), "{tag}: {err:?}");
+        s.outside_untouched();
+    }
+}
+
+#[test]
+fn symlinked_parents_resolve_inside_the_root() {
+    for resolver in [Resolver::Auto, Resolver::Walk] {
+        let s = Scratch::new(&format!("symparent-{resolver:?}"));
+        let outside = s.0.join("outside");
+        let mut opts = options();
+        opts.resolver = resolver;
+        let first = TarBuilder::new()
+            .symlink("abs", outside.to_str().unwrap())
+            .symlink("rel", "../../../../../../outside")
+            .bytes();
+        unpack(first, &s.dest(), &opts).unwrap();
+        let second = TarBuilder::new()
+            .file("abs/canary", b"pwned")
+            .file("rel/canary", b"pwned")
+            .hardlink("abs/link", "abs/canary")
+            .file("abs/.wh.canary", b"")
+            .bytes();
+        unpack(second, &s.dest(), &opts).unwrap();
+        s.outside_untouched();
+        assert_eq!(
+            std::fs::read(s.dest().join("outside/canary")).unwrap(),
+            b"pwned"
+        );
+    }
+}
+
+#[test]
+fn later_entries_replace_earlier_ones_of_another_type() {
+    let s = Scratch::new("replace");
+    let tar = TarBuilder::new()
+        .file("a/b", b"file")
+        .file("a", b"now a file")
+        .dir("c/")
+        .file("c/inner", b"x")
+        .symlink("c", "a")
+        .file("d", b"x")
+        .dir("d/")
+        .bytes();
+    unpack(tar, &s.dest(), &options()).unwrap();
+    let d = s.dest();
+    assert_eq!(std::fs::read(d.join("a")).unwrap(), b"now a file");
+    assert_eq!(std::fs::read_link(d.join("c")).unwrap(), Path::new("a"));
+    assert!(d.join("d").is_dir());
+}
+
+#[test]
+fn limits_stop_bombs() {
+    let s = Scratch::new("limits");
+    let big = vec![0u8; 1 << 20];
+    let tar = TarBuilder::new().file("big", &big).bytes();
+    let mut opts = options();
+    opts.compression = Compression::Gzip;
+    opts.limits.max_file_size = Some(1000);
+    assert!(matches!(
+        unpack(gzip(&tar), &s.dest(), &opts),
+        Err(UnpackError::Limit {
+            what: "file size",
+            ..
+        })
+    ));
+    opts.limits = UnpackLimits::NONE;
+    opts.limits.max_bytes = Some(4096);
+    assert!(matches!(
+        unpack(gzip(&tar), &s.dest(), &opts),
+        Err(UnpackError::Limit {
+            what: "uncompressed bytes",
+            ..
+        })
+    ));
+    opts.limits = UnpackLimits::NONE;
+    opts.limits.max_entries = Some(1);
+    let two = TarBuilder::new().file("a", b"").file("b", b"").bytes();
+    assert!(matches!(
+        unpack(gzip(&two), &s.dest(), &opts),
+        Err(UnpackError::Limit {
+            what: "entries",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn truncated_and_corrupt_streams_are_format_errors() {
+    let s = Scratch::new("truncated");
+    let tar = TarBuilder::new().file("a", &[7u8; 5000]).bytes();
+    let blob = gzip(&tar);
+    let mut opts = options();
+    opts.compression = Compression::Gzip;
+    for cut in [blob.len() / 2, 12] {
+        let err = unpack(blob[..cut].to_vec(), &s.dest(), &opts).unwrap_err();
+        assert!(matches!(err, UnpackError::Format { .. }), "{err:?}");
+    }
+    let err = unpack(tar[..1000].to_vec(), &s.dest(), &options()).unwrap_err();
+    assert!(matches!(err, UnpackError::Format { .. }), "{err:?}");
+    let err = unpack(b"not gzip".to_vec(), &s.dest(), &opts).unwrap_err();
+    assert!(matches!(err, UnpackError::Format { .. }), "{err:?}");
+}
+
+#[test]
+fn unprivileged_mode_strips_setid_and_skips_devices() {
+    let s = Scratch::new("unpriv");
+    let mut opts = options();
+    opts.privileges = Privileges::Unprivileged;
+    let tar = TarBuilder::new()
+        .entry(tar::EntryType::Regular, "suid", "", b"x", 0o4755)
+        .entry(tar::EntryType::Char, "null", "", b"", 0o666)
+        .bytes();
+    let stats = unpack(tar, &s.dest(), &opts).unwrap();
+    let mode = std::fs::metadata(s.dest().join("suid"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o755);
+    assert!(!s.dest().join("null").exists());
+    assert_eq!(stats.skipped.len(), 2, "{:?}", stats.skipped);
+}
+
+#[test]
+fn layer_writer_streams_chunks() {
+    let s = Scratch::new("writer");
+    let tar = TarBuilder::new().file("a", &[1u8; 300_000]).bytes();
+    let blob = gzip(&tar);
+    let mut opts = options();
+    opts.compression = Compression::Gzip;
+    opts.diff_id = Some(sha256(&tar));
+    opts.blob_path = Some(s.0.join("blob"));
+    let mut writer = LayerWriter::new(s.dest(), opts).unwrap();
+    for chunk in blob.chunks(1000) {
+        writer.write(chunk.to_vec()).unwrap();
+    }
+    let stats = writer.close().unwrap();
+    assert_eq!(stats.digest, None);
+    assert_eq!(std::fs::read(s.0.join("blob")).unwrap(), blob);
+    assert_eq!(std::fs::read(s.dest().join("a")).unwrap().len(), 300_000);
+    assert!(writer.close().is_err());
+}
+
+#[test]
+fn layer_writer_reports_failures_from_write_or_close() {
+    let s = Scratch::new("writer-fail");
+    let tar = TarBuilder::new()
+        .file("../evil", b"x")
+        .file("b", &[0; 100_000])
+        .bytes();
+    let mut writer = LayerWriter::new(s.dest(), options()).unwrap();
+    let mut failed = None;
+    for chunk in tar.chunks(512) {
+        if let Err(e) = writer.write(chunk.to_vec()) {
+            failed = Some(e);
+            break;
+        }
+    }
+    let err = match failed {
+        Some(e) => e,
+        None => writer.close().unwrap_err(),
+    };
+    assert!(matches!(err, UnpackError::Unsafe { .. }), "{err:?}");
+    s.outside_untouched();
+    let mut aborted = LayerWriter::new(s.dest(), options()).unwrap();
+    aborted.write(tar[..512].to_vec()).unwrap();
+    aborted.abort();
+    assert!(aborted.is_closed());
+}

@@ -1,0 +1,31 @@
+"""Fixtures for the content-store tests: a fresh store root per test, small built images."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ocistore.imagebuild import BuiltImage, build_image
+from ocistore.store import Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """An empty store under the test's temporary directory."""
+    s = Store(tmp_path / "store")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def small_image() -> BuiltImage:
+    """A two-layer gzip image (base + app)."""
+    return build_image(
+        [
+            {"etc/os-release": b"ID=test\n", "bin/sh": b"#!fake\n"},
+            {"app/main.py": b"print('hi')\n", "app/data.bin": bytes(range(256)) * 16},
+        ],
+        config={"Cmd": ["/bin/sh"]},
+    )
