@@ -156,7 +156,12 @@ def pull(
     store = store if store is not None else Store()
     emit = progress or (lambda event: None)
     name = str(reference)
-    with _options(reference, auth, hosts_dir, ca_file, plain_http, timeout, retry) as session:
+    # The lease keeps a concurrent GC from deleting what this pull found or fetched before
+    # record_image names it.
+    with (
+        store.lease(),
+        _options(reference, auth, hosts_dir, ca_file, plain_http, timeout, retry) as session,
+    ):
         if reference.digest is not None:
             top_digest = reference.digest
         else:
