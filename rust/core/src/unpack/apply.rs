@@ -15,7 +15,7 @@ use tar::EntryType;
 
 use super::error::{Result, UnpackError};
 use super::limits::{self, UnpackLimits};
-use super::root::{empty_dir_at, remove_all_at, Root};
+use super::root::Root;
 use super::safe_path::RelPath;
 use super::whiteout::{self, LayerPaths, Whiteout};
 
@@ -55,6 +55,17 @@ pub enum Privileges {
     Auto,
     Root,
     Unprivileged,
+}
+
+impl Privileges {
+    /// Whether entries are applied with root's powers.
+    pub fn as_root(self) -> bool {
+        match self {
+            Privileges::Auto => rustix::process::geteuid().is_root(),
+            Privileges::Root => true,
+            Privileges::Unprivileged => false,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,11 +121,7 @@ pub struct Applier<'r> {
 
 impl<'r> Applier<'r> {
     pub fn new(root: &'r Root, limits: UnpackLimits, privileges: Privileges) -> Applier<'r> {
-        let as_root = match privileges {
-            Privileges::Auto => rustix::process::geteuid().is_root(),
-            Privileges::Root => true,
-            Privileges::Unprivileged => false,
-        };
+        let as_root = privileges.as_root();
         Applier {
             root,
             limits,
@@ -190,6 +197,11 @@ impl<'r> Applier<'r> {
         for dir in dirs.iter().rev() {
             self.finish_dir(dir)?;
         }
+        // Last, as lower directories widened above may hold this layer's directories.
+        self.root
+            .widened()
+            .restore()
+            .map_err(|e| UnpackError::from_io(None, e))?;
         Ok(self.stats)
     }
 
@@ -370,7 +382,9 @@ impl<'r> Applier<'r> {
             Err(e) => return Err(resolve_error(name, e)),
         };
         self.forget_parent();
-        remove_all_at(dir.as_fd(), leaf).map_err(|e| UnpackError::from_io(Some(name), e))
+        self.root
+            .remove_all_at(dir.as_fd(), leaf)
+            .map_err(|e| UnpackError::from_io(Some(name), e))
     }
 
     fn hide_lower_children(&mut self, name: &str, dir: &RelPath) -> Result<()> {
@@ -390,7 +404,7 @@ impl<'r> Applier<'r> {
     fn clean_lower(&self, parent: BorrowedFd<'_>, name: &[u8], path: &RelPath) -> io::Result<()> {
         let mut keep_dirs = Vec::new();
         let layer_paths = &self.layer_paths;
-        empty_dir_at(parent, name, &mut |child| {
+        self.root.empty_dir_at(parent, name, &mut |child| {
             let kept = layer_paths.contains(path.join(child).as_bytes());
             if kept {
                 keep_dirs.push(child.to_vec());
@@ -428,12 +442,15 @@ impl<'r> Applier<'r> {
     ) -> Result<std::result::Result<(), Errno>> {
         let (_, leaf) = meta.path.split_last();
         let leaf = leaf.to_vec();
+        let root = self.root;
         let parent = self.parent_fd(meta)?;
-        match create(parent, &leaf) {
+        // A lower layer's read-only directory is widened when we may not write in it.
+        match root.widened().retry(parent, || create(parent, &leaf)) {
             Err(Errno::EXIST) => {}
             other => return Ok(other),
         }
-        remove_all_at(parent, &leaf).map_err(|e| UnpackError::from_io(Some(&meta.name), e))?;
+        root.remove_all_at(parent, &leaf)
+            .map_err(|e| UnpackError::from_io(Some(&meta.name), e))?;
         let result = create(parent, &leaf);
         self.forget_parent();
         Ok(result)
@@ -568,14 +585,19 @@ impl<'r> Applier<'r> {
         let Ok(parent) = self.root.open_dir(parent, false) else {
             return Ok(());
         };
-        let Ok(fd) = openat(
-            &parent,
-            leaf,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) else {
+        let open = || {
+            openat(
+                &parent,
+                leaf,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        };
+        // A directory a lower layer left unreadable, re-declared by this one, is widened.
+        let Ok(fd) = self.root.widened().retry_child(parent.as_fd(), leaf, open) else {
             return Ok(());
         };
+        self.root.widened().forget(fd.as_fd());
         let io_err = |e: Errno| UnpackError::from_io(Some(&name), e.into());
         if self.as_root {
             let (u, g) = (

@@ -96,7 +96,8 @@ impl UnpackError {
     }
 }
 
-/// Errors that say nothing about the layer and everything about where it is written.
+/// Errors that say nothing about the layer and everything about where it is written (EACCES:
+/// a destination directory the user may not change).
 fn is_environmental(err: &io::Error) -> bool {
     matches!(
         err.raw_os_error(),
@@ -108,6 +109,7 @@ fn is_environmental(err: &io::Error) -> bool {
                 | libc_errno::EMFILE
                 | libc_errno::ENFILE
                 | libc_errno::ENOMEM
+                | libc_errno::EACCES
         )
     )
 }
@@ -122,6 +124,7 @@ mod libc_errno {
     pub const EMFILE: i32 = Errno::MFILE.raw_os_error();
     pub const ENFILE: i32 = Errno::NFILE.raw_os_error();
     pub const ENOMEM: i32 = Errno::NOMEM.raw_os_error();
+    pub const EACCES: i32 = Errno::ACCESS.raw_os_error();
 }
 
 pub type Result<T> = std::result::Result<T, UnpackError>;

@@ -6,6 +6,7 @@
 //! digests are checked at the end; the tar is read to its very end so the diff_id covers
 //! every byte.
 
+mod access;
 mod apply;
 mod decompress;
 mod error;
@@ -103,10 +104,13 @@ pub fn unpack_reader<R: Read + Send + 'static>(
     options: &UnpackOptions,
     drain_on_error: bool,
 ) -> Result<UnpackStats> {
-    let root = root::Root::open(dest, options.resolver).map_err(|e| UnpackError::Write {
+    let mut root = root::Root::open(dest, options.resolver).map_err(|e| UnpackError::Write {
         entry: None,
         source: e,
     })?;
+    if !options.privileges.as_root() {
+        root.enable_widening();
+    }
     let diff_algorithm = options
         .diff_id
         .as_ref()
