@@ -1,6 +1,7 @@
 //! The ways applying a layer can fail. Each variant maps to one Python exception class.
 
 use std::io;
+use std::path::PathBuf;
 
 /// Why a layer was not (completely) applied.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,20 @@ pub enum UnpackError {
     /// Reading the layer blob itself failed (a file or stream error, not the layer's fault).
     #[error("reading the layer failed: {0}")]
     Source(#[source] io::Error),
+    /// The layer blob file is missing, unreadable or not a file.
+    #[error("reading the layer blob {path:?} failed: {source}")]
+    SourceFile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The destination cannot be created or opened, or is not a directory.
+    #[error("unusable destination {path:?}: {source}")]
+    Destination {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     /// The caller aborted a streaming unpack.
     #[error("layer unpack aborted")]
     Aborted,

@@ -92,8 +92,21 @@ impl UnpackOptions {
 
 /// Unpacks the layer blob at `source` into `dest`.
 pub fn unpack_file(source: &Path, dest: &Path, options: &UnpackOptions) -> Result<UnpackStats> {
-    let file = File::open(source).map_err(UnpackError::Source)?;
-    unpack_reader(file, dest, options, true)
+    let source_error = |e: io::Error| UnpackError::SourceFile {
+        path: source.to_path_buf(),
+        source: e,
+    };
+    let file = File::open(source).map_err(source_error)?;
+    // Refuse a directory before the destination is touched (reading it would fail later).
+    if file.metadata().map_err(source_error)?.is_dir() {
+        return Err(source_error(io::Error::from_raw_os_error(
+            rustix::io::Errno::ISDIR.raw_os_error(),
+        )));
+    }
+    match unpack_reader(file, dest, options, true) {
+        Err(UnpackError::Source(e)) => Err(source_error(e)),
+        other => other,
+    }
 }
 
 /// Unpacks a layer read from `source` into `dest`. `drain_on_error`: after a failure, read
@@ -104,10 +117,11 @@ pub fn unpack_reader<R: Read + Send + 'static>(
     options: &UnpackOptions,
     drain_on_error: bool,
 ) -> Result<UnpackStats> {
-    let mut root = root::Root::open(dest, options.resolver).map_err(|e| UnpackError::Write {
-        entry: None,
-        source: e,
-    })?;
+    let mut root =
+        root::Root::open(dest, options.resolver).map_err(|e| UnpackError::Destination {
+            path: dest.to_path_buf(),
+            source: e,
+        })?;
     if !options.privileges.as_root() {
         root.enable_widening();
     }

@@ -46,15 +46,28 @@ pub struct Root {
 }
 
 impl Root {
-    /// Opens (creating it if needed) the destination directory. `dest` itself is trusted.
+    /// Opens (creating it and its parents if needed) the destination directory. `dest`
+    /// itself is trusted. Something other than a directory there is `ENOTDIR`.
     pub fn open(dest: &Path, resolver: Resolver) -> io::Result<Root> {
-        std::fs::create_dir_all(dest)?;
-        let fd = openat(
-            CWD,
-            dest,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
+        let open = || {
+            openat(
+                CWD,
+                dest,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        };
+        let fd = match open() {
+            Err(Errno::NOENT) => {
+                std::fs::create_dir_all(dest).map_err(|e| match e.raw_os_error() {
+                    // A file where a directory should be (create_dir_all says "exists").
+                    Some(code) if code == Errno::EXIST.raw_os_error() => Errno::NOTDIR.into(),
+                    _ => e,
+                })?;
+                open()?
+            }
+            other => other?,
+        };
         Ok(Root {
             fd,
             use_openat2: AtomicBool::new(resolver == Resolver::Auto),

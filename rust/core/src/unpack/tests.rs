@@ -412,3 +412,45 @@ fn layer_writer_reports_failures_from_write_or_close() {
     aborted.abort();
     assert!(aborted.is_closed());
 }
+
+#[test]
+fn missing_or_directory_sources_and_unusable_destinations_are_typed() {
+    let s = Scratch::new("typed-errors");
+    let opts = UnpackOptions::for_media_type("application/vnd.oci.image.layer.v1.tar").unwrap();
+    let missing = s.0.join("missing.tar");
+    match unpack_file(&missing, &s.dest(), &opts) {
+        Err(UnpackError::SourceFile { path, source }) => {
+            assert_eq!(path, missing);
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        }
+        other => panic!("{other:?}"),
+    }
+    match unpack_file(&s.0.join("outside"), &s.dest(), &opts) {
+        Err(UnpackError::SourceFile { source, .. }) => {
+            assert_eq!(
+                source.raw_os_error(),
+                Some(rustix::io::Errno::ISDIR.raw_os_error())
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        !s.dest().exists(),
+        "a bad source leaves the destination alone"
+    );
+    let layer = s.0.join("layer.tar");
+    std::fs::write(&layer, TarBuilder::new().file("f", b"x").bytes()).unwrap();
+    for dest in [s.0.join("outside/canary"), s.0.join("outside/canary/sub")] {
+        match unpack_file(&layer, &dest, &opts) {
+            Err(UnpackError::Destination { path, source }) => {
+                assert_eq!(path, dest);
+                assert_eq!(
+                    source.raw_os_error(),
+                    Some(rustix::io::Errno::NOTDIR.raw_os_error())
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    s.outside_untouched();
+}
