@@ -82,8 +82,6 @@ pub struct BlobSummary {
     pub size: u64,
     /// Whether the digest covers the whole blob.
     pub complete: bool,
-    /// The diff_id hasher, when this stage computed it.
-    pub diff: Option<Hasher>,
 }
 
 /// How the first stage ended.
@@ -103,8 +101,6 @@ pub struct StageConfig {
     pub hasher: Option<Hasher>,
     /// Also write the compressed bytes here.
     pub blob_path: Option<PathBuf>,
-    /// Hash the decompressed bytes here (the diff_id) instead of in the applying stage.
-    pub diff_hasher: Option<Hasher>,
     /// After a failure, keep reading (not decompressing) the source to finish the digest.
     pub drain_on_error: bool,
 }
@@ -151,7 +147,6 @@ impl<R> Tap<R> {
             digest: self.hasher.as_ref().map(Hasher::digest),
             size: self.bytes,
             complete,
-            diff: None,
         }
     }
 }
@@ -173,24 +168,9 @@ pub fn spawn<R: Read + Send + 'static>(
 
 fn run<R: Read>(
     source: R,
-    mut config: StageConfig,
-    tx: SyncSender<Vec<u8>>,
-    recycled: Receiver<Vec<u8>>,
-) -> StageEnd {
-    let mut diff = config.diff_hasher.take();
-    let mut end = run_inner(source, config, tx, &recycled, &mut diff);
-    let (StageEnd::Done(summary) | StageEnd::Abandoned(summary) | StageEnd::Failed(_, summary)) =
-        &mut end;
-    summary.diff = diff;
-    end
-}
-
-fn run_inner<R: Read>(
-    source: R,
     config: StageConfig,
     tx: SyncSender<Vec<u8>>,
-    recycled: &Receiver<Vec<u8>>,
-    diff: &mut Option<Hasher>,
+    recycled: Receiver<Vec<u8>>,
 ) -> StageEnd {
     let blob = match config.blob_path.as_ref().map(File::create).transpose() {
         Ok(blob) => blob,
@@ -199,7 +179,6 @@ fn run_inner<R: Read>(
                 digest: None,
                 size: 0,
                 complete: false,
-                diff: None,
             };
             return StageEnd::Failed(
                 UnpackError::Write {
@@ -218,7 +197,7 @@ fn run_inner<R: Read>(
         source_error: None,
         bytes: 0,
     };
-    let outcome = decompress_into(&mut tap, config.compression, &tx, recycled, diff);
+    let outcome = decompress_into(&mut tap, config.compression, &tx, &recycled);
     drop(tx);
     let failure = match outcome {
         Ok(true) => None,
@@ -279,7 +258,6 @@ fn decompress_into<R: Read>(
     declared: Compression,
     tx: &SyncSender<Vec<u8>>,
     recycled: &Receiver<Vec<u8>>,
-    diff: &mut Option<Hasher>,
 ) -> Result<bool> {
     let mut head = [0u8; 4];
     let head_len = read_full(tap, &mut head).map_err(|e| match tap.source_error.take() {
@@ -317,9 +295,6 @@ fn decompress_into<R: Read>(
             return Ok(true);
         }
         chunk.truncate(n);
-        if let Some(h) = diff.as_mut() {
-            h.update(&chunk);
-        }
         if tx.send(chunk).is_err() {
             return Ok(false);
         }

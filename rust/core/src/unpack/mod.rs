@@ -1,15 +1,16 @@
 //! Safe streaming layer application (tar, gzip, zstd, OCI whiteouts).
 //!
-//! One pass over the bytes: a first thread reads the blob, hashes it (`digest`), optionally
-//! saves it and decompresses it; the calling thread hashes the tar (`diff_id`), parses it and
-//! applies each entry inside the root with descriptor-relative syscalls (`root.rs`). Both
-//! digests are checked at the end; the tar is read to its very end so the diff_id covers
-//! every byte.
+//! One pass over the bytes, in a pipeline of three threads: the first reads the blob, hashes
+//! it (`digest`), optionally saves it and decompresses it; the second hashes the tar
+//! (`diff_id`); the calling thread parses it and applies each entry inside the root with
+//! descriptor-relative syscalls (`root.rs`). Both digests are checked at the end; the tar is
+//! read to its very end so the diff_id covers every byte.
 
 mod access;
 mod apply;
 mod decompress;
 mod error;
+mod hash_stage;
 mod limits;
 mod root;
 mod safe_path;
@@ -129,31 +130,25 @@ pub fn unpack_reader<R: Read + Send + 'static>(
         .diff_id
         .as_ref()
         .map_or(Algorithm::Sha256, |d| d.algorithm);
-    // Balance the two threads: inflating gzip is the slow part, so the tar side hashes;
-    // zstd and plain tar are cheap to decode, so the first stage hashes instead.
-    let hash_in_first_stage = options.compression != Compression::Gzip;
     let config = StageConfig {
         compression: options.compression,
         hasher: options.digest.as_ref().map(|d| Hasher::new(d.algorithm)),
         blob_path: options.blob_path.clone(),
-        diff_hasher: hash_in_first_stage.then(|| Hasher::new(diff_algorithm)),
         drain_on_error,
     };
-    let (rx, recycle, first_stage) =
-        decompress::spawn(source, config).map_err(|e| UnpackError::Write {
-            entry: None,
-            source: e,
-        })?;
-    let mut stream = TarStream::new(
-        rx,
-        recycle,
-        (!hash_in_first_stage).then(|| Hasher::new(diff_algorithm)),
-        options.limits.max_bytes,
-    );
+    let thread_error = |e| UnpackError::Write {
+        entry: None,
+        source: e,
+    };
+    let (rx, recycle, first_stage) = decompress::spawn(source, config).map_err(thread_error)?;
+    let (rx, hash_stage) =
+        hash_stage::spawn(rx, Hasher::new(diff_algorithm)).map_err(thread_error)?;
+    let mut stream = TarStream::new(rx, recycle, options.limits.max_bytes);
     let applied = apply_tar(&mut stream, &root, options);
-    // Hang up before joining so that a first stage blocked on a full channel finishes.
-    let (diff_hasher, uncompressed_size) = stream.finish();
+    // Hang up before joining so that earlier stages blocked on a full channel finish.
+    let uncompressed_size = stream.size();
     drop(stream);
+    let diff_hasher = hash_stage.join().ok();
     let blob = first_stage.join().unwrap_or_else(|_| {
         StageEnd::Failed(
             UnpackError::format(None, "decompression thread panicked"),
@@ -161,15 +156,13 @@ pub fn unpack_reader<R: Read + Send + 'static>(
                 digest: None,
                 size: 0,
                 complete: false,
-                diff: None,
             },
         )
     });
-    let (mut blob_summary, blob_error) = match blob {
+    let (blob_summary, blob_error) = match blob {
         StageEnd::Done(s) | StageEnd::Abandoned(s) => (s, None),
         StageEnd::Failed(e, s) => (s, Some(e)),
     };
-    let diff_hasher = diff_hasher.or(blob_summary.diff.take());
     // Precedence: the wrong blob explains everything else; then the decoder's own error
     // (the tar stage only saw the stream stop); then the tar stage's; then the diff_id.
     if let (Some(expected), Some(actual)) = (&options.digest, &blob_summary.digest) {
