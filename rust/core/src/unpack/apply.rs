@@ -6,8 +6,8 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{
-    chmodat, chownat, fchmod, fchown, fsetxattr, futimens, linkat, makedev, mkdirat, mknodat,
-    openat, statat, symlinkat, utimensat, AtFlags, FileType, Gid, Mode, OFlags, Timespec,
+    chmodat, chownat, fchmod, fchown, fsetxattr, fstat, futimens, linkat, makedev, mkdirat,
+    mknodat, openat, statat, symlinkat, utimensat, AtFlags, FileType, Gid, Mode, OFlags, Timespec,
     Timestamps, Uid, XattrFlags,
 };
 use rustix::io::Errno;
@@ -21,8 +21,9 @@ use super::whiteout::{self, LayerPaths, Whiteout};
 
 /// At most this many skipped entries are listed one by one; the rest are counted.
 const MAX_SKIPPED_LISTED: usize = 10_000;
-const COPY_BUFFER: usize = 1 << 20;
+const COPY_BUFFER: usize = 256 << 10;
 const SETID_BITS: u32 = 0o6000;
+const SETGID_BIT: u32 = 0o2000;
 /// xattr namespaces that would change how an overlay mount of this tree behaves.
 const REFUSED_XATTR_PREFIXES: [&str; 2] = ["trusted.overlay.", "user.overlay."];
 
@@ -116,6 +117,11 @@ pub struct Applier<'r> {
     dir_index: HashMap<Vec<u8>, usize>,
     /// The last parent directory opened: tar lists a directory's files together.
     parent: Option<(Vec<u8>, OwnedFd)>,
+    /// Whether new files in `parent` get our own group (it is not set-group-ID); only
+    /// known (and needed) as root.
+    parent_gives_our_gid: bool,
+    /// Effective uid and gid: a file created with them needs no `fchown`.
+    our_ids: (u32, u32),
     buffer: Vec<u8>,
 }
 
@@ -132,6 +138,11 @@ impl<'r> Applier<'r> {
             dirs: Vec::new(),
             dir_index: HashMap::new(),
             parent: None,
+            parent_gives_our_gid: false,
+            our_ids: (
+                rustix::process::geteuid().as_raw(),
+                rustix::process::getegid().as_raw(),
+            ),
             buffer: Vec::new(),
         }
     }
@@ -357,6 +368,9 @@ impl<'r> Applier<'r> {
                 .root
                 .open_dir(parent, true)
                 .map_err(|e| resolve_error(&meta.name, e))?;
+            // One fstat per directory saves an fchown per file as root.
+            self.parent_gives_our_gid =
+                self.as_root && fstat(&fd).is_ok_and(|st| st.st_mode & SETGID_BIT == 0);
             self.parent = Some((parent.to_vec(), fd));
         }
         Ok(self.parent.as_ref().expect("just filled").1.as_fd())
@@ -489,15 +503,19 @@ impl<'r> Applier<'r> {
             )?);
             Ok(())
         })?;
+        // Created by us: owned by our ids, and by our group unless the parent is set-gid.
+        let owned_as_wanted = self.parent.is_some()
+            && self.parent_gives_our_gid
+            && (meta.uid, meta.gid) == (u64::from(self.our_ids.0), u64::from(self.our_ids.1));
         let fd = std::fs::File::from(file.expect("created"));
         self.copy_data(entry, meta, &fd)?;
         let io_err = |e: Errno| UnpackError::from_io(Some(&meta.name), e.into());
-        if self.as_root {
+        if self.as_root && !owned_as_wanted {
             fchown(&fd, Some(uid(meta)?), Some(gid(meta)?)).map_err(io_err)?;
         }
-        // Creation applied the umask and chown cleared set-id bits: set the exact mode.
-        let chowned_setid = self.as_root && mode & SETID_BITS != 0;
-        if mode & self.umask != 0 || mode & !0o777 != 0 || chowned_setid {
+        // Creation applied the umask and chown cleared set-id bits (which are above 0o777):
+        // set the exact mode.
+        if mode & self.umask != 0 || mode & !0o777 != 0 {
             fchmod(&fd, Mode::from_raw_mode(mode)).map_err(io_err)?;
         }
         self.set_xattrs(fd.as_fd(), meta, &meta.xattrs);

@@ -73,6 +73,18 @@ impl TarBuilder {
         self.0.append(&h, data).unwrap();
         self
     }
+    fn file_owned(mut self, path: &str, data: &[u8], uid: u64, gid: u64) -> Self {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_size(data.len() as u64);
+        h.set_path(path).unwrap();
+        h.set_cksum();
+        self.0.append(&h, data).unwrap();
+        self
+    }
     fn file(self, path: &str, data: &[u8]) -> Self {
         self.entry(tar::EntryType::Regular, path, "", data, 0o644)
     }
@@ -453,4 +465,32 @@ fn missing_or_directory_sources_and_unusable_destinations_are_typed() {
         }
     }
     s.outside_untouched();
+}
+
+#[test]
+fn ownership_is_exact_even_when_chown_is_skipped() {
+    // Files we create as root are root's: only other owners, or a set-gid parent handing
+    // down its group, need an fchown. Check the skip never leaves a wrong owner.
+    if !rustix::process::geteuid().is_root() {
+        return; // ownership is only applied as root
+    }
+    let s = Scratch::new("owners");
+    std::fs::create_dir_all(s.dest().join("sg")).unwrap();
+    std::os::unix::fs::chown(s.dest().join("sg"), None, Some(4242)).unwrap();
+    std::fs::set_permissions(s.dest().join("sg"), PermissionsExt::from_mode(0o2775)).unwrap();
+    let layer = TarBuilder::new()
+        .file_owned("sg/root-file", b"x", 0, 0)
+        .file_owned("plain/root-file", b"x", 0, 0)
+        .file_owned("plain/user-file", b"x", 1000, 1001)
+        .file_owned("plain/group-only", b"x", 0, 7)
+        .bytes();
+    unpack(layer, &s.dest(), &options()).unwrap();
+    let owner = |p: &str| {
+        let m = std::fs::metadata(s.dest().join(p)).unwrap();
+        (m.uid(), m.gid())
+    };
+    assert_eq!(owner("sg/root-file"), (0, 0));
+    assert_eq!(owner("plain/root-file"), (0, 0));
+    assert_eq!(owner("plain/user-file"), (1000, 1001));
+    assert_eq!(owner("plain/group-only"), (0, 7));
 }
