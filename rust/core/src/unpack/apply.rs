@@ -103,6 +103,10 @@ struct DirMeta {
     gid: u64,
     mtime: Timespec,
     xattrs: Vec<(String, Vec<u8>)>,
+    /// Created by this entry with the wanted owner already (no fchown needed).
+    owner_set: bool,
+    /// Created by this entry with the wanted mode already (no fchmod needed).
+    mode_set: bool,
 }
 
 /// Applies the entries of one layer.
@@ -117,9 +121,9 @@ pub struct Applier<'r> {
     dir_index: HashMap<Vec<u8>, usize>,
     /// The last parent directory opened: tar lists a directory's files together.
     parent: Option<(Vec<u8>, OwnedFd)>,
-    /// Whether new files in `parent` get our own group (it is not set-group-ID); only
-    /// known (and needed) as root.
-    parent_gives_our_gid: bool,
+    /// Whether `parent` is not set-group-ID: what is created in it gets our own group (and
+    /// a new directory no set-gid bit).
+    parent_not_setgid: bool,
     /// Effective uid and gid: a file created with them needs no `fchown`.
     our_ids: (u32, u32),
     buffer: Vec<u8>,
@@ -138,7 +142,7 @@ impl<'r> Applier<'r> {
             dirs: Vec::new(),
             dir_index: HashMap::new(),
             parent: None,
-            parent_gives_our_gid: false,
+            parent_not_setgid: false,
             our_ids: (
                 rustix::process::geteuid().as_raw(),
                 rustix::process::getegid().as_raw(),
@@ -368,9 +372,9 @@ impl<'r> Applier<'r> {
                 .root
                 .open_dir(parent, true)
                 .map_err(|e| resolve_error(&meta.name, e))?;
-            // One fstat per directory saves an fchown per file as root.
-            self.parent_gives_our_gid =
-                self.as_root && fstat(&fd).is_ok_and(|st| st.st_mode & SETGID_BIT == 0);
+            // One fstat per directory saves an fchown per file (as root) and an fchmod per
+            // subdirectory.
+            self.parent_not_setgid = fstat(&fd).is_ok_and(|st| st.st_mode & SETGID_BIT == 0);
             self.parent = Some((parent.to_vec(), fd));
         }
         Ok(self.parent.as_ref().expect("just filled").1.as_fd())
@@ -505,7 +509,7 @@ impl<'r> Applier<'r> {
         })?;
         // Created by us: owned by our ids, and by our group unless the parent is set-gid.
         let owned_as_wanted = self.parent.is_some()
-            && self.parent_gives_our_gid
+            && self.parent_not_setgid
             && (meta.uid, meta.gid) == (u64::from(self.our_ids.0), u64::from(self.our_ids.1));
         let fd = std::fs::File::from(file.expect("created"));
         self.copy_data(entry, meta, &fd)?;
@@ -559,10 +563,16 @@ impl<'r> Applier<'r> {
     fn make_dir(&mut self, meta: Meta) -> Result<()> {
         let (_, leaf) = meta.path.split_last();
         let leaf = leaf.to_vec();
+        // Owner-writable until the layer is done; the real mode is applied by `finish`,
+        // unless the directory can be created with it (the common 0755).
+        let final_mode_now =
+            meta.mode & 0o700 == 0o700 && meta.mode & !0o777 == 0 && meta.mode & self.umask == 0;
+        let create_mode = if final_mode_now { meta.mode } else { 0o700 };
+        let ours = (meta.uid, meta.gid) == (u64::from(self.our_ids.0), u64::from(self.our_ids.1));
         let parent = self.parent_fd(&meta)?;
-        // Owner-writable until the layer is done; the real mode is applied by `finish`.
-        match mkdirat(parent, leaf.as_slice(), Mode::from_raw_mode(0o700)) {
-            Ok(()) => {}
+        let mut created = false;
+        match mkdirat(parent, leaf.as_slice(), Mode::from_raw_mode(create_mode)) {
+            Ok(()) => created = true,
             Err(Errno::EXIST) => {
                 let st = statat(parent, leaf.as_slice(), AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(|e| UnpackError::from_io(Some(&meta.name), e.into()))?;
@@ -583,6 +593,8 @@ impl<'r> Applier<'r> {
             gid: meta.gid,
             mtime: meta.mtime,
             xattrs: meta.xattrs,
+            owner_set: created && ours && self.parent_not_setgid,
+            mode_set: created && final_mode_now && self.parent_not_setgid,
         };
         match self.dir_index.get(dir.path.as_bytes()) {
             Some(&i) => self.dirs[i] = dir, // a later duplicate entry wins
@@ -617,14 +629,16 @@ impl<'r> Applier<'r> {
         };
         self.root.widened().forget(fd.as_fd());
         let io_err = |e: Errno| UnpackError::from_io(Some(&name), e.into());
-        if self.as_root {
+        if self.as_root && !dir.owner_set {
             let (u, g) = (
                 to_u32(&name, "uid", dir.uid)?,
                 to_u32(&name, "gid", dir.gid)?,
             );
             fchown(&fd, Some(Uid::from_raw(u)), Some(Gid::from_raw(g))).map_err(io_err)?;
         }
-        fchmod(&fd, Mode::from_raw_mode(dir.mode)).map_err(io_err)?;
+        if !dir.mode_set {
+            fchmod(&fd, Mode::from_raw_mode(dir.mode)).map_err(io_err)?;
+        }
         if !dir.xattrs.is_empty() {
             let meta_name = name.clone();
             self.set_xattrs_named(fd.as_fd(), &meta_name, &dir.xattrs);

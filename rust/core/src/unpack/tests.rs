@@ -483,6 +483,8 @@ fn ownership_is_exact_even_when_chown_is_skipped() {
         .file_owned("plain/root-file", b"x", 0, 0)
         .file_owned("plain/user-file", b"x", 1000, 1001)
         .file_owned("plain/group-only", b"x", 0, 7)
+        .dir("sg/subdir")
+        .dir("plain/subdir")
         .bytes();
     unpack(layer, &s.dest(), &options()).unwrap();
     let owner = |p: &str| {
@@ -493,4 +495,10 @@ fn ownership_is_exact_even_when_chown_is_skipped() {
     assert_eq!(owner("plain/root-file"), (0, 0));
     assert_eq!(owner("plain/user-file"), (1000, 1001));
     assert_eq!(owner("plain/group-only"), (0, 7));
+    // mkdir in a set-gid directory inherits its group and its set-gid bit: both undone.
+    assert_eq!(owner("sg/subdir"), (0, 0));
+    assert_eq!(owner("plain/subdir"), (0, 0));
+    let mode = |p: &str| std::fs::metadata(s.dest().join(p)).unwrap().mode() & 0o7777;
+    assert_eq!(mode("sg/subdir"), 0o755);
+    assert_eq!(mode("plain/subdir"), 0o755);
 }
