@@ -170,3 +170,14 @@ def test_device_entry_in_read_only_directory_is_skipped_not_failed(tmp_path: Pat
     assert out.returncode == 0, out.stdout + out.stderr
     assert os.listdir(work / "dest/dev") == ["fifo"]
     assert mode(work / "dest/dev") == 0o555
+
+
+def test_a_failed_layer_still_restores_widened_modes(tmp_path: Path) -> None:
+    work = workdir_for_nobody(tmp_path)
+    lower = TarWriter().dir("ro", mode=0o555).file("ro/old", b"old").bytes()
+    upper = TarWriter().file("ro/new", b"new").symlink("ro/../../escape", "x").bytes()
+    out = unpack_as_nobody(work, [lower, upper])
+    assert out.returncode == 3
+    assert "layer1: UnsafeLayerError" in out.stdout, out.stdout
+    assert (work / "dest/ro/new").read_bytes() == b"new"
+    assert mode(work / "dest/ro") == 0o555
