@@ -10,9 +10,11 @@ GCC's libraries, /usr/bin, plus a layer of whiteouts and an opaque directory), p
 
 Each run is a separate process; wall time and its peak RSS (GNU time) are recorded; medians and
 ratios are printed as a markdown table (and JSON with ``--json``). The built layers are cached
-in the work directory. Build the extension with ``maturin develop --release`` first.
+in the work directory. Build the extension with ``maturin develop --release`` first. On a slow
+or shared disk, ``--dest-dir /dev/shm`` compares the tools' own work instead of the disk's.
 
     .venv/bin/python benches/pull_compare.py [--runs 5] [--workdir /tmp/ocistore-bench]
+        [--dest-dir /dev/shm] [--json results.json]
 """
 
 from __future__ import annotations
@@ -218,6 +220,12 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/ocistore-bench"))
     parser.add_argument("--concurrency", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--dest-dir",
+        type=Path,
+        help="where stores, layouts and root filesystems are written (e.g. /dev/shm, to "
+        "compare CPU work instead of this machine's disk); default: the work directory",
+    )
     args = parser.parse_args()
     workdir: Path = args.workdir
     workdir.mkdir(parents=True, exist_ok=True)
@@ -231,7 +239,7 @@ def main() -> int:
         f"{uncompressed / 1e6:.0f} MB tar"
     )
     registry, host = start_registry(workdir)
-    scratch = workdir / "scratch"
+    scratch = (args.dest_dir or workdir) / "ocistore-bench-scratch"
     try:
         ref = push_image(host, meta, workdir)
         py = sys.executable

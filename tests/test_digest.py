@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import hashlib
+import os
 import threading
 from pathlib import Path
 
@@ -137,3 +138,73 @@ def test_threads_share_one_digester_safely() -> None:
     for thread in threads:
         thread.join()
     assert digester.hexdigest() == hashlib.sha256(block * 200).hexdigest()
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty"
+    path.write_bytes(b"")
+    assert ocistore.digest_file(path) == EMPTY_SHA256
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "sha512"])
+def test_file_larger_than_the_read_buffers(tmp_path: Path, algorithm: str) -> None:
+    # 9 MiB and a few bytes: many reads, the last one partial.
+    data = bytes(range(251)) * (9 * 1024 * 1024 // 251 + 7)
+    path = tmp_path / "large"
+    path.write_bytes(data)
+    expected = f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+    assert ocistore.digest_file(path, algorithm) == expected
+    ocistore.verify_file(path, expected)
+
+
+def test_file_truncated_while_being_read_gives_a_digest(tmp_path: Path) -> None:
+    path = tmp_path / "shrinking"
+    size = 48 * 1024 * 1024
+    path.write_bytes(b"\x5a" * size)
+    done = threading.Event()
+
+    def shrink_and_grow() -> None:
+        # Keeps cutting the file short and growing it back while it is being hashed.
+        with path.open("r+b") as file:
+            while not done.is_set():
+                file.truncate(size // 3)
+                file.truncate(size)
+
+    shrinker = threading.Thread(target=shrink_and_grow)
+    shrinker.start()
+    try:
+        results = [ocistore.digest_file(path) for _ in range(3)]
+    finally:
+        done.set()
+        shrinker.join()
+    for result in results:
+        ocistore.validate_digest(result)
+
+
+def _digest_fifo_in_thread(fifo: Path, results: dict[Path, str]) -> threading.Thread:
+    def work() -> None:
+        results[fifo] = ocistore.digest_file(fifo)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_digest_file_releases_the_gil_and_runs_concurrently(tmp_path: Path) -> None:
+    # Each digest_file blocks reading a FIFO until this thread writes to it. Were the GIL held, or
+    # the calls serialised, this thread could not feed the second FIFO while the first call is
+    # still waiting for its data, and the test would stall instead of passing.
+    first, second = tmp_path / "first", tmp_path / "second"
+    os.mkfifo(first)
+    os.mkfifo(second)
+    results: dict[Path, str] = {}
+    first_thread = _digest_fifo_in_thread(first, results)
+    second_thread = _digest_fifo_in_thread(second, results)
+    payload = os.urandom(3 * 1024 * 1024)
+    for fifo, thread in ((second, second_thread), (first, first_thread)):
+        with fifo.open("wb") as writer:
+            writer.write(payload)
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+    expected = "sha256:" + hashlib.sha256(payload).hexdigest()
+    assert results == {first: expected, second: expected}

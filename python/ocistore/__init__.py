@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
 from ocistore._core import __version__
-from ocistore.credentials import Credential, Keyring, docker_registry_secret, url_matches
 from ocistore.digest import Digester, digest_bytes, digest_file, validate_digest, verify_file
 from ocistore.errors import (
     AmbiguousManifestError,
@@ -28,6 +29,7 @@ from ocistore.errors import (
     InvalidReferenceError,
     LayerFormatError,
     LayerLimitError,
+    LayerSourceError,
     LayerWriteError,
     LayoutError,
     ManifestError,
@@ -68,17 +70,43 @@ from ocistore.model import (
 from ocistore.platform import Platform, PlatformMatcher, only, only_strict
 from ocistore.policy import PullPolicy, default_pull_policy
 from ocistore.reference import Reference, apply_default_tag
-from ocistore.registry.pull import PulledImage, PullEvent, pull, resolve
-from ocistore.registry.push import TransferReport, copy, push
-from ocistore.store import (
-    FsckReport,
-    GcReport,
-    ImageRecord,
-    Ingest,
-    PullCredential,
-    PullRecord,
-    Store,
-)
+
+if TYPE_CHECKING:
+    from ocistore.credentials import Credential, Keyring, docker_registry_secret, url_matches
+    from ocistore.registry.pull import PulledImage, PullEvent, pull, resolve
+    from ocistore.registry.push import TransferReport, copy, push
+    from ocistore.store import (
+        FsckReport,
+        GcReport,
+        ImageRecord,
+        Ingest,
+        PullCredential,
+        PullRecord,
+        Store,
+    )
+
+# The registry client (httpx), credentials and the store load on first use: a program
+# that only parses references or unpacks layers does not pay for them.
+_LAZY: dict[str, str] = {
+    "Credential": "ocistore.credentials",
+    "FsckReport": "ocistore.store",
+    "GcReport": "ocistore.store",
+    "ImageRecord": "ocistore.store",
+    "Ingest": "ocistore.store",
+    "Keyring": "ocistore.credentials",
+    "PullCredential": "ocistore.store",
+    "PullEvent": "ocistore.registry.pull",
+    "PullRecord": "ocistore.store",
+    "PulledImage": "ocistore.registry.pull",
+    "Store": "ocistore.store",
+    "TransferReport": "ocistore.registry.push",
+    "copy": "ocistore.registry.push",
+    "docker_registry_secret": "ocistore.credentials",
+    "pull": "ocistore.registry.pull",
+    "push": "ocistore.registry.push",
+    "resolve": "ocistore.registry.pull",
+    "url_matches": "ocistore.credentials",
+}
 
 __all__ = [
     "AmbiguousManifestError",
@@ -114,6 +142,7 @@ __all__ = [
     "Keyring",
     "LayerFormatError",
     "LayerLimitError",
+    "LayerSourceError",
     "LayerWriteError",
     "LayerWriter",
     "LayoutError",
@@ -174,3 +203,16 @@ __all__ = [
 
 # A library logs; the application decides where the records go.
 logging.getLogger("ocistore").addHandler(logging.NullHandler())
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ocistore' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

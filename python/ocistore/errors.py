@@ -78,9 +78,19 @@ class LayerLimitError(OciStoreError):
 
 
 class LayerWriteError(OciStoreError, OSError):
-    """The destination filesystem failed while a layer was applied (disk full, read-only)."""
+    """The destination failed while a layer was applied (not a directory, disk full, read-only).
+
+    ``errno`` is set; ``filename`` too when the destination itself is unusable.
+    """
 
     entry: str | None = None
+
+
+class LayerSourceError(OciStoreError, OSError):
+    """The layer blob could not be read (missing, unreadable, a directory, an I/O error).
+
+    ``errno`` and ``filename`` are set as for the ``OSError`` the system call raised.
+    """
 
 
 # --- the content store ------------------------------------------------------------------

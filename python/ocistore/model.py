@@ -40,11 +40,36 @@ from ocistore.platform import Platform, PlatformMatcher, only
 
 __all__ = [
     "ACCEPT_MANIFEST_MEDIA_TYPES",
+    "ANNOTATION_REFERENCE_TYPE",
+    "ATTESTATION_MANIFEST",
+    "CONFIG_MEDIA_TYPES",
     "INDEX_MEDIA_TYPES",
     "LAYER_MEDIA_TYPES",
     "MANIFEST_MEDIA_TYPES",
     "MAX_CONFIG_SIZE",
     "MAX_MANIFEST_SIZE",
+    "MEDIA_TYPE_DOCKER_CONFIG",
+    "MEDIA_TYPE_DOCKER_FOREIGN_LAYER",
+    "MEDIA_TYPE_DOCKER_FOREIGN_LAYER_GZIP",
+    "MEDIA_TYPE_DOCKER_LAYER",
+    "MEDIA_TYPE_DOCKER_LAYER_GZIP",
+    "MEDIA_TYPE_DOCKER_LAYER_ZSTD",
+    "MEDIA_TYPE_DOCKER_MANIFEST",
+    "MEDIA_TYPE_DOCKER_MANIFEST_LIST",
+    "MEDIA_TYPE_DOCKER_SCHEMA1_MANIFEST",
+    "MEDIA_TYPE_DOCKER_SCHEMA1_SIGNED",
+    "MEDIA_TYPE_OCI_CONFIG",
+    "MEDIA_TYPE_OCI_EMPTY",
+    "MEDIA_TYPE_OCI_INDEX",
+    "MEDIA_TYPE_OCI_LAYER",
+    "MEDIA_TYPE_OCI_LAYER_GZIP",
+    "MEDIA_TYPE_OCI_LAYER_NONDISTRIBUTABLE",
+    "MEDIA_TYPE_OCI_LAYER_NONDISTRIBUTABLE_GZIP",
+    "MEDIA_TYPE_OCI_LAYER_NONDISTRIBUTABLE_ZSTD",
+    "MEDIA_TYPE_OCI_LAYER_ZSTD",
+    "MEDIA_TYPE_OCI_MANIFEST",
+    "NONDISTRIBUTABLE_LAYER_MEDIA_TYPES",
+    "SCHEMA1_MEDIA_TYPES",
     "Annotations",
     "Compression",
     "Descriptor",
@@ -625,11 +650,11 @@ def parse_manifest_document(data: bytes, content_type: str | None = None) -> Man
     if declared_base in INDEX_MEDIA_TYPES:
         if looks_like_manifest:
             raise AmbiguousManifestError(f"a {declared} must not have 'config' or 'layers'")
-        return _parse_index(fields, declared)
+        return _parse_index(fields, declared_base)
     if declared_base in MANIFEST_MEDIA_TYPES:
         if looks_like_index:
             raise AmbiguousManifestError(f"a {declared} must not have 'manifests'")
-        return _parse_manifest(fields, declared)
+        return _parse_manifest(fields, declared_base)
     if declared_base not in _UNSPECIFIC_CONTENT_TYPES:
         raise UnsupportedManifestError(f"unsupported manifest media type {declared!r}")
     # No type named anywhere: an OCI document without mediaType. Decide by structure.

@@ -8,6 +8,7 @@ also runs images built for older variants of its architecture (``arm64`` runs ``
 
 from __future__ import annotations
 
+import functools
 import platform as _host
 import re
 import sys
@@ -412,6 +413,7 @@ def _host_os() -> str:
     return _HOST_OS.get(name, name)
 
 
+@functools.cache
 def _host_platform() -> Platform:
     machine = _host.machine().lower()
     architecture, variant = _UNAME_ARCH.get(machine, (machine, ""))

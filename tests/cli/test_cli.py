@@ -41,6 +41,14 @@ COMMANDS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A private HOME: the default store and the node's docker config are never the user's."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("OCISTORE_ROOT", raising=False)
+    monkeypatch.delenv("DOCKER_CONFIG", raising=False)
+
+
 def run(
     *args: str | Path,
     store: Path | None = None,
@@ -56,7 +64,7 @@ def run(
         text=True,
         timeout=300,
         stdin=subprocess.DEVNULL,
-        env={**os.environ, "HOME": str(store or Path.cwd()), **(env or {})},
+        env={**os.environ, **(env or {})},
     )
     if check and result.returncode != 0:
         raise AssertionError(

@@ -186,6 +186,9 @@ def test_parse_docker_manifest_with_content_type_parameters() -> None:
     document["layers"][0]["mediaType"] = "application/vnd.docker.image.rootfs.diff.tar.gzip"
     manifest = parse_manifest(encode(document), f"{DOCKER_MANIFEST}; charset=utf-8")
     assert manifest.is_docker
+    del document["mediaType"]
+    untyped = parse_manifest(encode(document), f" {DOCKER_MANIFEST.upper()} ; charset=utf-8")
+    assert untyped.media_type == DOCKER_MANIFEST  # parameters dropped, canonical case
     assert layer_compression(manifest.layers[0].media_type) is Compression.GZIP
 
 

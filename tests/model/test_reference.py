@@ -75,6 +75,8 @@ VALID: list[tuple[str, str, str, str | None, str | None, str, str]] = [
     # Upper case is allowed in a host (and makes it one) and in tags
     ("Foo/bar", "Foo", "bar", None, None, "Foo/bar", "Foo/bar"),
     ("DOCKER/docker", "DOCKER", "docker", None, None, "DOCKER/docker", "DOCKER/docker"),
+    ("Uppercase/lowercase:tag", "Uppercase", "lowercase", "tag", None, "Uppercase/lowercase:tag", "Uppercase/lowercase:tag"),
+    (f"localhost:8080@{D256}", "docker.io", "library/localhost", "8080", D256, f"docker.io/library/localhost:8080@{D256}", f"localhost:8080@{D256}"),
     ("lowercase:Uppercase", "docker.io", "library/lowercase", "Uppercase", None, "docker.io/library/lowercase:Uppercase", "lowercase:Uppercase"),
     # Separators
     ("docker---rules/docker", "docker.io", "docker---rules/docker", None, None, "docker.io/docker---rules/docker", "docker---rules/docker"),

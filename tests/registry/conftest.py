@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from regfixtures.proxy import FaultProxy
@@ -16,7 +13,6 @@ from regfixtures.registry import (
     TEST_PASSWORD,
     TEST_USER,
     Registry,
-    TlsFiles,
     TokenIssuer,
     free_port,
     make_htpasswd,
@@ -24,24 +20,11 @@ from regfixtures.registry import (
     registry_config,
     start_registry,
 )
+from regfixtures.setups import SETUP_NAMES, Registries, Setup, make_setup
 
-from ocistore.registry import RegistryClient, RetryPolicy, StaticCredential
-from ocistore.registry.mirrors import upstream_host
+from ocistore.registry import RegistryClient
 
 pytestmark = pytest.mark.registry
-
-
-@dataclass
-class Registries:
-    """The four setups; they share one storage directory, so what one holds all serve."""
-
-    plain: Registry
-    basic: Registry
-    tls: Registry
-    token: Registry
-    tls_files: TlsFiles
-    issuer: TokenIssuer
-    storage: Path
 
 
 @pytest.fixture(scope="session")
@@ -88,40 +71,6 @@ def proxy(registries: Registries) -> Iterator[FaultProxy]:
         fault_proxy.close()
 
 
-@dataclass
-class Setup:
-    """One registry setup as a client sees it: where, which CA, which credentials."""
-
-    name: str
-    registry: Registry
-    ca_file: str | None
-    credentials: list[StaticCredential]
-
-    @property
-    def host(self) -> str:
-        """``127.0.0.1:PORT`` (the registry part of references)."""
-        return self.registry.host
-
-    def client(self, **kwargs: Any) -> RegistryClient:
-        """A client for this setup with the right CA and credentials."""
-        kwargs.setdefault("credentials", self.credentials)
-        kwargs.setdefault("ca_file", self.ca_file)
-        kwargs.setdefault("retry", FAST_RETRY)
-        return RegistryClient(upstream_host(self.host), **kwargs)
-
-
-FAST_RETRY = RetryPolicy(attempts=4, backoff_initial=0.01, backoff_max=0.05, retry_after_max=2.0)
-SETUP_NAMES = ["plain", "basic", "tls", "token"]
-
-
-def make_setup(registries: Registries, name: str) -> Setup:
-    """The client-side view of one of the registries."""
-    registry = getattr(registries, name)
-    credentials = [StaticCredential(TEST_USER, TEST_PASSWORD)] if name in ("basic", "token") else []
-    ca_file = str(registries.tls_files.ca_cert) if name == "tls" else None
-    return Setup(name, registry, ca_file, credentials)
-
-
 @pytest.fixture(params=SETUP_NAMES)
 def setup(request: pytest.FixtureRequest, registries: Registries) -> Setup:
     """Each test using this runs against every registry setup."""
@@ -133,8 +82,3 @@ def plain_client(registries: Registries) -> Iterator[RegistryClient]:
     """A client of the plain registry."""
     with make_setup(registries, "plain").client() as client:
         yield client
-
-
-def unique_repository(prefix: str = "test") -> str:
-    """A repository name no other test uses (the registries share storage)."""
-    return f"{prefix}/{uuid.uuid4().hex[:12]}"

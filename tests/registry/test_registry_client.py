@@ -7,10 +7,17 @@ import json
 import os
 
 import pytest
-from conftest import FAST_RETRY, Registries, Setup, make_setup, unique_repository
 from regfixtures.blobs import OCI_MANIFEST, push_raw, raw_image, sha256
 from regfixtures.proxy import Fault, FaultProxy
 from regfixtures.registry import TEST_PASSWORD, TEST_USER
+from regfixtures.setups import (
+    FAST_RETRY,
+    ListSink,
+    Registries,
+    Setup,
+    make_setup,
+    unique_repository,
+)
 
 from ocistore.errors import (
     AuthenticationError,
@@ -21,23 +28,6 @@ from ocistore.errors import (
 )
 from ocistore.registry import RegistryClient, StaticCredential
 from ocistore.registry.mirrors import upstream_host
-
-
-class ListSink:
-    """A BlobSink in memory, as the store's Ingest would behave."""
-
-    def __init__(self, prefix: bytes = b"") -> None:
-        self.data = bytearray(prefix)
-
-    @property
-    def offset(self) -> int:
-        return len(self.data)
-
-    def write(self, data: bytes | memoryview) -> None:
-        self.data += data
-
-    def truncate(self) -> None:
-        self.data.clear()
 
 
 def proxied_client(proxy: FaultProxy, **kwargs: object) -> RegistryClient:
@@ -355,4 +345,65 @@ def test_oversized_token_responses_are_refused(registries: Registries) -> None:
             client.head_manifest("x/y", "v1")
     finally:
         token_server.close()
+        front.close()
+
+
+def test_resolve_falls_back_to_get_without_a_digest_header_or_on_405(
+    proxy: FaultProxy, plain_client: RegistryClient
+) -> None:
+    repository = unique_repository()
+    image = raw_image([10])
+    push_raw(plain_client, repository, "v1", image)
+    proxy.add(Fault(path="/manifests/v1", method="HEAD", drop_headers=("Docker-Content-Digest",)))
+    proxy.add(Fault(path="/manifests/v1", method="HEAD", status=405))
+    with proxied_client(proxy) as client:
+        assert client.resolve(repository, "v1").digest == image.digest
+        assert client.resolve(repository, "v1").digest == image.digest
+        assert client.resolve(repository, "v1").digest == image.digest
+    assert [s.method for s in proxy.requests(path="/manifests/v1")] == [
+        "HEAD",
+        "GET",
+        "HEAD",
+        "GET",
+        "HEAD",
+    ]
+
+
+def test_expired_tokens_are_renewed_and_a_rejected_token_is_retried_once(
+    registries: Registries,
+) -> None:
+    setup = make_setup(registries, "token")
+    repository = unique_repository()
+    image = raw_image([10])
+    with setup.client() as client:
+        push_raw(client, repository, "v1", image)
+    front = FaultProxy(registries.token.url)
+    try:
+        with proxied_client(front, credentials=setup.credentials) as client:
+            now = [1000.0]
+            client.auth.clock = lambda: now[0]
+            client.head_manifest(repository, "v1")
+            assert client.auth.token_fetches == 1
+            now[0] += 100  # well inside the issuer's 300 s
+            client.head_manifest(repository, "v1")
+            assert client.auth.token_fetches == 1
+            now[0] += 300  # past expires_in
+            client.head_manifest(repository, "v1")
+            assert client.auth.token_fetches == 2
+            # the registry rejects a token it accepted before: one retry with a fresh one
+            challenge = front.requests(path="/manifests/")[0]
+            assert challenge.status == 401
+            front.add(
+                Fault(
+                    path="/manifests/v1",
+                    status=401,
+                    headers={
+                        "WWW-Authenticate": f'Bearer realm="{registries.issuer.url}",'
+                        f'service="{registries.issuer.service}",error="invalid_token"'
+                    },
+                )
+            )
+            assert client.head_manifest(repository, "v1").digest == image.digest
+            assert client.auth.token_fetches == 3
+    finally:
         front.close()

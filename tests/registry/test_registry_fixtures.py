@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import httpx
-from conftest import Registries
 from regfixtures.proxy import Fault, FaultProxy
 from regfixtures.registry import TEST_PASSWORD, TEST_USER
+from regfixtures.setups import Registries
 
 
 def test_plain_registry_answers_v2(registries: Registries) -> None:

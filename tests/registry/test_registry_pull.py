@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import FAST_RETRY, Registries, Setup, make_setup, unique_repository
 from regfixtures.proxy import Fault, FaultProxy
 from regfixtures.registry import TEST_PASSWORD, TEST_USER
+from regfixtures.setups import FAST_RETRY, Registries, Setup, make_setup, unique_repository
 
 from ocistore.errors import (
     AuthenticationError,
@@ -157,7 +157,8 @@ def test_corrupted_blob_is_refused_and_the_store_stays_clean(
         pull(f"{proxy.host}/{repository}:v1", store=store, plain_http=True, retry=FAST_RETRY)
     assert not store.has_blob(layer.digest)
     assert store.find_image(f"{proxy.host}/{repository}:v1") is None
-    assert store.fsck().ok
+    # Layers still downloading when the bad one failed are kept as partials, for resuming.
+    assert all(p.kind.value == "leftover-ingest" for p in store.fsck().problems)
     proxy.reset()
     pulled = pull(f"{proxy.host}/{repository}:v1", store=store, plain_http=True, retry=FAST_RETRY)
     assert pulled.digest == image.digest
@@ -287,3 +288,75 @@ def test_unpack_with_concurrent_downloads_and_a_dropped_connection(
     assert proxy.requests("GET", f"/blobs/{image.layers[0].digest}")[1].headers["range"] == (
         "bytes=100000-"
     )
+
+
+def test_keyring_credentials_are_tried_in_order(registries: Registries, tmp_path: Path) -> None:
+    from ocistore.credentials import Keyring
+    from ocistore.credentials.dockerconfig import DockerConfigEntry
+
+    for setup_name in ("basic", "token"):
+        setup = make_setup(registries, setup_name)
+        name = seed(tmp_path, setup, sample_image(f"kr-{setup_name}"), unique_repository())
+        repository_key = name.rsplit(":", 1)[0]
+        keyring = Keyring.from_entries(
+            {
+                repository_key: DockerConfigEntry(username=TEST_USER, password="stale"),
+                setup.host: DockerConfigEntry(username=TEST_USER, password=TEST_PASSWORD),
+            }
+        )
+        assert len(keyring.lookup(name)) == 2
+        pulled = pull(
+            name, store=Store(tmp_path / f"kr-{setup_name}"), auth=keyring, retry=FAST_RETRY
+        )
+        assert pulled.credential_hash == keyring.lookup(name)[1].hash
+        only_stale = Keyring.from_entries(
+            {repository_key: DockerConfigEntry(username=TEST_USER, password="stale")}
+        )
+        with pytest.raises(AuthenticationError):
+            pull(
+                name,
+                store=Store(tmp_path / f"stale-{setup_name}"),
+                auth=only_stale,
+                retry=FAST_RETRY,
+            )
+
+
+def test_a_single_platform_image_must_suit_the_platform(
+    registries: Registries, tmp_path: Path
+) -> None:
+    setup = make_setup(registries, "plain")
+    arm = sample_image("lone-arm", platform="linux/arm64/v8")
+    name = seed(tmp_path, setup, arm, unique_repository())
+    store = Store(tmp_path / "store")
+    with pytest.raises(PlatformNotFoundError, match="linux/arm64"):
+        pull(name, store=store, platform="linux/amd64", plain_http=True, retry=FAST_RETRY)
+    assert not store.has_blob(arm.layers[0].digest)  # refused before any layer traffic
+    pulled = pull(name, store=store, platform="linux/arm64", plain_http=True, retry=FAST_RETRY)
+    assert pulled.platform == "linux/arm64/v8"
+
+
+def test_a_hostile_layer_is_stopped_during_the_streaming_unpack(
+    registries: Registries, tmp_path: Path
+) -> None:
+    import io
+    import tarfile
+
+    from ocistore.errors import UnsafeLayerError
+    from ocistore.imagebuild import RawLayer
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for name, data in (("ok.txt", b"fine\n"), ("../escaped.txt", b"owned\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    image = build_image([RawLayer(raw.getvalue())], compression="gzip")
+    setup = make_setup(registries, "plain")
+    name = seed(tmp_path, setup, image, unique_repository("hostile"))
+    rootfs = tmp_path / "jail" / "rootfs"
+    store = Store(tmp_path / "store")
+    with pytest.raises(UnsafeLayerError):
+        pull(name, store=store, unpack=rootfs, plain_http=True, retry=FAST_RETRY)
+    assert not (tmp_path / "jail" / "escaped.txt").exists()
+    assert store.find_image(name) is None
+    assert all(p.kind.value == "leftover-ingest" for p in store.fsck().problems)

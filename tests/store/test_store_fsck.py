@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 from ocistore.digest import digest_bytes
 from ocistore.imagebuild import BuiltImage
@@ -84,16 +85,27 @@ def test_stray_and_writable_files(store: Store) -> None:
     assert store.read_blob(digest) == b"fine"
 
 
-def test_leftover_ingest_is_reported_unless_locked(store: Store) -> None:
+def test_partial_downloads_are_resumable_until_too_old(store: Store) -> None:
     data = os.urandom(5000)
     digest = digest_bytes(data)
     with store.ingest(digest, len(data)) as ingest:
         ingest.write(data[:10])
         assert store.fsck().problems == []  # locked: a writer is busy with it
+    fresh = store.fsck()
+    assert fresh.ok and fresh.problems == []  # an interrupted pull continues it later
+    assert fresh.resumable_ingests == [ingest.path.name]
+    old = time.time() - 2 * 24 * 3600
+    os.utime(ingest.path, (old, old))
     report = store.fsck()
-    assert kinds(report) == {ProblemKind.LEFTOVER_INGEST}
+    assert kinds(report) == {ProblemKind.LEFTOVER_INGEST} and report.resumable_ingests == []
     repaired_to_clean(store)
     assert not ingest.path.exists()
+
+
+def test_unknown_file_in_ingest_is_a_leftover(store: Store) -> None:
+    (store.root / "ingest" / "not-a-digest.partial").write_bytes(b"x")
+    assert kinds(store.fsck()) == {ProblemKind.LEFTOVER_INGEST}
+    repaired_to_clean(store)
 
 
 def test_leftover_unpack_and_stale_lease(store: Store) -> None:
@@ -114,3 +126,13 @@ def test_unreferenced_blobs_are_counted_not_problems(store: Store) -> None:
     store.put_blob(b"loose")
     report = store.fsck()
     assert report.ok and report.unreferenced_blobs == 1
+
+
+def test_interrupted_root_index_rewrite_is_cleaned(store: Store) -> None:
+    (store.root / ".index.json.abc123").write_text("half")
+    report = store.fsck()
+    assert [(p.kind, p.subject) for p in report.problems] == [
+        (ProblemKind.STRAY_FILE, ".index.json.abc123")
+    ]
+    repaired_to_clean(store)
+    assert not (store.root / ".index.json.abc123").exists()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ocistore.digest import digest_file
+from ocistore.digest import digest_bytes, digest_file
 from ocistore.errors import (
     DigestMismatchError,
     InvalidDigestError,
@@ -18,7 +18,7 @@ from ocistore.errors import (
     ManifestError,
 )
 from ocistore.imagebuild import BuiltImage, build_image, build_index
-from ocistore.store import Store
+from ocistore.store import ProblemKind, Store
 
 
 def index_json(layout: Path) -> dict[str, object]:
@@ -283,3 +283,47 @@ def test_umoci_unpacks_our_layout(exported: tuple[Store, BuiltImage, Path], tmp_
     assert (rootfs / "srv" / "data.txt").read_bytes() == b"payload\n"
     assert (rootfs / "bin" / "tool").is_file()
     assert os.path.isfile(bundle / "config.json")
+
+
+# --- the store root is itself an OCI image layout ------------------------------------------
+
+
+def test_store_root_is_a_layout_that_tracks_the_records(
+    store: Store, small_image: BuiltImage
+) -> None:
+    assert json.loads((store.root / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
+    assert index_json(store.root)["manifests"] == []
+    small_image.write_to_store(store, "example.com/app:v1")
+    (entry,) = index_json(store.root)["manifests"]  # type: ignore[misc]
+    assert entry["digest"] == small_image.digest
+    assert entry["annotations"]["org.opencontainers.image.ref.name"] == "example.com/app:v1"
+    store.remove("example.com/app:v1")
+    assert index_json(store.root)["manifests"] == []
+
+
+def test_skopeo_and_umoci_read_the_store_root(
+    exported: tuple[Store, BuiltImage, Path], tmp_path: Path
+) -> None:
+    store, image, _ = exported
+    raw = run(tool("skopeo"), "inspect", "--raw", f"oci:{store.root}:example.com/interop/app:v1")
+    assert digest_bytes(raw.encode()) == image.digest
+    bundle = tmp_path / "bundle"
+    run(
+        tool("umoci"),
+        "unpack",
+        "--rootless",
+        "--image",
+        f"{store.root}:example.com/interop/app:v1",
+        str(bundle),
+    )
+    assert (bundle / "rootfs" / "srv" / "data.txt").read_bytes() == b"payload\n"
+
+
+def test_fsck_repairs_a_stale_root_index(store: Store, small_image: BuiltImage) -> None:
+    small_image.write_to_store(store, "example.com/app:v1")
+    (store.root / "index.json").write_text('{"schemaVersion":2,"manifests":[]}')
+    report = store.fsck()
+    assert [p.kind for p in report.problems] == [ProblemKind.STALE_LAYOUT_INDEX]
+    assert store.fsck(repair=True).ok
+    assert store.fsck().problems == []
+    assert index_json(store.root)["manifests"][0]["digest"] == small_image.digest  # type: ignore[index]

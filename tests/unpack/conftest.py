@@ -3,25 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from unpack_layers import Node, snapshot
-
-
-@dataclass
-class Sandbox:
-    """``dest`` is where layers go; ``canary`` (next to it) must never change."""
-
-    top: Path
-    dest: Path
-    canary: Path
-    before: dict[str, Node]
-
-    def assert_outside_untouched(self) -> None:
-        """Nothing next to ``dest`` was created, removed or modified."""
-        assert snapshot(self.top, exclude=self.dest) == self.before
+from unpack_layers import Sandbox, snapshot
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import Sandbox
 from unpack_layers import (
     BLOCK,
+    Sandbox,
     TarWriter,
     end_of_archive,
     gz,

@@ -14,10 +14,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import Sandbox
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from unpack_layers import COMPRESSORS, MTIME, TarWriter, gz, info, sha256, zst
+from unpack_layers import COMPRESSORS, MTIME, Sandbox, TarWriter, gz, info, sha256, zst
 
 import ocistore
 from ocistore import (
@@ -398,3 +397,14 @@ def test_random_trees_round_trip(
         else:
             expected[path] = (kind, value)
     assert got == expected
+
+
+def test_layer_writer_verifies_the_compressed_digest_when_given(sandbox: Sandbox) -> None:
+    blob = gz(TarWriter().file("a", b"a").bytes())
+    with LayerWriter(sandbox.dest, OCI_LAYER_GZIP, digest=sha256(blob)) as w:
+        w.write(blob)
+        assert w.close().digest == sha256(blob)
+    bad = LayerWriter(sandbox.dest, OCI_LAYER_GZIP, digest=sha256(blob + b"x"))
+    bad.write(blob)
+    with pytest.raises(DigestMismatchError):
+        bad.close()

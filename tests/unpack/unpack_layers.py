@@ -228,3 +228,17 @@ def snapshot(top: Path, exclude: Path | None = None) -> dict[str, Node]:
                 kind, st.st_mode, st.st_size, st.st_mtime_ns, st.st_nlink, content, link
             )
     return result
+
+
+@dataclass
+class Sandbox:
+    """``dest`` is where layers go; ``canary`` (next to it) must never change."""
+
+    top: Path
+    dest: Path
+    canary: Path
+    before: dict[str, Node]
+
+    def assert_outside_untouched(self) -> None:
+        """Nothing next to ``dest`` was created, removed or modified."""
+        assert snapshot(self.top, exclude=self.dest) == self.before

@@ -9,7 +9,12 @@ import click
 import yaml
 
 from ocistore.cli.app import State, cli, handle_errors, pass_state
-from ocistore.cli.registry_commands import node_keyring
+from ocistore.cli.registry_commands import (
+    INPUT_FILE,
+    docker_config_option,
+    node_keyring,
+    secret_option,
+)
 
 
 @cli.group()
@@ -19,18 +24,8 @@ def auth() -> None:
 
 @auth.command("which")
 @click.argument("image")
-@click.option(
-    "--docker-config",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A Docker config.json (default: kubelet's search path).",
-)
-@click.option(
-    "--secret",
-    "secrets",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Pull Secrets the pod would have; they are tried first.",
-)
+@docker_config_option
+@secret_option
 @pass_state
 @handle_errors
 def which(state: State, image: str, docker_config: Path | None, secrets: tuple[Path, ...]) -> None:
@@ -78,7 +73,7 @@ def create_secret() -> None:
 @click.option("--docker-email")
 @click.option(
     "--from-docker-config",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=INPUT_FILE,
     help="Turn an existing Docker config.json into the Secret instead.",
 )
 @click.option("-n", "--namespace")

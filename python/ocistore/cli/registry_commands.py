@@ -38,6 +38,22 @@ def registry_options(command: Any) -> Any:
     return command
 
 
+INPUT_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+docker_config_option = click.option(
+    "--docker-config",
+    type=INPUT_FILE,
+    help="A Docker config.json with credentials (default: kubelet's search path).",
+)
+secret_option = click.option(
+    "--secret",
+    "secrets",
+    multiple=True,
+    type=INPUT_FILE,
+    help="A Kubernetes pull Secret (YAML/JSON), tried before node credentials; repeatable.",
+)
+
+
 def transport_options(
     plain_http: bool | None, ca_file: str | None, hosts_dir: str | None
 ) -> dict[str, Any]:
@@ -75,18 +91,8 @@ def node_keyring(docker_config: Path | None) -> Any:
 @click.argument("image")
 @click.option("--policy", type=POLICIES, help="imagePullPolicy (default: Kubernetes' defaulting).")
 @click.option("--platform", help="os/arch[/variant] to choose from a multi-arch image.")
-@click.option(
-    "--secret",
-    "secrets",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A Kubernetes pull Secret (YAML/JSON); repeat for several.",
-)
-@click.option(
-    "--docker-config",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A Docker config.json with node credentials (default: kubelet's search path).",
-)
+@secret_option
+@docker_config_option
 @click.option(
     "--unpack",
     type=click.Path(file_okay=False, path_type=Path),
@@ -164,21 +170,17 @@ def _sources_tried(manager: Any, image: str, pull_secrets: list[Mapping[str, Any
     "manifests",
     multiple=True,
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=INPUT_FILE,
     help="Pods or workloads (YAML/JSON); repeat for several files.",
 )
 @click.option(
     "--secrets",
     "secret_files",
     multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=INPUT_FILE,
     help="Secrets and ServiceAccounts the pods may use (matched by namespace and name).",
 )
-@click.option(
-    "--docker-config",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A Docker config.json with node credentials (default: kubelet's search path).",
-)
+@docker_config_option
 @registry_options
 @click.pass_context
 @handle_errors
@@ -236,11 +238,7 @@ def ensure(
 
 @cli.command()
 @click.argument("image")
-@click.option(
-    "--docker-config",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A Docker config.json with credentials.",
-)
+@docker_config_option
 @registry_options
 @pass_state
 @handle_errors
@@ -269,11 +267,7 @@ def resolve(
 @cli.command()
 @click.argument("image")
 @click.argument("destination", required=False)
-@click.option(
-    "--docker-config",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A Docker config.json with credentials for the destination.",
-)
+@docker_config_option
 @registry_options
 @pass_state
 @handle_errors
@@ -314,11 +308,7 @@ def push(
 @click.argument("source")
 @click.argument("destination")
 @click.option("--platform", help="Copy only this platform of a multi-arch image.")
-@click.option(
-    "--docker-config",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A Docker config.json with credentials for both registries.",
-)
+@docker_config_option
 @registry_options
 @pass_state
 @handle_errors

@@ -164,6 +164,16 @@ def choose_challenge(challenges: Sequence[Challenge]) -> Challenge | None:
     return None
 
 
+def _has_password(credential: CredentialLike) -> bool:
+    # Keyring credentials use "" for "none"; explicit ones may use None.
+    return bool(credential.username) or bool(credential.password)
+
+
+def _basic(credential: CredentialLike) -> str:
+    pair = f"{credential.username or ''}:{credential.password or ''}".encode()
+    return "Basic " + base64.b64encode(pair).decode()
+
+
 class _CredentialRejected(Exception):
     def __init__(self, index: int) -> None:
         super().__init__(index)
@@ -200,7 +210,7 @@ class Authenticator:
         self._refresh_tokens: dict[int, str] = {}
         self._lock = threading.Lock()
         self._fetch_locks: dict[tuple[str, str, str, int], threading.Lock] = {}
-        self._clock = clock
+        self.clock = clock
         self.token_fetches = 0
 
     def __repr__(self) -> str:
@@ -300,10 +310,13 @@ class Authenticator:
         if challenge.scheme == "basic":
             if candidate is None:
                 return {}, index
-            if candidate.username is None or candidate.password is None:
+            if not _has_password(candidate):
                 raise _CredentialRejected(index)
-            pair = f"{candidate.username}:{candidate.password}".encode()
-            return {"Authorization": "Basic " + base64.b64encode(pair).decode()}, index
+            return {"Authorization": _basic(candidate)}, index
+        # docker config's "registrytoken": a bearer token issued out of band, used as is.
+        direct = getattr(candidate, "registry_token", None) if candidate is not None else None
+        if isinstance(direct, str) and direct:
+            return {"Authorization": "Bearer " + direct}, index
         return {"Authorization": "Bearer " + self._token(challenge, scopes, index)}, index
 
     def _token(self, challenge: Challenge, scopes: Sequence[str], index: int) -> str:
@@ -316,7 +329,7 @@ class Authenticator:
         with lock:  # one fetch per key at a time; the others reuse its token
             with self._lock:
                 cached = self._tokens.get(key)
-            if cached is not None and cached.expires_at > self._clock():
+            if cached is not None and cached.expires_at > self.clock():
                 return cached.value
             token = self._fetch_token(realm, service, wanted, index)
             with self._lock:
@@ -351,11 +364,10 @@ class Authenticator:
             params += [("scope", scope) for scope in scopes]
             headers = {}
             if candidate is not None:
-                if candidate.username is None or candidate.password is None:
+                if not _has_password(candidate):
                     raise _CredentialRejected(index)
                 params += [("offline_token", "true"), ("client_id", CLIENT_ID)]
-                pair = f"{candidate.username}:{candidate.password}".encode()
-                headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+                headers["Authorization"] = _basic(candidate)
             separator = "&" if "?" in realm else "?"
             url = realm + (separator + urlencode(params) if params else "")
             response = self.transport.send("GET", url, headers=headers, stream=True)
@@ -393,4 +405,4 @@ class Authenticator:
                 self._refresh_tokens[index] = refresh
         # Renew a little early so a token does not expire between check and use.
         margin = min(30.0, float(lifetime) * 0.1)
-        return _Token(value, self._clock() + float(lifetime) - margin)
+        return _Token(value, self.clock() + float(lifetime) - margin)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -27,9 +27,8 @@ class RegistryHost:
     skip_verify: bool = False
     headers: tuple[tuple[str, str], ...] = ()
     is_upstream: bool = True
-    # None: plain HTTP is allowed only as a fallback for loopback hosts without a scheme.
+    # Whether a failed TLS handshake may retry over plain HTTP (loopback hosts given no scheme).
     http_fallback: bool = False
-    extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def netloc(self) -> str:

@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from ocistore.errors import DigestMismatchError, ManifestError, OciStoreError
+from ocistore.errors import (
+    DigestMismatchError,
+    ManifestError,
+    OciStoreError,
+    PlatformNotFoundError,
+)
 from ocistore.layer import LayerWriter, UnpackLimits, unpack_layer
 from ocistore.model import (
     Descriptor,
@@ -22,7 +27,7 @@ from ocistore.model import (
     parse_image_config,
     parse_manifest_document,
 )
-from ocistore.platform import Platform
+from ocistore.platform import Platform, only
 from ocistore.reference import Reference
 from ocistore.registry.auth import AuthSpec
 from ocistore.registry.client import MAX_CONFIG_SIZE
@@ -63,13 +68,14 @@ class PulledImage:
     media_type: str
     config: Descriptor
     layers: tuple[Descriptor, ...]
-    bytes_downloaded: int
+    bytes_downloaded: int  # layer bytes received over the network
     layers_downloaded: int
     layers_skipped: int
     credential_hash: str | None
     host: str | None
     record: ImageRecord
     rootfs: Path | None = None
+    metadata_bytes: int = 0  # manifest, index and config bytes received
 
 
 def _options(
@@ -150,7 +156,12 @@ def pull(
     store = store if store is not None else Store()
     emit = progress or (lambda event: None)
     name = str(reference)
-    with _options(reference, auth, hosts_dir, ca_file, plain_http, timeout, retry) as session:
+    # The lease keeps a concurrent GC from deleting what this pull found or fetched before
+    # record_image names it.
+    with (
+        store.lease(),
+        _options(reference, auth, hosts_dir, ca_file, plain_http, timeout, retry) as session,
+    ):
         if reference.digest is not None:
             top_digest = reference.digest
         else:
@@ -158,7 +169,8 @@ def pull(
             assert head.digest is not None
             top_digest = head.digest
         emit(PullEvent("resolved", name, top_digest))
-        document = _manifest(store, session, top_digest)
+        fetched_bytes: list[int] = []  # manifests and config
+        document = _manifest(store, session, top_digest, fetched_bytes)
         emit(PullEvent("manifest", name, top_digest))
         index_digest: str | None = None
         platform_name: str | None = None
@@ -167,7 +179,7 @@ def pull(
             chosen = document.select(platform)
             platform_name = str(chosen.platform) if chosen.platform is not None else None
             manifest_digest = chosen.digest
-            child = _manifest(store, session, manifest_digest)
+            child = _manifest(store, session, manifest_digest, fetched_bytes)
             if not isinstance(child, Manifest):
                 raise ManifestError(f"index {top_digest} points to another index for a platform")
             manifest = child
@@ -179,9 +191,19 @@ def pull(
             if config_descriptor.size > MAX_CONFIG_SIZE:
                 raise ManifestError(f"config {config_descriptor.digest} is too large")
             data = session.read_blob(config_descriptor.digest, MAX_CONFIG_SIZE)
+            fetched_bytes.append(len(data))
             _put(store, data, config_descriptor.digest, config_descriptor.media_type)
         config = parse_image_config(store.read_blob(config_descriptor.digest, MAX_CONFIG_SIZE))
         manifest.check_config(config)
+        if index_digest is None:
+            # A lone manifest must still suit the platform, as containerd checks its config.
+            built_for = Platform(config.os, config.architecture, config.variant, config.os_version)
+            matcher = only(platform if platform is not None else Platform.host())
+            if not matcher.matches(built_for):
+                raise PlatformNotFoundError(
+                    f"{name} is a single-platform image for {built_for}, which does not run on "
+                    f"{matcher.wanted}"
+                )
         if platform_name is None:
             platform_name = "/".join(
                 p for p in (config.os, config.architecture, config.variant) if p
@@ -219,7 +241,8 @@ def pull(
             media_type=manifest.media_type,
             config=config_descriptor,
             layers=manifest.layers,
-            bytes_downloaded=pipeline.bytes_downloaded + pipeline.small_bytes,
+            bytes_downloaded=pipeline.bytes_downloaded,
+            metadata_bytes=sum(fetched_bytes),
             layers_downloaded=pipeline.downloaded,
             layers_skipped=pipeline.skipped,
             credential_hash=credential.hash if credential is not None else None,
@@ -237,11 +260,14 @@ def _put(store: Store, data: bytes, digest: str, media_type: str | None) -> None
         )
 
 
-def _manifest(store: Store, session: RegistrySession, digest: str) -> Manifest | Index:
+def _manifest(
+    store: Store, session: RegistrySession, digest: str, fetched_bytes: list[int]
+) -> Manifest | Index:
     if store.has_blob(digest):
         data = store.read_blob(digest, 4 * 1024 * 1024)
         return parse_manifest_document(data)
     fetched = session.get_manifest(digest)
+    fetched_bytes.append(len(fetched.data))
     document = parse_manifest_document(fetched.data, fetched.media_type)
     _put(store, fetched.data, digest, document.media_type)
     return document
@@ -322,7 +348,6 @@ class _LayerPipeline:
         self.cond = threading.Condition()
         self.cancelled = threading.Event()
         self.bytes_downloaded = 0
-        self.small_bytes = 0
         self.downloaded = 0
         self.skipped = 0
 

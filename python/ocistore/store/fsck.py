@@ -6,6 +6,7 @@ import contextlib
 import os
 import sqlite3
 import stat
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,9 +23,10 @@ __all__ = ["check_store"]
 
 
 class _Checker:
-    def __init__(self, store: Store, repair: bool) -> None:
+    def __init__(self, store: Store, repair: bool, ingest_max_age: float) -> None:
         self.store = store
         self.repair = repair
+        self.ingest_max_age = ingest_max_age
         self.report = FsckReport()
         self.hashed: set[str] = set()
 
@@ -223,17 +225,31 @@ class _Checker:
             if lock is not None and not lock.acquire(blocking=False):
                 continue  # an ingest is writing it: in progress, not a problem
             try:
+                if not path.exists():
+                    continue  # its writer committed it between our listing and our lock
+                if digest is not None and not self._stale(path):
+                    # An interrupted pull left it to be continued with HTTP Range.
+                    self.report.resumable_ingests.append(path.name)
+                    continue
                 if self.repair:
                     remove_tree(path)
                 self.found(
                     ProblemKind.LEFTOVER_INGEST,
                     path.name,
-                    "partial download no process is writing",
+                    "partial download no process is writing, too old to resume"
+                    if digest is not None
+                    else "file in ingest/ that is no partial download",
                     self.repair,
                 )
             finally:
                 if lock is not None:
                     lock.release(unlink=self.repair)
+
+    def _stale(self, path: Path) -> bool:
+        try:
+            return time.time() - path.stat().st_mtime > self.ingest_max_age
+        except FileNotFoundError:
+            return False
 
     def check_unpacked(self) -> None:
         for entry in sorted(self.store.unpacked_dir.iterdir()):
@@ -244,6 +260,8 @@ class _Checker:
             if not lock.acquire(blocking=False):
                 continue
             try:
+                if not entry.exists():
+                    continue  # finished and renamed between our listing and our lock
                 if self.repair:
                     remove_tree(entry)
                 self.found(
@@ -254,6 +272,36 @@ class _Checker:
                 )
             finally:
                 lock.release()
+
+    def check_layout_index(self) -> None:
+        # Imported here: layout imports the store package, which imports this module.
+        from ocistore.store.layout import store_index_document, write_store_layout_files
+
+        # Temporary files of an index.json rewrite a crash interrupted (writers hold the
+        # layout lock while they write, and so do we now).
+        for leftover in sorted(self.store.root.glob(".index.json.*")) + sorted(
+            self.store.root.glob(".oci-layout.*")
+        ):
+            if self.repair:
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
+            self.found(ProblemKind.STRAY_FILE, leftover.name, "interrupted rewrite", self.repair)
+        expected = store_index_document(self.store)
+        try:
+            current = (self.store.root / "index.json").read_bytes()
+        except OSError:
+            current = b""
+        layout_marker = (self.store.root / "oci-layout").is_file()
+        if current == expected and layout_marker:
+            return
+        if self.repair:
+            write_store_layout_files(self.store, expected)
+        self.found(
+            ProblemKind.STALE_LAYOUT_INDEX,
+            "index.json",
+            "the root index.json does not match the image records",
+            self.repair,
+        )
 
     def check_leases(self, conn: sqlite3.Connection) -> None:
         for lease_id in sorted(self.store.index.leases(conn)):
@@ -268,9 +316,10 @@ class _Checker:
 
 def _index_pass(store: Store, checker: _Checker, hashed_sizes: dict[str, int]) -> _Checker:
     """Cross-checks leases and the index against the blobs now on disk (a fresh checker)."""
-    result = _Checker(store, checker.repair)
+    result = _Checker(store, checker.repair, checker.ingest_max_age)
     transaction = store.index.write() if checker.repair else store.index.read()
-    with transaction as conn:
+    # The layout lock first (the order every writer uses): index.json and the records agree.
+    with FileLock(store.blobs.locks_dir / "layout-index.lock"), transaction as conn:
         result.check_leases(conn)
         # Re-list after hashing: GC or an ingest may have changed the set meanwhile. Blobs
         # committed after the scan were verified by their ingest; count them as sound.
@@ -281,12 +330,13 @@ def _index_pass(store: Store, checker: _Checker, hashed_sizes: dict[str, int]) -
                 with contextlib.suppress(FileNotFoundError):
                     sound[digest] = path.stat().st_size
         result.check_index(conn, sound)
+        result.check_layout_index()
     return result
 
 
-def check_store(store: Store, *, repair: bool) -> FsckReport:
+def check_store(store: Store, *, repair: bool, ingest_max_age: float) -> FsckReport:
     """Implements :meth:`Store.fsck`."""
-    checker = _Checker(store, repair)
+    checker = _Checker(store, repair, ingest_max_age)
     for message in store.index.integrity_problems():
         checker.found(ProblemKind.INDEX_CORRUPT, "index.db", message)
     checker.check_ingests()

@@ -142,6 +142,8 @@ def _sweep_unpacked(store: Store, keep: set[str], dry_run: bool, report: GcRepor
         if not lock.acquire(blocking=False):
             continue  # being built right now
         try:
+            if not entry.exists():
+                continue
             report.removed_unpacked.append(name)
             if not dry_run:
                 remove_tree(entry)
@@ -162,6 +164,8 @@ def _sweep_ingests(store: Store, older_than: float, dry_run: bool, report: GcRep
         if lock is not None and not lock.acquire(blocking=False):
             continue
         try:
+            if not path.exists():
+                continue  # committed by its writer meanwhile
             report.removed_ingests.append(path.name)
             if not dry_run:
                 with contextlib.suppress(FileNotFoundError):

@@ -45,13 +45,14 @@ _MAX_INDEX_JSON = 4 << 20
 _COPY_CHUNK = 1 << 20
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)
         os.rename(tmp, path)
     except BaseException:
@@ -194,6 +195,48 @@ def _load_json(path: Path, what: str) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise LayoutError(f"{path} is not a JSON object")
     return document
+
+
+# --- the store as a layout ---------------------------------------------------------------
+
+
+def store_index_document(store: Store) -> bytes:
+    """The ``index.json`` that makes the store root itself an OCI image layout."""
+    manifests: list[dict[str, Any]] = []
+    for record in store.images():
+        try:
+            size = store.blobs.size(record.digest)
+        except BlobNotFoundError:
+            continue  # fsck reports the image; a layout must not list what is missing
+        descriptor: dict[str, Any] = {
+            "mediaType": record.media_type,
+            "digest": record.digest,
+            "size": size,
+        }
+        platform = content.platform_descriptor(record.platform)
+        if platform:
+            descriptor["platform"] = platform
+        if record.repository:
+            descriptor["annotations"] = {
+                CONTAINERD_NAME_ANNOTATION: record.reference,
+                REF_NAME_ANNOTATION: record.reference,
+            }
+        manifests.append(descriptor)
+    document = {"schemaVersion": 2, "mediaType": content.OCI_INDEX, "manifests": manifests}
+    return json.dumps(document, indent=2).encode()
+
+
+def write_store_layout_files(store: Store, document: bytes | None = None) -> None:
+    """Writes ``oci-layout`` and ``index.json`` at the store root (derived data: no fsync)."""
+    marker = store.root / "oci-layout"
+    if not marker.exists():
+        _atomic_write(marker, json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode())
+    data = store_index_document(store) if document is None else document
+    index_path = store.root / "index.json"
+    with contextlib.suppress(OSError):
+        if index_path.read_bytes() == data:
+            return
+    _atomic_write(index_path, data, durable=False)
 
 
 # --- export -----------------------------------------------------------------------------

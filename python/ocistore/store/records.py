@@ -136,11 +136,14 @@ class ProblemKind(enum.StrEnum):
     DANGLING_REFERENCE = "dangling-reference"
     """An image or manifest points at content that is missing."""
     LEFTOVER_INGEST = "leftover-ingest"
-    """A partial download no process is writing."""
+    """A partial download no process is writing that cannot be resumed: older than the
+    ingest age limit, or not named by a digest."""
     LEFTOVER_UNPACK = "leftover-unpack"
     """A half-built root filesystem no process is writing."""
     STALE_LEASE = "stale-lease"
     """A lease whose owning process is gone."""
+    STALE_LAYOUT_INDEX = "stale-layout-index"
+    """The root ``index.json`` does not list exactly the recorded images."""
     INDEX_CORRUPT = "index-corrupt"
     """SQLite's integrity check failed."""
 
@@ -164,6 +167,9 @@ class FsckReport:
     bytes_checked: int = 0
     unreferenced_blobs: int = 0
     """Blobs no image references (not a problem: ``gc`` reclaims them)."""
+    resumable_ingests: list[str] = field(default_factory=list)
+    """Partial downloads a later pull continues (not a problem: an interrupted pull leaves
+    them on purpose; ``gc`` removes them once older than its ``ingest_max_age``)."""
 
     @property
     def ok(self) -> bool:

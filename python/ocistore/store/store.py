@@ -23,6 +23,7 @@ from ocistore.store import content
 from ocistore.store.blobs import BlobStore, Ingest
 from ocistore.store.index import Index as StoreIndex
 from ocistore.store.leases import Lease, LeaseSet
+from ocistore.store.locks import FileLock
 from ocistore.store.records import (
     BlobInfo,
     FsckReport,
@@ -35,6 +36,10 @@ from ocistore.store.records import (
 __all__ = ["Store", "default_root"]
 
 ROOT_ENV = "OCISTORE_ROOT"
+
+
+#: How long a partial download stays resumable before GC (and fsck) treat it as garbage.
+INGEST_MAX_AGE = 24 * 3600.0
 
 
 def default_root() -> Path:
@@ -71,6 +76,8 @@ class Store:
         self.leases_dir.mkdir(exist_ok=True)
         self._index = StoreIndex(self.root / "index.db")
         self._leases = LeaseSet(self._index, self.leases_dir)
+        if not (self.root / "index.json").exists():
+            self._refresh_layout()
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -218,38 +225,40 @@ class Store:
         chain = content.chain_id(content.diff_ids(config)) if config is not None else None
         size = len(manifest_bytes) + sum(c.size for c in children)
         now = datetime.now(UTC)
-        with self._index.write() as conn:
-            # Under the index write lock GC cannot run, so what we checked stays true.
-            for digest in [manifest_digest, *([index_digest] if index_digest else [])]:
-                if not self._blobs.has(digest):
-                    raise BlobNotFoundError(f"blob {digest} vanished while recording {key}")
-            self._index.add_refs(conn, manifest_digest, [(c.digest, c.kind) for c in children])
-            if index_digest is not None:
-                self._index.add_refs(
-                    conn, index_digest, [(c.digest, c.kind) for c in index_children]
+        with self._layout_lock():
+            with self._index.write() as conn:
+                # Under the index write lock GC cannot run, so what we checked stays true.
+                for digest in [manifest_digest, *([index_digest] if index_digest else [])]:
+                    if not self._blobs.has(digest):
+                        raise BlobNotFoundError(f"blob {digest} vanished while recording {key}")
+                self._index.add_refs(conn, manifest_digest, [(c.digest, c.kind) for c in children])
+                if index_digest is not None:
+                    self._index.add_refs(
+                        conn, index_digest, [(c.digest, c.kind) for c in index_children]
+                    )
+                previous = self._index.image(key, conn)
+                record = ImageRecord(
+                    reference=key,
+                    repository=repository,
+                    tag=tag,
+                    digest=manifest_digest,
+                    index_digest=index_digest,
+                    platform=platform,
+                    media_type=manifest.media_type or content.OCI_MANIFEST,
+                    size=size,
+                    created=previous.created
+                    if previous is not None and previous.digest == manifest_digest
+                    else now,
+                    last_used=now,
+                    pinned=(previous.pinned if previous is not None else False)
+                    if pinned is None
+                    else pinned,
+                    source=source,
+                    config_digest=manifest.config.digest,
+                    chain_id=chain,
                 )
-            previous = self._index.image(key, conn)
-            record = ImageRecord(
-                reference=key,
-                repository=repository,
-                tag=tag,
-                digest=manifest_digest,
-                index_digest=index_digest,
-                platform=platform,
-                media_type=manifest.media_type or content.OCI_MANIFEST,
-                size=size,
-                created=previous.created
-                if previous is not None and previous.digest == manifest_digest
-                else now,
-                last_used=now,
-                pinned=(previous.pinned if previous is not None else False)
-                if pinned is None
-                else pinned,
-                source=source,
-                config_digest=manifest.config.digest,
-                chain_id=chain,
-            )
-            self._index.put_image(conn, record)
+                self._index.put_image(conn, record)
+            self._write_layout_files()
         if credential_hash is not None:
             self.record_pull(
                 manifest_digest,
@@ -338,8 +347,26 @@ class Store:
     def remove(self, ref: Reference | str) -> None:
         """Forgets an image name; its blobs go at the next :meth:`gc` if nothing else uses them."""
         record = self.image(ref)
-        with self._index.write() as conn:
-            self._index.remove_image(conn, record.reference)
+        with self._layout_lock():
+            with self._index.write() as conn:
+                self._index.remove_image(conn, record.reference)
+            self._write_layout_files()
+
+    # The root doubles as an OCI image layout (skopeo and umoci read it): index.json follows
+    # the image records. Whoever changes the records holds this lock from before the index
+    # transaction until index.json is rewritten, so a reader holding it sees the two agree;
+    # a crash in between leaves index.json stale, which fsck repairs.
+    def _layout_lock(self) -> FileLock:
+        return FileLock(self._blobs.locks_dir / "layout-index.lock")
+
+    def _write_layout_files(self) -> None:
+        from ocistore.store.layout import write_store_layout_files
+
+        write_store_layout_files(self)
+
+    def _refresh_layout(self) -> None:
+        with self._layout_lock():
+            self._write_layout_files()
 
     def manifest(self, ref_or_digest: Reference | str) -> Manifest:
         """The image manifest of a reference (or of a manifest digest)."""
@@ -418,17 +445,21 @@ class Store:
         dest_path = None if dest is None else Path(dest)
         return unpack_image(self, self.image(ref), dest_path, limits)
 
-    def gc(self, *, dry_run: bool = False, ingest_max_age: float = 24 * 3600) -> GcReport:
+    def gc(self, *, dry_run: bool = False, ingest_max_age: float = INGEST_MAX_AGE) -> GcReport:
         """Deletes blobs and unpacked trees no image, pin or live lease references."""
         from ocistore.store.gc import collect_garbage
 
         return collect_garbage(self, dry_run=dry_run, ingest_max_age=ingest_max_age)
 
-    def fsck(self, *, repair: bool = False) -> FsckReport:
-        """Re-hashes every blob and cross-checks the index (``repair`` fixes what it can)."""
+    def fsck(self, *, repair: bool = False, ingest_max_age: float = INGEST_MAX_AGE) -> FsckReport:
+        """Re-hashes every blob and cross-checks the index (``repair`` fixes what it can).
+
+        Partial downloads younger than ``ingest_max_age`` are resumable state, listed in
+        ``resumable_ingests``; older ones are problems (as :meth:`gc` would delete them).
+        """
         from ocistore.store.fsck import check_store
 
-        return check_store(self, repair=repair)
+        return check_store(self, repair=repair, ingest_max_age=ingest_max_age)
 
     def export_layout(
         self, refs: Iterable[Reference | str] | Reference | str, path: str | os.PathLike[str]

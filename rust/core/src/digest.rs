@@ -199,23 +199,55 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-const FILE_CHUNK: usize = 1 << 20;
+/// Size of one read. A quarter MiB stays in the core's L2 cache between the copy out of the page
+/// cache and the hashing, which measured faster here than 1 MiB or 4 MiB reads.
+const FILE_CHUNK: usize = 256 << 10;
 
-/// Hashes a whole file with `algorithm`, reading it once in 1 MiB chunks.
+/// Hashes a whole file with `algorithm`, in bounded memory (one read buffer).
+///
+/// A file that shrinks while being read just ends early: plain reads, not a memory map, so a
+/// truncation cannot kill the process with SIGBUS.
 pub fn digest_file(path: &Path, algorithm: Algorithm) -> Result<ContentDigest, DigestError> {
-    let mut file = File::open(path)?;
+    let file = File::open(path)?;
+    advise_sequential(&file);
     let mut hasher = Hasher::new(algorithm);
+    hash_serially(file, &mut hasher)?;
+    Ok(hasher.digest())
+}
+
+/// Doubles the kernel's read-ahead window, which helps files that are not in the page cache.
+fn advise_sequential(file: &File) {
+    #[cfg(target_os = "linux")]
+    {
+        // Only a hint: a file (a FIFO, say) that refuses it is read just the same.
+        let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::Sequential);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = file;
+}
+
+/// Reads until `buf` is full or the file ends; returns how many bytes were read.
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+fn hash_serially(mut file: File, hasher: &mut Hasher) -> io::Result<()> {
     let mut buf = vec![0u8; FILE_CHUNK];
     loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
-        };
-        hasher.update(&buf[..n]);
+        match read_full(&mut file, &mut buf)? {
+            0 => return Ok(()),
+            n => hasher.update(&buf[..n]),
+        }
     }
-    Ok(hasher.digest())
 }
 
 /// Checks that `path` hashes to `expected`; the error names both digests.
@@ -295,5 +327,76 @@ mod tests {
             "{msg}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn scratch_file(name: &str, data: &[u8]) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("ocistore-digest-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("blob");
+        std::fs::write(&path, data).unwrap();
+        (dir, path)
+    }
+
+    fn one_shot(algorithm: Algorithm, data: &[u8]) -> ContentDigest {
+        let mut h = Hasher::new(algorithm);
+        h.update(data);
+        h.digest()
+    }
+
+    fn patterned(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 % 253) as u8).collect()
+    }
+
+    #[test]
+    fn file_reads_agree_with_one_shot_at_buffer_edges() {
+        let sizes = [
+            0,
+            1,
+            FILE_CHUNK - 1,
+            FILE_CHUNK,
+            2 * FILE_CHUNK + 1,
+            40 * FILE_CHUNK + 123,
+        ];
+        for (n, size) in sizes.into_iter().enumerate() {
+            let data = patterned(size);
+            let (dir, path) = scratch_file(&format!("edge{n}"), &data);
+            for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
+                assert_eq!(
+                    digest_file(&path, algorithm).unwrap(),
+                    one_shot(algorithm, &data),
+                    "{algorithm}, {size} bytes"
+                );
+            }
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_file_truncated_after_opening_hashes_what_is_left() {
+        let data = patterned(12 * FILE_CHUNK);
+        let (dir, path) = scratch_file("truncated", &data);
+        let kept = 3 * FILE_CHUNK + 5;
+        let file = File::open(&path).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(kept as u64)
+            .unwrap();
+        let mut hasher = Hasher::new(Algorithm::Sha256);
+        hash_serially(file, &mut hasher).unwrap();
+        assert_eq!(hasher.digest(), one_shot(Algorithm::Sha256, &data[..kept]));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_read_error_is_returned_not_hashed() {
+        // Opening a directory works; reading it fails with EISDIR.
+        let err = digest_file(&std::env::temp_dir(), Algorithm::Sha256).unwrap_err();
+        assert!(
+            matches!(&err, DigestError::Io(e) if e.kind() == io::ErrorKind::IsADirectory),
+            "{err}"
+        );
     }
 }

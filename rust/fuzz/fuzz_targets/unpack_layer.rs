@@ -37,9 +37,21 @@ fuzz_target!(|data: &[u8]| {
         max_file_size: Some(8 << 20),
         max_path_length: Some(4096),
     };
-    let _ = unpack_reader(std::io::Cursor::new(blob.to_vec()), &base.join("root"), &options, true);
-    let names: Vec<_> = std::fs::read_dir(&outside).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names.len(), 1, "something was created outside the root: {names:?}");
+    let _ = unpack_reader(
+        std::io::Cursor::new(blob.to_vec()),
+        &base.join("root"),
+        &options,
+        true,
+    );
+    let names: Vec<_> = std::fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names.len(),
+        1,
+        "something was created outside the root: {names:?}"
+    );
     assert_eq!(std::fs::read(outside.join("canary")).unwrap(), b"canary");
     let _ = std::fs::remove_dir_all(&base);
 });

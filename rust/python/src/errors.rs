@@ -29,6 +29,7 @@ pyo3::import_exception!(ocistore.errors, UnsafeLayerError);
 pyo3::import_exception!(ocistore.errors, LayerLimitError);
 pyo3::import_exception!(ocistore.errors, LayerFormatError);
 pyo3::import_exception!(ocistore.errors, LayerWriteError);
+pyo3::import_exception!(ocistore.errors, LayerSourceError);
 
 /// Converts a layer engine error into the matching Python exception (`entry` is set on the
 /// exception when the error names one).
@@ -51,8 +52,22 @@ pub fn unpack_error(err: UnpackError) -> PyErr {
             (LayerWriteError::new_err((errno, message)), entry)
         }
         UnpackError::Aborted => (LayerFormatError::new_err(message), None),
-        // The blob itself could not be read: the usual OSError subclasses.
-        UnpackError::Source(io) => (PyErr::from(io), None),
+        // OSError subclasses: errno, strerror and filename as `except OSError` code expects.
+        UnpackError::Source(io) => (os_error::<LayerSourceError>(&io, message, None), None),
+        UnpackError::SourceFile { path, source } => {
+            let strerror = format!("reading the layer blob failed: {source}");
+            (
+                os_error::<LayerSourceError>(&source, strerror, Some(path)),
+                None,
+            )
+        }
+        UnpackError::Destination { path, source } => {
+            let strerror = format!("unusable unpack destination: {source}");
+            (
+                os_error::<LayerWriteError>(&source, strerror, Some(path)),
+                None,
+            )
+        }
     };
     if let Some(entry) = entry {
         Python::attach(|py| {
@@ -60,4 +75,18 @@ pub fn unpack_error(err: UnpackError) -> PyErr {
         });
     }
     py_err
+}
+
+/// An `OSError` subclass built like `OSError(errno, strerror[, filename])`, so `errno`,
+/// `strerror` and `filename` are set (a bare message when the error has no errno).
+fn os_error<T: pyo3::PyTypeInfo>(
+    io: &std::io::Error,
+    strerror: String,
+    path: Option<std::path::PathBuf>,
+) -> PyErr {
+    match (io.raw_os_error(), path) {
+        (errno, Some(path)) => PyErr::new::<T, _>((errno, strerror, path.into_os_string())),
+        (Some(errno), None) => PyErr::new::<T, _>((errno, strerror)),
+        (None, None) => PyErr::new::<T, _>((strerror,)),
+    }
 }

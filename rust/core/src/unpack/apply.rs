@@ -6,8 +6,8 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{
-    chmodat, chownat, fchmod, fchown, fsetxattr, futimens, linkat, makedev, mkdirat, mknodat,
-    openat, statat, symlinkat, utimensat, AtFlags, FileType, Gid, Mode, OFlags, Timespec,
+    chmodat, chownat, fchmod, fchown, fsetxattr, fstat, futimens, linkat, makedev, mkdirat,
+    mknodat, openat, statat, symlinkat, utimensat, AtFlags, FileType, Gid, Mode, OFlags, Timespec,
     Timestamps, Uid, XattrFlags,
 };
 use rustix::io::Errno;
@@ -15,14 +15,15 @@ use tar::EntryType;
 
 use super::error::{Result, UnpackError};
 use super::limits::{self, UnpackLimits};
-use super::root::{empty_dir_at, remove_all_at, Root};
+use super::root::Root;
 use super::safe_path::RelPath;
 use super::whiteout::{self, LayerPaths, Whiteout};
 
 /// At most this many skipped entries are listed one by one; the rest are counted.
 const MAX_SKIPPED_LISTED: usize = 10_000;
-const COPY_BUFFER: usize = 1 << 20;
+const COPY_BUFFER: usize = 256 << 10;
 const SETID_BITS: u32 = 0o6000;
+const SETGID_BIT: u32 = 0o2000;
 /// xattr namespaces that would change how an overlay mount of this tree behaves.
 const REFUSED_XATTR_PREFIXES: [&str; 2] = ["trusted.overlay.", "user.overlay."];
 
@@ -55,6 +56,17 @@ pub enum Privileges {
     Auto,
     Root,
     Unprivileged,
+}
+
+impl Privileges {
+    /// Whether entries are applied with root's powers.
+    pub fn as_root(self) -> bool {
+        match self {
+            Privileges::Auto => rustix::process::geteuid().is_root(),
+            Privileges::Root => true,
+            Privileges::Unprivileged => false,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +103,10 @@ struct DirMeta {
     gid: u64,
     mtime: Timespec,
     xattrs: Vec<(String, Vec<u8>)>,
+    /// Created by this entry with the wanted owner already (no fchown needed).
+    owner_set: bool,
+    /// Created by this entry with the wanted mode already (no fchmod needed).
+    mode_set: bool,
 }
 
 /// Applies the entries of one layer.
@@ -105,16 +121,17 @@ pub struct Applier<'r> {
     dir_index: HashMap<Vec<u8>, usize>,
     /// The last parent directory opened: tar lists a directory's files together.
     parent: Option<(Vec<u8>, OwnedFd)>,
+    /// Whether `parent` is not set-group-ID: what is created in it gets our own group (and
+    /// a new directory no set-gid bit).
+    parent_not_setgid: bool,
+    /// Effective uid and gid: a file created with them needs no `fchown`.
+    our_ids: (u32, u32),
     buffer: Vec<u8>,
 }
 
 impl<'r> Applier<'r> {
     pub fn new(root: &'r Root, limits: UnpackLimits, privileges: Privileges) -> Applier<'r> {
-        let as_root = match privileges {
-            Privileges::Auto => rustix::process::geteuid().is_root(),
-            Privileges::Root => true,
-            Privileges::Unprivileged => false,
-        };
+        let as_root = privileges.as_root();
         Applier {
             root,
             limits,
@@ -125,6 +142,11 @@ impl<'r> Applier<'r> {
             dirs: Vec::new(),
             dir_index: HashMap::new(),
             parent: None,
+            parent_not_setgid: false,
+            our_ids: (
+                rustix::process::geteuid().as_raw(),
+                rustix::process::getegid().as_raw(),
+            ),
             buffer: Vec::new(),
         }
     }
@@ -190,6 +212,11 @@ impl<'r> Applier<'r> {
         for dir in dirs.iter().rev() {
             self.finish_dir(dir)?;
         }
+        // Last, as lower directories widened above may hold this layer's directories.
+        self.root
+            .widened()
+            .restore()
+            .map_err(|e| UnpackError::from_io(None, e))?;
         Ok(self.stats)
     }
 
@@ -345,6 +372,9 @@ impl<'r> Applier<'r> {
                 .root
                 .open_dir(parent, true)
                 .map_err(|e| resolve_error(&meta.name, e))?;
+            // One fstat per directory saves an fchown per file (as root) and an fchmod per
+            // subdirectory.
+            self.parent_not_setgid = fstat(&fd).is_ok_and(|st| st.st_mode & SETGID_BIT == 0);
             self.parent = Some((parent.to_vec(), fd));
         }
         Ok(self.parent.as_ref().expect("just filled").1.as_fd())
@@ -370,7 +400,9 @@ impl<'r> Applier<'r> {
             Err(e) => return Err(resolve_error(name, e)),
         };
         self.forget_parent();
-        remove_all_at(dir.as_fd(), leaf).map_err(|e| UnpackError::from_io(Some(name), e))
+        self.root
+            .remove_all_at(dir.as_fd(), leaf)
+            .map_err(|e| UnpackError::from_io(Some(name), e))
     }
 
     fn hide_lower_children(&mut self, name: &str, dir: &RelPath) -> Result<()> {
@@ -390,7 +422,7 @@ impl<'r> Applier<'r> {
     fn clean_lower(&self, parent: BorrowedFd<'_>, name: &[u8], path: &RelPath) -> io::Result<()> {
         let mut keep_dirs = Vec::new();
         let layer_paths = &self.layer_paths;
-        empty_dir_at(parent, name, &mut |child| {
+        self.root.empty_dir_at(parent, name, &mut |child| {
             let kept = layer_paths.contains(path.join(child).as_bytes());
             if kept {
                 keep_dirs.push(child.to_vec());
@@ -428,12 +460,15 @@ impl<'r> Applier<'r> {
     ) -> Result<std::result::Result<(), Errno>> {
         let (_, leaf) = meta.path.split_last();
         let leaf = leaf.to_vec();
+        let root = self.root;
         let parent = self.parent_fd(meta)?;
-        match create(parent, &leaf) {
+        // A lower layer's read-only directory is widened when we may not write in it.
+        match root.widened().retry(parent, || create(parent, &leaf)) {
             Err(Errno::EXIST) => {}
             other => return Ok(other),
         }
-        remove_all_at(parent, &leaf).map_err(|e| UnpackError::from_io(Some(&meta.name), e))?;
+        root.remove_all_at(parent, &leaf)
+            .map_err(|e| UnpackError::from_io(Some(&meta.name), e))?;
         let result = create(parent, &leaf);
         self.forget_parent();
         Ok(result)
@@ -472,15 +507,19 @@ impl<'r> Applier<'r> {
             )?);
             Ok(())
         })?;
+        // Created by us: owned by our ids, and by our group unless the parent is set-gid.
+        let owned_as_wanted = self.parent.is_some()
+            && self.parent_not_setgid
+            && (meta.uid, meta.gid) == (u64::from(self.our_ids.0), u64::from(self.our_ids.1));
         let fd = std::fs::File::from(file.expect("created"));
         self.copy_data(entry, meta, &fd)?;
         let io_err = |e: Errno| UnpackError::from_io(Some(&meta.name), e.into());
-        if self.as_root {
+        if self.as_root && !owned_as_wanted {
             fchown(&fd, Some(uid(meta)?), Some(gid(meta)?)).map_err(io_err)?;
         }
-        // Creation applied the umask and chown cleared set-id bits: set the exact mode.
-        let chowned_setid = self.as_root && mode & SETID_BITS != 0;
-        if mode & self.umask != 0 || mode & !0o777 != 0 || chowned_setid {
+        // Creation applied the umask and chown cleared set-id bits (which are above 0o777):
+        // set the exact mode.
+        if mode & self.umask != 0 || mode & !0o777 != 0 {
             fchmod(&fd, Mode::from_raw_mode(mode)).map_err(io_err)?;
         }
         self.set_xattrs(fd.as_fd(), meta, &meta.xattrs);
@@ -524,10 +563,16 @@ impl<'r> Applier<'r> {
     fn make_dir(&mut self, meta: Meta) -> Result<()> {
         let (_, leaf) = meta.path.split_last();
         let leaf = leaf.to_vec();
+        // Owner-writable until the layer is done; the real mode is applied by `finish`,
+        // unless the directory can be created with it (the common 0755).
+        let final_mode_now =
+            meta.mode & 0o700 == 0o700 && meta.mode & !0o777 == 0 && meta.mode & self.umask == 0;
+        let create_mode = if final_mode_now { meta.mode } else { 0o700 };
+        let ours = (meta.uid, meta.gid) == (u64::from(self.our_ids.0), u64::from(self.our_ids.1));
         let parent = self.parent_fd(&meta)?;
-        // Owner-writable until the layer is done; the real mode is applied by `finish`.
-        match mkdirat(parent, leaf.as_slice(), Mode::from_raw_mode(0o700)) {
-            Ok(()) => {}
+        let mut created = false;
+        match mkdirat(parent, leaf.as_slice(), Mode::from_raw_mode(create_mode)) {
+            Ok(()) => created = true,
             Err(Errno::EXIST) => {
                 let st = statat(parent, leaf.as_slice(), AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(|e| UnpackError::from_io(Some(&meta.name), e.into()))?;
@@ -548,6 +593,8 @@ impl<'r> Applier<'r> {
             gid: meta.gid,
             mtime: meta.mtime,
             xattrs: meta.xattrs,
+            owner_set: created && ours && self.parent_not_setgid,
+            mode_set: created && final_mode_now && self.parent_not_setgid,
         };
         match self.dir_index.get(dir.path.as_bytes()) {
             Some(&i) => self.dirs[i] = dir, // a later duplicate entry wins
@@ -568,23 +615,30 @@ impl<'r> Applier<'r> {
         let Ok(parent) = self.root.open_dir(parent, false) else {
             return Ok(());
         };
-        let Ok(fd) = openat(
-            &parent,
-            leaf,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) else {
+        let open = || {
+            openat(
+                &parent,
+                leaf,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        };
+        // A directory a lower layer left unreadable, re-declared by this one, is widened.
+        let Ok(fd) = self.root.widened().retry_child(parent.as_fd(), leaf, open) else {
             return Ok(());
         };
+        self.root.widened().forget(fd.as_fd());
         let io_err = |e: Errno| UnpackError::from_io(Some(&name), e.into());
-        if self.as_root {
+        if self.as_root && !dir.owner_set {
             let (u, g) = (
                 to_u32(&name, "uid", dir.uid)?,
                 to_u32(&name, "gid", dir.gid)?,
             );
             fchown(&fd, Some(Uid::from_raw(u)), Some(Gid::from_raw(g))).map_err(io_err)?;
         }
-        fchmod(&fd, Mode::from_raw_mode(dir.mode)).map_err(io_err)?;
+        if !dir.mode_set {
+            fchmod(&fd, Mode::from_raw_mode(dir.mode)).map_err(io_err)?;
+        }
         if !dir.xattrs.is_empty() {
             let meta_name = name.clone();
             self.set_xattrs_named(fd.as_fd(), &meta_name, &dir.xattrs);

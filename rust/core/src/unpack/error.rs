@@ -1,6 +1,7 @@
 //! The ways applying a layer can fail. Each variant maps to one Python exception class.
 
 use std::io;
+use std::path::PathBuf;
 
 /// Why a layer was not (completely) applied.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,20 @@ pub enum UnpackError {
     /// Reading the layer blob itself failed (a file or stream error, not the layer's fault).
     #[error("reading the layer failed: {0}")]
     Source(#[source] io::Error),
+    /// The layer blob file is missing, unreadable or not a file.
+    #[error("reading the layer blob {path:?} failed: {source}")]
+    SourceFile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The destination cannot be created or opened, or is not a directory.
+    #[error("unusable destination {path:?}: {source}")]
+    Destination {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     /// The caller aborted a streaming unpack.
     #[error("layer unpack aborted")]
     Aborted,
@@ -96,7 +111,8 @@ impl UnpackError {
     }
 }
 
-/// Errors that say nothing about the layer and everything about where it is written.
+/// Errors that say nothing about the layer and everything about where it is written (EACCES:
+/// a destination directory the user may not change).
 fn is_environmental(err: &io::Error) -> bool {
     matches!(
         err.raw_os_error(),
@@ -108,6 +124,7 @@ fn is_environmental(err: &io::Error) -> bool {
                 | libc_errno::EMFILE
                 | libc_errno::ENFILE
                 | libc_errno::ENOMEM
+                | libc_errno::EACCES
         )
     )
 }
@@ -122,6 +139,7 @@ mod libc_errno {
     pub const EMFILE: i32 = Errno::MFILE.raw_os_error();
     pub const ENFILE: i32 = Errno::NFILE.raw_os_error();
     pub const ENOMEM: i32 = Errno::NOMEM.raw_os_error();
+    pub const EACCES: i32 = Errno::ACCESS.raw_os_error();
 }
 
 pub type Result<T> = std::result::Result<T, UnpackError>;

@@ -1,14 +1,16 @@
 //! Safe streaming layer application (tar, gzip, zstd, OCI whiteouts).
 //!
-//! One pass over the bytes: a first thread reads the blob, hashes it (`digest`), optionally
-//! saves it and decompresses it; the calling thread hashes the tar (`diff_id`), parses it and
-//! applies each entry inside the root with descriptor-relative syscalls (`root.rs`). Both
-//! digests are checked at the end; the tar is read to its very end so the diff_id covers
-//! every byte.
+//! One pass over the bytes, in a pipeline of three threads: the first reads the blob, hashes
+//! it (`digest`), optionally saves it and decompresses it; the second hashes the tar
+//! (`diff_id`); the calling thread parses it and applies each entry inside the root with
+//! descriptor-relative syscalls (`root.rs`). Both digests are checked at the end; the tar is
+//! read to its very end so the diff_id covers every byte.
 
+mod access;
 mod apply;
 mod decompress;
 mod error;
+mod hash_stage;
 mod limits;
 mod root;
 mod safe_path;
@@ -91,8 +93,21 @@ impl UnpackOptions {
 
 /// Unpacks the layer blob at `source` into `dest`.
 pub fn unpack_file(source: &Path, dest: &Path, options: &UnpackOptions) -> Result<UnpackStats> {
-    let file = File::open(source).map_err(UnpackError::Source)?;
-    unpack_reader(file, dest, options, true)
+    let source_error = |e: io::Error| UnpackError::SourceFile {
+        path: source.to_path_buf(),
+        source: e,
+    };
+    let file = File::open(source).map_err(source_error)?;
+    // Refuse a directory before the destination is touched (reading it would fail later).
+    if file.metadata().map_err(source_error)?.is_dir() {
+        return Err(source_error(io::Error::from_raw_os_error(
+            rustix::io::Errno::ISDIR.raw_os_error(),
+        )));
+    }
+    match unpack_reader(file, dest, options, true) {
+        Err(UnpackError::Source(e)) => Err(source_error(e)),
+        other => other,
+    }
 }
 
 /// Unpacks a layer read from `source` into `dest`. `drain_on_error`: after a failure, read
@@ -103,39 +118,37 @@ pub fn unpack_reader<R: Read + Send + 'static>(
     options: &UnpackOptions,
     drain_on_error: bool,
 ) -> Result<UnpackStats> {
-    let root = root::Root::open(dest, options.resolver).map_err(|e| UnpackError::Write {
-        entry: None,
-        source: e,
-    })?;
+    let mut root =
+        root::Root::open(dest, options.resolver).map_err(|e| UnpackError::Destination {
+            path: dest.to_path_buf(),
+            source: e,
+        })?;
+    if !options.privileges.as_root() {
+        root.enable_widening();
+    }
     let diff_algorithm = options
         .diff_id
         .as_ref()
         .map_or(Algorithm::Sha256, |d| d.algorithm);
-    // Balance the two threads: inflating gzip is the slow part, so the tar side hashes;
-    // zstd and plain tar are cheap to decode, so the first stage hashes instead.
-    let hash_in_first_stage = options.compression != Compression::Gzip;
     let config = StageConfig {
         compression: options.compression,
         hasher: options.digest.as_ref().map(|d| Hasher::new(d.algorithm)),
         blob_path: options.blob_path.clone(),
-        diff_hasher: hash_in_first_stage.then(|| Hasher::new(diff_algorithm)),
         drain_on_error,
     };
-    let (rx, recycle, first_stage) =
-        decompress::spawn(source, config).map_err(|e| UnpackError::Write {
-            entry: None,
-            source: e,
-        })?;
-    let mut stream = TarStream::new(
-        rx,
-        recycle,
-        (!hash_in_first_stage).then(|| Hasher::new(diff_algorithm)),
-        options.limits.max_bytes,
-    );
+    let thread_error = |e| UnpackError::Write {
+        entry: None,
+        source: e,
+    };
+    let (rx, recycle, first_stage) = decompress::spawn(source, config).map_err(thread_error)?;
+    let (rx, hash_stage) =
+        hash_stage::spawn(rx, Hasher::new(diff_algorithm)).map_err(thread_error)?;
+    let mut stream = TarStream::new(rx, recycle, options.limits.max_bytes);
     let applied = apply_tar(&mut stream, &root, options);
-    // Hang up before joining so that a first stage blocked on a full channel finishes.
-    let (diff_hasher, uncompressed_size) = stream.finish();
+    // Hang up before joining so that earlier stages blocked on a full channel finish.
+    let uncompressed_size = stream.size();
     drop(stream);
+    let diff_hasher = hash_stage.join().ok();
     let blob = first_stage.join().unwrap_or_else(|_| {
         StageEnd::Failed(
             UnpackError::format(None, "decompression thread panicked"),
@@ -143,15 +156,13 @@ pub fn unpack_reader<R: Read + Send + 'static>(
                 digest: None,
                 size: 0,
                 complete: false,
-                diff: None,
             },
         )
     });
-    let (mut blob_summary, blob_error) = match blob {
+    let (blob_summary, blob_error) = match blob {
         StageEnd::Done(s) | StageEnd::Abandoned(s) => (s, None),
         StageEnd::Failed(e, s) => (s, Some(e)),
     };
-    let diff_hasher = diff_hasher.or(blob_summary.diff.take());
     // Precedence: the wrong blob explains everything else; then the decoder's own error
     // (the tar stage only saw the stream stop); then the tar stage's; then the diff_id.
     if let (Some(expected), Some(actual)) = (&options.digest, &blob_summary.digest) {

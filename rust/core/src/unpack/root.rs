@@ -18,8 +18,9 @@ use rustix::fs::{
     fstat, mkdirat, openat, openat2, readlinkat, unlinkat, AtFlags, Dir, FileType, Mode, OFlags,
     ResolveFlags, CWD,
 };
-use rustix::io::Errno;
+use rustix::io::{fcntl_dupfd_cloexec, Errno};
 
+use super::access::Widened;
 use super::safe_path::components;
 
 /// The most symlinks followed while resolving one path (Linux's own limit).
@@ -40,22 +41,48 @@ pub enum Resolver {
 pub struct Root {
     fd: OwnedFd,
     use_openat2: AtomicBool,
+    /// Read-only directories made writable for an unprivileged unpack (see `access.rs`).
+    widened: Widened,
 }
 
 impl Root {
-    /// Opens (creating it if needed) the destination directory. `dest` itself is trusted.
+    /// Opens (creating it and its parents if needed) the destination directory. `dest`
+    /// itself is trusted. Something other than a directory there is `ENOTDIR`.
     pub fn open(dest: &Path, resolver: Resolver) -> io::Result<Root> {
-        std::fs::create_dir_all(dest)?;
-        let fd = openat(
-            CWD,
-            dest,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
+        let open = || {
+            openat(
+                CWD,
+                dest,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        };
+        let fd = match open() {
+            Err(Errno::NOENT) => {
+                std::fs::create_dir_all(dest).map_err(|e| match e.raw_os_error() {
+                    // A file where a directory should be (create_dir_all says "exists").
+                    Some(code) if code == Errno::EXIST.raw_os_error() => Errno::NOTDIR.into(),
+                    _ => e,
+                })?;
+                open()?
+            }
+            other => other?,
+        };
         Ok(Root {
             fd,
             use_openat2: AtomicBool::new(resolver == Resolver::Auto),
+            widened: Widened::new(),
         })
+    }
+
+    /// Retry operations denied in read-only directories after widening them (unprivileged).
+    pub fn enable_widening(&mut self) {
+        self.widened.enable();
+    }
+
+    /// The widened directories: retry denied operations, restore their modes at the end.
+    pub fn widened(&self) -> &Widened {
+        &self.widened
     }
 
     #[cfg(test)]
@@ -89,6 +116,8 @@ impl Root {
                         self.use_openat2.store(false, Ordering::Relaxed);
                         break;
                     }
+                    // A directory without search permission: the walk can widen it.
+                    Err(Errno::ACCESS) if self.widened.enabled() => break,
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -124,12 +153,15 @@ impl Root {
                 _ => {}
             }
             let cur = stack.last().map_or(self.fd.as_fd(), |fd| fd.as_fd());
-            match openat(
-                cur,
-                name.as_slice(),
-                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            ) {
+            let open = || {
+                openat(
+                    cur,
+                    name.as_slice(),
+                    OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+            };
+            match self.widened.retry(cur, open) {
                 Ok(fd) => match FileType::from_raw_mode(fstat(&fd)?.st_mode) {
                     FileType::Directory => stack.push(fd),
                     FileType::Symlink => {
@@ -151,7 +183,11 @@ impl Root {
                     if creations > 4096 {
                         return Err(Errno::LOOP.into());
                     }
-                    match mkdirat(cur, name.as_slice(), Mode::from_raw_mode(IMPLICIT_DIR_MODE)) {
+                    let mode = Mode::from_raw_mode(IMPLICIT_DIR_MODE);
+                    match self
+                        .widened
+                        .retry(cur, || mkdirat(cur, name.as_slice(), mode))
+                    {
                         Ok(()) | Err(Errno::EXIST) => pending.push(name),
                         Err(e) => return Err(e.into()),
                     }
@@ -164,51 +200,62 @@ impl Root {
             None => self.reopen_root(),
         }
     }
-}
 
-/// Removes `name` in `dir` whatever it is; a directory goes with all its contents. Never
-/// follows a symlink: the link itself is removed. A missing entry is not an error.
-pub fn remove_all_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
-    match unlinkat(dir, name, AtFlags::empty()) {
-        Ok(()) | Err(Errno::NOENT) => Ok(()),
-        Err(Errno::ISDIR) => {
-            empty_dir_at(dir, name, &mut |_| false)?;
-            match unlinkat(dir, name, AtFlags::REMOVEDIR) {
-                Ok(()) | Err(Errno::NOENT) => Ok(()),
-                Err(e) => Err(e.into()),
+    /// Removes `name` in `dir` whatever it is; a directory goes with all its contents. Never
+    /// follows a symlink: the link itself is removed. A missing entry is not an error.
+    pub fn remove_all_at(&self, dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+        match self
+            .widened
+            .retry(dir, || unlinkat(dir, name, AtFlags::empty()))
+        {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(Errno::ISDIR) => {
+                self.empty_dir_at(dir, name, &mut |_| false)?;
+                match self
+                    .widened
+                    .retry(dir, || unlinkat(dir, name, AtFlags::REMOVEDIR))
+                {
+                    Ok(()) | Err(Errno::NOENT) => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes the children of directory `name` in `dir` for which `keep(child_name)` is false.
+    pub fn empty_dir_at(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        keep: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> io::Result<()> {
+        let open = || {
+            openat(
+                dir,
+                name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        };
+        let fd = match self.widened.retry_child(dir, name, open) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        for child in list_dir(&fd)? {
+            if !keep(&child) {
+                self.remove_all_at(fd.as_fd(), &child)?;
             }
         }
-        Err(e) => Err(e.into()),
+        Ok(())
     }
-}
-
-/// Removes the children of directory `name` in `dir` for which `keep(child_name)` is false.
-pub fn empty_dir_at(
-    dir: BorrowedFd<'_>,
-    name: &[u8],
-    keep: &mut dyn FnMut(&[u8]) -> bool,
-) -> io::Result<()> {
-    let fd = match openat(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        Err(Errno::NOENT) => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    for child in list_dir(&fd)? {
-        if !keep(&child) {
-            remove_all_at(fd.as_fd(), &child)?;
-        }
-    }
-    Ok(())
 }
 
 /// The names in an open directory, without `.` and `..`.
 pub fn list_dir(fd: &OwnedFd) -> io::Result<Vec<Vec<u8>>> {
-    let mut dir = Dir::read_from(fd)?;
+    // A duplicate, not `Dir::read_from` (which reopens "." and so needs search permission).
+    let mut dir = Dir::new(fcntl_dupfd_cloexec(fd, 0)?)?;
     let mut names = Vec::new();
     while let Some(entry) = dir.read() {
         let entry = entry?;
@@ -324,9 +371,9 @@ mod tests {
         std::fs::write(s.base.join("outside/keep"), b"x").unwrap();
         std::fs::create_dir_all(s.root().join("d/e")).unwrap();
         symlink(s.base.join("outside"), s.root().join("d/e/link")).unwrap();
-        remove_all_at(root.fd(), b"d").unwrap();
+        root.remove_all_at(root.fd(), b"d").unwrap();
         assert!(!s.root().join("d").exists());
         assert!(s.base.join("outside/keep").exists());
-        remove_all_at(root.fd(), b"not-there").unwrap();
+        root.remove_all_at(root.fd(), b"not-there").unwrap();
     }
 }

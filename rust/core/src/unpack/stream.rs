@@ -1,5 +1,5 @@
-//! The second stage's view of the tar bytes: chunks from the first stage, hashed (diff_id),
-//! counted and checked against the byte limit as they arrive.
+//! The applying stage's view of the tar bytes: chunks from the earlier stages, counted and
+//! checked against the byte limit as they arrive.
 
 use std::cell::RefCell;
 use std::io::{self, Read};
@@ -8,7 +8,6 @@ use std::sync::mpsc::{Receiver, SyncSender};
 
 use super::error::UnpackError;
 use super::limits;
-use crate::digest::Hasher;
 
 /// Where the reader leaves a typed error that `io::Error` cannot carry through the tar parser.
 pub type ErrorSlot = Rc<RefCell<Option<UnpackError>>>;
@@ -20,8 +19,6 @@ pub struct TarStream {
     recycle: SyncSender<Vec<u8>>,
     chunk: Vec<u8>,
     pos: usize,
-    /// The diff_id hasher, when this stage computes it (see `mod.rs`).
-    hasher: Option<Hasher>,
     bytes: u64,
     max_bytes: Option<u64>,
     error: ErrorSlot,
@@ -31,7 +28,6 @@ impl TarStream {
     pub fn new(
         rx: Receiver<Vec<u8>>,
         recycle: SyncSender<Vec<u8>>,
-        hasher: Option<Hasher>,
         max_bytes: Option<u64>,
     ) -> TarStream {
         TarStream {
@@ -39,7 +35,6 @@ impl TarStream {
             recycle,
             chunk: Vec::new(),
             pos: 0,
-            hasher,
             bytes: 0,
             max_bytes,
             error: Rc::new(RefCell::new(None)),
@@ -55,9 +50,6 @@ impl TarStream {
         let Ok(chunk) = self.rx.recv() else {
             return Ok(false);
         };
-        if let Some(h) = self.hasher.as_mut() {
-            h.update(&chunk);
-        }
         self.bytes += chunk.len() as u64;
         if let Err(e) = limits::check("uncompressed bytes", self.max_bytes, self.bytes, None) {
             *self.error.borrow_mut() = Some(e);
@@ -71,16 +63,16 @@ impl TarStream {
         Ok(true)
     }
 
-    /// Consumes (and hashes) the rest of the stream: the diff_id covers every byte.
+    /// Consumes the rest of the stream: the diff_id covers every byte.
     pub fn drain(&mut self) -> io::Result<()> {
         self.pos = self.chunk.len();
         while self.next_chunk()? {}
         Ok(())
     }
 
-    /// The digest and size of everything received.
-    pub fn finish(&mut self) -> (Option<Hasher>, u64) {
-        (self.hasher.take(), self.bytes)
+    /// The size of everything received.
+    pub fn size(&self) -> u64 {
+        self.bytes
     }
 }
 

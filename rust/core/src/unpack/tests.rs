@@ -73,6 +73,18 @@ impl TarBuilder {
         self.0.append(&h, data).unwrap();
         self
     }
+    fn file_owned(mut self, path: &str, data: &[u8], uid: u64, gid: u64) -> Self {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_size(data.len() as u64);
+        h.set_path(path).unwrap();
+        h.set_cksum();
+        self.0.append(&h, data).unwrap();
+        self
+    }
     fn file(self, path: &str, data: &[u8]) -> Self {
         self.entry(tar::EntryType::Regular, path, "", data, 0o644)
     }
@@ -411,4 +423,82 @@ fn layer_writer_reports_failures_from_write_or_close() {
     aborted.write(tar[..512].to_vec()).unwrap();
     aborted.abort();
     assert!(aborted.is_closed());
+}
+
+#[test]
+fn missing_or_directory_sources_and_unusable_destinations_are_typed() {
+    let s = Scratch::new("typed-errors");
+    let opts = UnpackOptions::for_media_type("application/vnd.oci.image.layer.v1.tar").unwrap();
+    let missing = s.0.join("missing.tar");
+    match unpack_file(&missing, &s.dest(), &opts) {
+        Err(UnpackError::SourceFile { path, source }) => {
+            assert_eq!(path, missing);
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        }
+        other => panic!("{other:?}"),
+    }
+    match unpack_file(&s.0.join("outside"), &s.dest(), &opts) {
+        Err(UnpackError::SourceFile { source, .. }) => {
+            assert_eq!(
+                source.raw_os_error(),
+                Some(rustix::io::Errno::ISDIR.raw_os_error())
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        !s.dest().exists(),
+        "a bad source leaves the destination alone"
+    );
+    let layer = s.0.join("layer.tar");
+    std::fs::write(&layer, TarBuilder::new().file("f", b"x").bytes()).unwrap();
+    for dest in [s.0.join("outside/canary"), s.0.join("outside/canary/sub")] {
+        match unpack_file(&layer, &dest, &opts) {
+            Err(UnpackError::Destination { path, source }) => {
+                assert_eq!(path, dest);
+                assert_eq!(
+                    source.raw_os_error(),
+                    Some(rustix::io::Errno::NOTDIR.raw_os_error())
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    s.outside_untouched();
+}
+
+#[test]
+fn ownership_is_exact_even_when_chown_is_skipped() {
+    // Files we create as root are root's: only other owners, or a set-gid parent handing
+    // down its group, need an fchown. Check the skip never leaves a wrong owner.
+    if !rustix::process::geteuid().is_root() {
+        return; // ownership is only applied as root
+    }
+    let s = Scratch::new("owners");
+    std::fs::create_dir_all(s.dest().join("sg")).unwrap();
+    std::os::unix::fs::chown(s.dest().join("sg"), None, Some(4242)).unwrap();
+    std::fs::set_permissions(s.dest().join("sg"), PermissionsExt::from_mode(0o2775)).unwrap();
+    let layer = TarBuilder::new()
+        .file_owned("sg/root-file", b"x", 0, 0)
+        .file_owned("plain/root-file", b"x", 0, 0)
+        .file_owned("plain/user-file", b"x", 1000, 1001)
+        .file_owned("plain/group-only", b"x", 0, 7)
+        .dir("sg/subdir")
+        .dir("plain/subdir")
+        .bytes();
+    unpack(layer, &s.dest(), &options()).unwrap();
+    let owner = |p: &str| {
+        let m = std::fs::metadata(s.dest().join(p)).unwrap();
+        (m.uid(), m.gid())
+    };
+    assert_eq!(owner("sg/root-file"), (0, 0));
+    assert_eq!(owner("plain/root-file"), (0, 0));
+    assert_eq!(owner("plain/user-file"), (1000, 1001));
+    assert_eq!(owner("plain/group-only"), (0, 7));
+    // mkdir in a set-gid directory inherits its group and its set-gid bit: both undone.
+    assert_eq!(owner("sg/subdir"), (0, 0));
+    assert_eq!(owner("plain/subdir"), (0, 0));
+    let mode = |p: &str| std::fs::metadata(s.dest().join(p)).unwrap().mode() & 0o7777;
+    assert_eq!(mode("sg/subdir"), 0o755);
+    assert_eq!(mode("plain/subdir"), 0o755);
 }

@@ -1,0 +1,183 @@
+"""Unprivileged multi-layer unpacks: read-only directories left by lower layers are made
+writable just long enough to change them, then get their recorded modes back."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import tarfile
+import textwrap
+from pathlib import Path
+
+import pytest
+from unpack_layers import TarWriter, info
+
+from ocistore.layer import OCI_LAYER
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="needs root to switch to an unprivileged user"
+)
+
+NOBODY = 65534
+
+UNPACK_AS_NOBODY = textwrap.dedent(
+    """
+    import sys, ocistore
+    work = sys.argv[1]
+    for i in range(int(sys.argv[2])):
+        try:
+            ocistore.unpack_layer(f"{work}/layer{i}", f"{work}/dest", sys.argv[3])
+        except ocistore.OciStoreError as e:
+            print(f"layer{i}: {type(e).__name__}: {e}")
+            sys.exit(3)
+    """
+)
+
+
+def workdir_for_nobody(tmp_path: Path) -> Path:
+    """A directory the unprivileged user owns, reachable through tmp_path's parents."""
+    work = tmp_path / "nobody"
+    work.mkdir()
+    os.chmod(tmp_path, 0o755)
+    for parent in tmp_path.parents:
+        if parent == Path("/tmp"):
+            break
+        os.chmod(parent, os.stat(parent).st_mode | 0o755)
+    os.chown(work, NOBODY, NOBODY)
+    return work
+
+
+def unpack_as_nobody(work: Path, layers: list[bytes]) -> subprocess.CompletedProcess[str]:
+    """Unpacks the layers in order into work/dest as the unprivileged user."""
+    for i, layer in enumerate(layers):
+        path = work / f"layer{i}"
+        path.write_bytes(layer)
+        os.chmod(path, 0o644)
+    return subprocess.run(
+        [
+            "setpriv",
+            f"--reuid={NOBODY}",
+            f"--regid={NOBODY}",
+            "--clear-groups",
+            sys.executable,
+            "-c",
+            UNPACK_AS_NOBODY,
+            str(work),
+            str(len(layers)),
+            OCI_LAYER,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def test_later_layers_write_and_white_out_inside_read_only_directories(tmp_path: Path) -> None:
+    work = workdir_for_nobody(tmp_path)
+    lower = (
+        TarWriter()
+        .dir("ro", mode=0o555)
+        .file("ro/old", b"old")
+        .file("ro/gone", b"gone")
+        .dir("ro/sub", mode=0o555)
+        .dir("ro/sub/inner", mode=0o500)
+        .file("ro/sub/inner/deep", b"deep")
+        .dir("ro/opq", mode=0o555)
+        .file("ro/opq/lower", b"lower")
+        .dir("locked", mode=0o000)
+        .file("locked/secret", b"s")
+        .bytes()
+    )
+    upper = (
+        TarWriter()
+        .file("ro/new", b"new")
+        .add(info("ro/.wh.gone"))
+        .add(info("ro/.wh.sub"))
+        .add(info("ro/opq/.wh..wh..opq"))
+        .file("ro/opq/upper", b"upper")
+        .file("ro/implicit/child", b"c")
+        .file("locked/added", b"a")
+        .bytes()
+    )
+    # A third layer re-declares a lower directory read-only and writes into it.
+    top = TarWriter().dir("ro", mode=0o500).file("ro/last", b"last").bytes()
+    out = unpack_as_nobody(work, [lower, upper, top])
+    assert out.returncode == 0, out.stdout + out.stderr
+    dest = work / "dest"
+    assert sorted(os.listdir(dest / "ro")) == ["implicit", "last", "new", "old", "opq"]
+    assert (dest / "ro/new").read_bytes() == b"new"
+    assert (dest / "ro/last").read_bytes() == b"last"
+    assert os.listdir(dest / "ro/opq") == ["upper"]
+    assert sorted(os.listdir(dest / "locked")) == ["added", "secret"]
+    assert (dest / "ro/implicit/child").read_bytes() == b"c"
+    # Modes are the recorded ones again (the last layer's for a re-declared directory).
+    assert mode(dest / "ro") == 0o500
+    assert mode(dest / "ro/opq") == 0o555
+    assert mode(dest / "locked") == 0o000
+    assert (dest / "ro").stat().st_uid == NOBODY
+
+
+def test_whiteout_of_a_read_only_tree_as_the_only_change(tmp_path: Path) -> None:
+    work = workdir_for_nobody(tmp_path)
+    lower = (
+        TarWriter()
+        .dir("a", mode=0o555)
+        .dir("a/b", mode=0o555)
+        .dir("a/b/c", mode=0o000)
+        .file("a/b/keep", b"k")
+        .dir("a/b/c/d", mode=0o555)
+        .file("a/b/c/d/f", b"f")
+        .bytes()
+    )
+    upper = TarWriter().add(info("a/b/.wh.c")).bytes()
+    out = unpack_as_nobody(work, [lower, upper])
+    assert out.returncode == 0, out.stdout + out.stderr
+    dest = work / "dest"
+    assert os.listdir(dest / "a/b") == ["keep"]
+    assert mode(dest / "a/b") == 0o555 and mode(dest / "a") == 0o555
+
+
+def test_a_directory_not_owned_by_the_user_is_not_changed(tmp_path: Path) -> None:
+    work = workdir_for_nobody(tmp_path)
+    dest = work / "dest"
+    (dest / "rootowned").mkdir(parents=True)
+    os.chown(dest, NOBODY, NOBODY)
+    os.chmod(dest / "rootowned", 0o555)
+    out = unpack_as_nobody(work, [TarWriter().file("rootowned/f", b"x").bytes()])
+    assert out.returncode == 3
+    assert "LayerWriteError" in out.stdout, out.stdout
+    assert mode(dest / "rootowned") == 0o555
+    assert os.listdir(dest / "rootowned") == []
+
+
+def test_device_entry_in_read_only_directory_is_skipped_not_failed(tmp_path: Path) -> None:
+    work = workdir_for_nobody(tmp_path)
+    lower = TarWriter().dir("dev", mode=0o555).bytes()
+    upper = (
+        TarWriter()
+        .add(info("dev/null", tarfile.CHRTYPE, mode=0o666, devmajor=1, devminor=3))
+        .add(info("dev/fifo", tarfile.FIFOTYPE, mode=0o600))
+        .bytes()
+    )
+    out = unpack_as_nobody(work, [lower, upper])
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert os.listdir(work / "dest/dev") == ["fifo"]
+    assert mode(work / "dest/dev") == 0o555
+
+
+def test_a_failed_layer_still_restores_widened_modes(tmp_path: Path) -> None:
+    work = workdir_for_nobody(tmp_path)
+    lower = TarWriter().dir("ro", mode=0o555).file("ro/old", b"old").bytes()
+    upper = TarWriter().file("ro/new", b"new").symlink("ro/../../escape", "x").bytes()
+    out = unpack_as_nobody(work, [lower, upper])
+    assert out.returncode == 3
+    assert "layer1: UnsafeLayerError" in out.stdout, out.stdout
+    assert (work / "dest/ro/new").read_bytes() == b"new"
+    assert mode(work / "dest/ro") == 0o555
