@@ -31,7 +31,7 @@ from ocistore.platform import Platform, only
 from ocistore.reference import Reference
 from ocistore.registry.auth import AuthSpec
 from ocistore.registry.client import MAX_CONFIG_SIZE
-from ocistore.registry.session import RegistrySession
+from ocistore.registry.session import RegistrySession, session_for
 from ocistore.registry.transport import RetryPolicy
 
 if TYPE_CHECKING:
@@ -78,27 +78,6 @@ class PulledImage:
     metadata_bytes: int = 0  # manifest, index and config bytes received
 
 
-def _options(
-    reference: Reference,
-    auth: AuthSpec,
-    hosts_dir: str | os.PathLike[str] | None,
-    ca_file: str | None,
-    plain_http: bool | None,
-    timeout: float | httpx.Timeout,
-    retry: RetryPolicy | None,
-) -> RegistrySession:
-    return RegistrySession(
-        reference.registry,
-        reference.repository,
-        auth=auth,
-        hosts_dir=hosts_dir,
-        ca_file=ca_file,
-        plain_http=plain_http,
-        timeout=timeout,
-        retry=retry,
-    )
-
-
 def _parse_reference(ref: Reference | str) -> Reference:
     reference = ref if isinstance(ref, Reference) else Reference.parse(ref)
     if reference.tag is None and reference.digest is None:
@@ -120,7 +99,7 @@ def resolve(
     reference = _parse_reference(ref)
     if reference.digest is not None:
         return reference.digest
-    with _options(reference, auth, hosts_dir, ca_file, plain_http, timeout, retry) as session:
+    with session_for(reference, auth, hosts_dir, ca_file, plain_http, timeout, retry) as session:
         head = session.resolve(reference.identifier)
     assert head.digest is not None
     return head.digest
@@ -160,7 +139,7 @@ def pull(
     # record_image names it.
     with (
         store.lease(),
-        _options(reference, auth, hosts_dir, ca_file, plain_http, timeout, retry) as session,
+        session_for(reference, auth, hosts_dir, ca_file, plain_http, timeout, retry) as session,
     ):
         if reference.digest is not None:
             top_digest = reference.digest

@@ -16,7 +16,7 @@ from ocistore.platform import Platform
 from ocistore.reference import Reference
 from ocistore.registry.auth import AuthSpec
 from ocistore.registry.client import MAX_MANIFEST_SIZE, RegistryClient
-from ocistore.registry.session import RegistrySession
+from ocistore.registry.session import RegistrySession, session_for
 from ocistore.registry.transport import RetryPolicy
 
 if TYPE_CHECKING:
@@ -34,27 +34,6 @@ class TransferReport:
     blobs_mounted: int = 0
     blobs_skipped: int = 0
     bytes_uploaded: int = 0
-
-
-def _session(
-    reference: Reference,
-    auth: AuthSpec,
-    hosts_dir: str | os.PathLike[str] | None,
-    ca_file: str | None,
-    plain_http: bool | None,
-    timeout: float | httpx.Timeout,
-    retry: RetryPolicy | None,
-) -> RegistrySession:
-    return RegistrySession(
-        reference.registry,
-        reference.repository,
-        auth=auth,
-        hosts_dir=hosts_dir,
-        ca_file=ca_file,
-        plain_http=plain_http,
-        timeout=timeout,
-        retry=retry,
-    )
 
 
 def _push_client(session: RegistrySession) -> RegistryClient:
@@ -152,7 +131,7 @@ def push(
     ):
         mount_from = origin_ref.repository
     tag = target.tag or target.digest or "latest"
-    with _session(target, auth, hosts_dir, ca_file, plain_http, timeout, retry) as session:
+    with session_for(target, auth, hosts_dir, ca_file, plain_http, timeout, retry) as session:
         client = _push_client(session)
         report = TransferReport(str(target), record.digest)
         uploader = _Uploader(
@@ -205,8 +184,8 @@ def copy(
     target = _parse(dst)
     same_registry = source.registry == target.registry
     with (
-        _session(source, auth, hosts_dir, ca_file, plain_http, timeout, retry) as src_session,
-        _session(
+        session_for(source, auth, hosts_dir, ca_file, plain_http, timeout, retry) as src_session,
+        session_for(
             target, dst_auth if dst_auth is not None else auth, hosts_dir, ca_file, plain_http,
             timeout, retry,
         ) as dst_session,

@@ -11,6 +11,7 @@ from typing import TypeVar
 import httpx
 
 from ocistore.errors import RegistryError, RegistryUnavailableError
+from ocistore.reference import Reference
 from ocistore.registry.auth import AuthSpec, CredentialLike, KeyringLike, credentials_for
 from ocistore.registry.client import BlobSink, FetchedManifest, ManifestHead, RegistryClient
 from ocistore.registry.mirrors import RegistryHost, load_hosts
@@ -175,3 +176,25 @@ def _falls_through(error: RegistryError) -> bool:
         return True
     status = error.status
     return status is None or status in (401, 403, 404) or status >= 500
+
+
+def session_for(
+    reference: Reference,
+    auth: AuthSpec,
+    hosts_dir: str | os.PathLike[str] | None,
+    ca_file: str | None,
+    plain_http: bool | None,
+    timeout: float | httpx.Timeout,
+    retry: RetryPolicy | None,
+) -> RegistrySession:
+    """The session for a reference's registry and repository (pull, push and copy use it)."""
+    return RegistrySession(
+        reference.registry,
+        reference.repository,
+        auth=auth,
+        hosts_dir=hosts_dir,
+        ca_file=ca_file,
+        plain_http=plain_http,
+        timeout=timeout,
+        retry=retry,
+    )
