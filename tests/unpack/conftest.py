@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,3 +27,42 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     box = Sandbox(top, dest, canary, snapshot(top, exclude=dest))
     yield box
     box.assert_outside_untouched()
+
+
+NOBODY = 65534
+
+
+@pytest.fixture
+def nobody_work() -> Iterator[Path]:
+    """A directory the unprivileged user (65534) owns, in a fresh world-searchable /tmp dir.
+
+    Not under pytest's basetemp: another pytest session may reset that to 0700 at any time.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to an unprivileged user")
+    top = Path(tempfile.mkdtemp(prefix="ocistore-nobody-", dir="/tmp"))
+    try:
+        os.chmod(top, 0o755)
+        work = top / "work"
+        work.mkdir()
+        os.chown(work, NOBODY, NOBODY)
+        probe = subprocess.run(
+            [
+                "setpriv",
+                f"--reuid={NOBODY}",
+                f"--regid={NOBODY}",
+                "--clear-groups",
+                sys.executable,
+                "-c",
+                "import ocistore",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if probe.returncode != 0:
+            pytest.skip(f"the unprivileged user cannot import ocistore here: {probe.stderr[-300:]}")
+        yield work
+    finally:
+        shutil.rmtree(top, ignore_errors=True)

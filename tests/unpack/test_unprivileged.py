@@ -36,19 +36,6 @@ UNPACK_AS_NOBODY = textwrap.dedent(
 )
 
 
-def workdir_for_nobody(tmp_path: Path) -> Path:
-    """A directory the unprivileged user owns, reachable through tmp_path's parents."""
-    work = tmp_path / "nobody"
-    work.mkdir()
-    os.chmod(tmp_path, 0o755)
-    for parent in tmp_path.parents:
-        if parent == Path("/tmp"):
-            break
-        os.chmod(parent, os.stat(parent).st_mode | 0o755)
-    os.chown(work, NOBODY, NOBODY)
-    return work
-
-
 def unpack_as_nobody(work: Path, layers: list[bytes]) -> subprocess.CompletedProcess[str]:
     """Unpacks the layers in order into work/dest as the unprivileged user."""
     for i, layer in enumerate(layers):
@@ -79,8 +66,8 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.lstat().st_mode)
 
 
-def test_later_layers_write_and_white_out_inside_read_only_directories(tmp_path: Path) -> None:
-    work = workdir_for_nobody(tmp_path)
+def test_later_layers_write_and_white_out_inside_read_only_directories(nobody_work: Path) -> None:
+    work = nobody_work
     lower = (
         TarWriter()
         .dir("ro", mode=0o555)
@@ -124,8 +111,8 @@ def test_later_layers_write_and_white_out_inside_read_only_directories(tmp_path:
     assert (dest / "ro").stat().st_uid == NOBODY
 
 
-def test_whiteout_of_a_read_only_tree_as_the_only_change(tmp_path: Path) -> None:
-    work = workdir_for_nobody(tmp_path)
+def test_whiteout_of_a_read_only_tree_as_the_only_change(nobody_work: Path) -> None:
+    work = nobody_work
     lower = (
         TarWriter()
         .dir("a", mode=0o555)
@@ -144,8 +131,8 @@ def test_whiteout_of_a_read_only_tree_as_the_only_change(tmp_path: Path) -> None
     assert mode(dest / "a/b") == 0o555 and mode(dest / "a") == 0o555
 
 
-def test_a_directory_not_owned_by_the_user_is_not_changed(tmp_path: Path) -> None:
-    work = workdir_for_nobody(tmp_path)
+def test_a_directory_not_owned_by_the_user_is_not_changed(nobody_work: Path) -> None:
+    work = nobody_work
     dest = work / "dest"
     (dest / "rootowned").mkdir(parents=True)
     os.chown(dest, NOBODY, NOBODY)
@@ -157,8 +144,8 @@ def test_a_directory_not_owned_by_the_user_is_not_changed(tmp_path: Path) -> Non
     assert os.listdir(dest / "rootowned") == []
 
 
-def test_device_entry_in_read_only_directory_is_skipped_not_failed(tmp_path: Path) -> None:
-    work = workdir_for_nobody(tmp_path)
+def test_device_entry_in_read_only_directory_is_skipped_not_failed(nobody_work: Path) -> None:
+    work = nobody_work
     lower = TarWriter().dir("dev", mode=0o555).bytes()
     upper = (
         TarWriter()
@@ -172,8 +159,8 @@ def test_device_entry_in_read_only_directory_is_skipped_not_failed(tmp_path: Pat
     assert mode(work / "dest/dev") == 0o555
 
 
-def test_a_failed_layer_still_restores_widened_modes(tmp_path: Path) -> None:
-    work = workdir_for_nobody(tmp_path)
+def test_a_failed_layer_still_restores_widened_modes(nobody_work: Path) -> None:
+    work = nobody_work
     lower = TarWriter().dir("ro", mode=0o555).file("ro/old", b"old").bytes()
     upper = TarWriter().file("ro/new", b"new").symlink("ro/../../escape", "x").bytes()
     out = unpack_as_nobody(work, [lower, upper])
