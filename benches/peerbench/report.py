@@ -188,8 +188,8 @@ def sizes_table(runs: list[dict[str, Any]]) -> str:
     """Key ratios by image size: how they move as the work grows."""
     header = " | ".join(f"{group}: {job}" for group, job in KEY_ROWS)
     lines = [
-        f"| MB uncompressed | ocistore pull+unpack gzip, s | {header} |",
-        "|---:|---:|" + "---:|" * len(KEY_ROWS),
+        f"| MB uncompressed | rounds | ocistore pull+unpack gzip, s | {header} |",
+        "|---:|---:|---:|" + "---:|" * len(KEY_ROWS),
     ]
     for run in runs:
         rows = {(row["group"], row["job"]): row for row in run["rows"]}
@@ -200,9 +200,8 @@ def sizes_table(runs: list[dict[str, Any]]) -> str:
             value = row.get("speedup", row.get("limit_fraction"))
             cells.append("n/a" if value is None else f"{value:.2f}")
         lines.append(
-            f"| {run['image']['uncompressed'] / 1e6:.0f} | {_cell(ours, '.2f')} | "
-            + " | ".join(cells)
-            + " |"
+            f"| {run['image']['uncompressed'] / 1e6:.0f} | {run['rounds']} | "
+            f"{_cell(ours, '.2f')} | " + " | ".join(cells) + " |"
         )
     return "\n".join(lines)
 
@@ -235,8 +234,7 @@ def markdown(results: dict[str, Any], runs: list[dict[str, Any]]) -> str:
         parts += [
             "## By image size",
             "",
-            "Speed-ups (peer s / ocistore s) and, for gzip -dc, the limit fraction, per size "
-            f"({results['rounds']} rounds each):",
+            "Speed-ups (peer s / ocistore s) and, for gzip -dc, the limit fraction, per size:",
             "",
             sizes_table(runs),
             "",

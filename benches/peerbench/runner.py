@@ -32,6 +32,7 @@ def run_rounds(
                     outcome.samples.append(run_once(job, request_counter))
                 except RuntimeError as error:
                     outcome.error = str(error)
-                    print(f"  {job.group} / {job.name}: FAILED {error}", file=sys.stderr)
+                    verdict = "FAILED" if job.ours else "n/a from now on, the peer failed"
+                    print(f"  {job.group} / {job.name}: {verdict}: {error}", file=sys.stderr)
         print(f"round {round_index + 1}/{rounds} done", file=sys.stderr, flush=True)
     return [outcomes[id(job)] for job in jobs]
