@@ -187,16 +187,19 @@ class RegistryClient:
         stream: bool = False,
         idempotent: bool | None = None,
     ) -> httpx.Response:
-        try:
+        def send(target: str) -> httpx.Response:
             return self.auth.send(
                 method,
-                url,
+                target,
                 scopes=scopes,
                 headers=headers,
                 content=content,
                 stream=stream,
                 idempotent=idempotent,
             )
+
+        try:
+            return send(url)
         except TlsHandshakeError as error:
             if not self.host.http_fallback or isinstance(error, TlsCertificateError):
                 raise
@@ -207,16 +210,7 @@ class RegistryClient:
                     old = self.transport
                     self._setup(self.host.with_scheme("http"))
                     old.close()
-            url = "http://" + url.split("://", 1)[1]
-            return self.auth.send(
-                method,
-                url,
-                scopes=scopes,
-                headers=headers,
-                content=content,
-                stream=stream,
-                idempotent=idempotent,
-            )
+            return send("http://" + url.split("://", 1)[1])
 
     # --- manifests --------------------------------------------------------------------
 

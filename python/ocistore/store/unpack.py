@@ -57,14 +57,7 @@ def unpack_image(
         if final.is_dir():
             return final
         tmp = store.unpacked_dir / f"{TMP_PREFIX}{name}.{uuid.uuid4().hex[:12]}"
-        tmp.mkdir()
-        try:
-            _apply_layers(store, record, tmp, limits)
-            os.rename(tmp, final)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                remove_tree(tmp)
-            raise
+        _build_then_rename(store, record, tmp, final, limits)
     return final
 
 
@@ -75,12 +68,19 @@ def _unpack_to(store: Store, record: ImageRecord, dest: Path, limits: UnpackLimi
         dest.rmdir()
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.tmp"
+    _build_then_rename(store, record, tmp, dest, limits)
+    return dest
+
+
+def _build_then_rename(
+    store: Store, record: ImageRecord, tmp: Path, final: Path, limits: UnpackLimits | None
+) -> None:
+    """Applies the layers into ``tmp`` and renames it to ``final``: a tree is whole or absent."""
     tmp.mkdir()
     try:
         _apply_layers(store, record, tmp, limits)
-        os.rename(tmp, dest)
+        os.rename(tmp, final)
     except BaseException:
         with contextlib.suppress(OSError):
             remove_tree(tmp)
         raise
-    return dest
