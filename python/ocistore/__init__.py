@@ -73,8 +73,6 @@ from ocistore.reference import Reference, apply_default_tag
 
 if TYPE_CHECKING:
     from ocistore.credentials import Credential, Keyring, docker_registry_secret, url_matches
-    from ocistore.registry.pull import PulledImage, PullEvent, pull, resolve
-    from ocistore.registry.push import TransferReport, copy, push
     from ocistore.store import (
         FsckReport,
         GcReport,
@@ -84,6 +82,8 @@ if TYPE_CHECKING:
         PullRecord,
         Store,
     )
+    from ocistore.transfer.pull import PulledImage, PullEvent, pull, resolve
+    from ocistore.transfer.push import TransferReport, copy, push
 
 # The registry client (httpx), credentials and the store load on first use: a program
 # that only parses references or unpacks layers does not pay for them.
@@ -95,16 +95,16 @@ _LAZY: dict[str, str] = {
     "Ingest": "ocistore.store",
     "Keyring": "ocistore.credentials",
     "PullCredential": "ocistore.store",
-    "PullEvent": "ocistore.registry.pull",
+    "PullEvent": "ocistore.transfer.pull",
     "PullRecord": "ocistore.store",
-    "PulledImage": "ocistore.registry.pull",
+    "PulledImage": "ocistore.transfer.pull",
     "Store": "ocistore.store",
-    "TransferReport": "ocistore.registry.push",
-    "copy": "ocistore.registry.push",
+    "TransferReport": "ocistore.transfer.push",
+    "copy": "ocistore.transfer.push",
     "docker_registry_secret": "ocistore.credentials",
-    "pull": "ocistore.registry.pull",
-    "push": "ocistore.registry.push",
-    "resolve": "ocistore.registry.pull",
+    "pull": "ocistore.transfer.pull",
+    "push": "ocistore.transfer.push",
+    "resolve": "ocistore.transfer.pull",
     "url_matches": "ocistore.credentials",
 }
 

@@ -19,8 +19,8 @@ from node_registries import ManagerRegistries
 from regfixtures.registry import registry_requests
 
 import ocistore
-from ocistore.imagebuild import build_image, build_index
 from ocistore.store import Store
+from ocistore.testing.imagebuild import build_image, build_index
 
 COMMANDS = [
     "pull",

@@ -24,11 +24,11 @@ from ocistore.errors import (
     InvalidImageName,
     RegistryUnavailable,
 )
-from ocistore.imagebuild import build_image
 from ocistore.manager import ImageEvent, ImageManager
 from ocistore.policy import PullPolicy
 from ocistore.registry import RetryPolicy
 from ocistore.store import Store
+from ocistore.testing.imagebuild import build_image
 
 
 class FakeClock:

@@ -23,10 +23,10 @@ from ocistore.errors import (
     SizeMismatchError,
     UnsupportedManifestError,
 )
-from ocistore.imagebuild import BuiltImage, build_image
-from ocistore.registry.pull import pull
-from ocistore.registry.push import push
 from ocistore.store import ProblemKind, Store
+from ocistore.testing.imagebuild import BuiltImage, build_image
+from ocistore.transfer.pull import pull
+from ocistore.transfer.push import push
 
 
 @dataclass

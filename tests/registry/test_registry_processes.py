@@ -13,10 +13,10 @@ from pathlib import Path
 from regfixtures.proxy import Fault, FaultProxy
 from regfixtures.setups import FAST_RETRY, Registries, make_setup, unique_repository
 
-from ocistore.imagebuild import build_image
-from ocistore.registry.pull import pull
-from ocistore.registry.push import push
 from ocistore.store import ProblemKind, Store
+from ocistore.testing.imagebuild import build_image
+from ocistore.transfer.pull import pull
+from ocistore.transfer.push import push
 
 PULL = (
     "import sys, ocistore\n"

@@ -1,4 +1,4 @@
-"""ocistore.pull / push / copy against the real registry, images from ocistore.imagebuild."""
+"""ocistore.pull / push / copy against the real registry, images from ocistore.testing."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from ocistore.errors import (
     PlatformNotFoundError,
     RegistryError,
 )
-from ocistore.imagebuild import BuiltImage, BuiltIndex, build_image, build_index
-from ocistore.registry.pull import PullEvent, pull, resolve
-from ocistore.registry.push import copy, push
 from ocistore.store import Store
+from ocistore.testing.imagebuild import BuiltImage, BuiltIndex, build_image, build_index
+from ocistore.transfer.pull import PullEvent, pull, resolve
+from ocistore.transfer.push import copy, push
 
 
 def sample_image(
@@ -342,7 +342,7 @@ def test_a_hostile_layer_is_stopped_during_the_streaming_unpack(
     import tarfile
 
     from ocistore.errors import UnsafeLayerError
-    from ocistore.imagebuild import RawLayer
+    from ocistore.testing.imagebuild import RawLayer
 
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:

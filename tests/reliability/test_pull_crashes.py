@@ -18,8 +18,8 @@ from node_registries import ManagerRegistries
 from regfixtures.registry import registry_requests
 
 import ocistore
-from ocistore.imagebuild import build_image
 from ocistore.store import ProblemKind, Store
+from ocistore.testing.imagebuild import build_image
 
 from .killproxy import CountingRelay
 
@@ -32,14 +32,14 @@ KILL_POINTS = 200 if os.environ.get("OCISTORE_LONG") == "1" else 50
 SEED = 20261127
 
 
-def _layers_total(image: ocistore.imagebuild.BuiltImage) -> int:
+def _layers_total(image: ocistore.testing.imagebuild.BuiltImage) -> int:
     return sum(layer.size for layer in image.layers)
 
 
 @pytest.fixture(scope="module")
 def crash_image(
     manager_registries: ManagerRegistries, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[str, ocistore.imagebuild.BuiltImage]:
+) -> tuple[str, ocistore.testing.imagebuild.BuiltImage]:
     """A four-layer image of incompressible data (byte offsets map straight to blobs)."""
     rng = random.Random(SEED)
     image = build_image(
@@ -56,7 +56,7 @@ def crash_image(
     return reference, image
 
 
-def _persisted_layer_bytes(root: Path, image: ocistore.imagebuild.BuiltImage) -> int:
+def _persisted_layer_bytes(root: Path, image: ocistore.testing.imagebuild.BuiltImage) -> int:
     """Bytes of the image's layers that a resumed pull need not fetch again."""
     store = Store(root)
     kept = 0
@@ -99,7 +99,7 @@ def _kill_at(reference: str, root: Path, upstream: str, mark: int) -> bool:
 
 def test_sigkill_at_seeded_points_then_fsck_is_clean_and_the_pull_completes(
     manager_registries: ManagerRegistries,
-    crash_image: tuple[str, ocistore.imagebuild.BuiltImage],
+    crash_image: tuple[str, ocistore.testing.imagebuild.BuiltImage],
     tmp_path: Path,
 ) -> None:
     reference, image = crash_image

@@ -9,8 +9,8 @@ import pytest
 from ocistore import model
 from ocistore.digest import digest_bytes
 from ocistore.errors import DigestMismatchError, ManifestError, StoreError
-from ocistore.imagebuild import BuiltImage, Symlink, build_image
 from ocistore.store import Store
+from ocistore.testing.imagebuild import BuiltImage, Symlink, build_image
 
 
 @pytest.fixture

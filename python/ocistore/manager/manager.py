@@ -466,7 +466,7 @@ def _same_platform(recorded: str | None, wanted: str | None) -> bool:
 
 
 def _registry_pull(reference: str, **options: Any) -> Any:
-    from ocistore.registry.pull import pull
+    from ocistore.transfer.pull import pull
 
     return pull(reference, **options)
 

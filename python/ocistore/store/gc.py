@@ -34,21 +34,21 @@ TMP_PREFIX = ".tmp-"
 def live_blobs(store: Store, conn: sqlite3.Connection) -> set[str]:
     """Every blob reachable from an image, a pinned blob or a live lease (prunes dead leases)."""
     roots: set[str] = set()
-    for record in store.index.images(conn):
+    for record in store.catalog.images(conn):
         roots.add(record.digest)
         if record.index_digest:
             roots.add(record.index_digest)
     roots.update(r[0] for r in conn.execute("SELECT digest FROM blobs WHERE pinned = 1"))
-    for lease_id, digests in store.index.leases(conn).items():
+    for lease_id, digests in store.catalog.leases(conn).items():
         if lease_is_alive(store.leases_dir, lease_id):
             roots.update(digests)
         else:
-            store.index.remove_lease(lease_id, conn)
+            store.catalog.remove_lease(lease_id, conn)
             stale = FileLock(store.leases_dir / f"{lease_id}.lock")
             if stale.acquire(blocking=False):
                 stale.release(unlink=True)
     edges: dict[str, list[str]] = {}
-    for parent, child in store.index.refs(conn):
+    for parent, child in store.catalog.refs(conn):
         edges.setdefault(parent, []).append(child)
     marked: set[str] = set()
     stack = list(roots)
@@ -63,7 +63,7 @@ def live_blobs(store: Store, conn: sqlite3.Connection) -> set[str]:
 
 def live_chain_ids(store: Store, conn: sqlite3.Connection) -> set[str]:
     """Chain IDs of every recorded image (the names of the unpacked trees to keep)."""
-    return {r.chain_id for r in store.index.images(conn) if r.chain_id}
+    return {r.chain_id for r in store.catalog.images(conn) if r.chain_id}
 
 
 def unpack_dir_name(chain_id: str) -> str:
@@ -99,9 +99,9 @@ def collect_garbage(store: Store, *, dry_run: bool, ingest_max_age: float) -> Gc
     """Implements :meth:`Store.gc`."""
     report = GcReport(dry_run=dry_run)
     now = time.time()
-    with store.index.write() as conn:
+    with store.catalog.write() as conn:
         marked = live_blobs(store, conn)
-        indexed = store.index.blob_sizes()
+        indexed = store.catalog.blob_sizes()
         on_disk = {digest: path for digest, path in store.blobs.files() if digest is not None}
         candidates = sorted((set(indexed) | set(on_disk)) - marked)
         removed_rows: list[str] = []
@@ -123,7 +123,7 @@ def collect_garbage(store: Store, *, dry_run: bool, ingest_max_age: float) -> Gc
             finally:
                 lock.release(unlink=not dry_run)
         if not dry_run and removed_rows:
-            store.index.remove_blob_rows(conn, removed_rows)
+            store.catalog.remove_blob_rows(conn, removed_rows)
             for algo_dir in {p.parent for d, p in on_disk.items() if d in set(removed_rows)}:
                 fsync_dir(algo_dir)
         keep_trees = {unpack_dir_name(c) for c in live_chain_ids(store, conn)}

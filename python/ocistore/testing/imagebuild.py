@@ -401,7 +401,7 @@ def build_image(
         diff_ids=tuple(layer.diff_id for layer in layers),
         created=EPOCH,
         history=tuple(
-            model.History(created=EPOCH, created_by="ocistore.imagebuild") for _ in layers
+            model.History(created=EPOCH, created_by="ocistore.testing.imagebuild") for _ in layers
         ),
         **fields,
     )

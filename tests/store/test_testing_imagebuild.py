@@ -14,7 +14,7 @@ import zstandard
 
 from ocistore import model
 from ocistore.digest import digest_bytes
-from ocistore.imagebuild import (
+from ocistore.testing.imagebuild import (
     Directory,
     FileEntry,
     Hardlink,
