@@ -48,24 +48,19 @@ from ocistore.errors import (
     UnsupportedMediaTypeError,
 )
 from ocistore.layer import LayerWriter, UnpackLimits, UnpackStats, unpack_layer
+from ocistore.mediatypes import Compression, MediaType
 from ocistore.model import (
     Annotations,
-    Compression,
     Descriptor,
     History,
     ImageConfig,
     Index,
     Manifest,
     chain_ids,
-    is_index_media_type,
-    is_layer_media_type,
-    is_manifest_media_type,
-    layer_compression,
     parse_image_config,
     parse_index,
     parse_manifest,
     parse_manifest_document,
-    sniff_compression,
 )
 from ocistore.platform import Platform, PlatformMatcher, only, only_strict
 from ocistore.policy import PullPolicy, default_pull_policy
@@ -149,6 +144,7 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "ManifestTooLargeError",
+    "MediaType",
     "MediaTypeMismatchError",
     "OciStoreError",
     "Platform",
@@ -181,10 +177,6 @@ __all__ = [
     "digest_bytes",
     "digest_file",
     "docker_registry_secret",
-    "is_index_media_type",
-    "is_layer_media_type",
-    "is_manifest_media_type",
-    "layer_compression",
     "only",
     "only_strict",
     "parse_image_config",
@@ -194,7 +186,6 @@ __all__ = [
     "pull",
     "push",
     "resolve",
-    "sniff_compression",
     "unpack_layer",
     "url_matches",
     "validate_digest",

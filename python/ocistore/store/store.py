@@ -10,6 +10,7 @@ from typing import BinaryIO
 
 import platformdirs
 
+from ocistore import mediatypes
 from ocistore.digest import digest_bytes, validate_digest
 from ocistore.errors import (
     BlobNotFoundError,
@@ -17,6 +18,7 @@ from ocistore.errors import (
     ManifestError,
 )
 from ocistore.layer import UnpackLimits
+from ocistore.mediatypes import MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, MediaType
 from ocistore.model import ImageConfig, Index, Manifest
 from ocistore.reference import Reference
 from ocistore.store import content
@@ -189,8 +191,8 @@ class Store:
     ) -> ImageRecord:
         """Names an image whose manifest (and index, config, layers) are already committed."""
         key, repository, tag = self._record_key(reference, manifest_digest)
-        manifest_bytes = self._read_committed(manifest_digest, content.MAX_MANIFEST_SIZE)
-        manifest = content.parse_manifest(manifest_bytes, manifest_digest)
+        manifest_bytes = self._read_committed(manifest_digest, MAX_MANIFEST_SIZE)
+        manifest = content.verified_manifest(manifest_bytes, manifest_digest)
         children = content.manifest_children(manifest)
         for child in children:
             if not self._blobs.has(child.digest) and not content.may_be_absent(child):
@@ -199,8 +201,8 @@ class Store:
                 )
         index_children: list[content.Child] = []
         if index_digest is not None:
-            index_doc = content.parse_index(
-                self._read_committed(index_digest, content.MAX_MANIFEST_SIZE), index_digest
+            index_doc = content.verified_index(
+                self._read_committed(index_digest, MAX_MANIFEST_SIZE), index_digest
             )
             index_children = [
                 c for c in content.index_children(index_doc) if self.has_blob(c.digest)
@@ -212,17 +214,17 @@ class Store:
             if platform is None:
                 platform = content.platform_in_index(index_doc, manifest_digest)
         config: ImageConfig | None = None
-        if content.is_image_config(manifest.config.media_type) and self.has_blob(
+        if mediatypes.is_config(manifest.config.media_type) and self.has_blob(
             manifest.config.digest
         ):
-            config = content.parse_config(
-                self._read_committed(manifest.config.digest, content.MAX_CONFIG_SIZE),
+            config = content.verified_config(
+                self._read_committed(manifest.config.digest, MAX_CONFIG_SIZE),
                 manifest.config.digest,
             )
-            content.check_layers_match_config(manifest, config)
+            manifest.check_config(config)
             if platform is None:
                 platform = content.config_platform(config)
-        chain = content.chain_id(content.diff_ids(config)) if config is not None else None
+        chain = content.chain_id(list(config.diff_ids)) if config is not None else None
         size = len(manifest_bytes) + sum(c.size for c in children)
         now = datetime.now(UTC)
         with self._layout_lock():
@@ -246,7 +248,7 @@ class Store:
                     digest=manifest_digest,
                     index_digest=index_digest,
                     platform=platform,
-                    media_type=manifest.media_type or content.OCI_MANIFEST,
+                    media_type=manifest.media_type or MediaType.OCI_MANIFEST,
                     size=size,
                     created=previous.created
                     if previous is not None and previous.digest == manifest_digest
@@ -376,19 +378,17 @@ class Store:
             digest = ref_or_digest
         else:
             digest = self.resolve(ref_or_digest)
-        return content.parse_manifest(
-            self._read_committed(digest, content.MAX_MANIFEST_SIZE), digest
-        )
+        return content.verified_manifest(self._read_committed(digest, MAX_MANIFEST_SIZE), digest)
 
     def config(self, ref: Reference | str) -> ImageConfig:
         """The image configuration of a reference."""
         manifest = self.manifest(ref)
         digest = manifest.config.digest
-        return content.parse_config(self._read_committed(digest, content.MAX_CONFIG_SIZE), digest)
+        return content.verified_config(self._read_committed(digest, MAX_CONFIG_SIZE), digest)
 
     def index_document(self, digest: str) -> Index:
         """A stored image index (manifest list)."""
-        return content.parse_index(self._read_committed(digest, content.MAX_MANIFEST_SIZE), digest)
+        return content.verified_index(self._read_committed(digest, MAX_MANIFEST_SIZE), digest)
 
     # --- pull records (KEP-2535) --------------------------------------------------------
 

@@ -20,6 +20,7 @@ from ocistore.errors import (
     PlatformNotFoundError,
 )
 from ocistore.layer import LayerWriter, UnpackLimits, unpack_layer
+from ocistore.mediatypes import MAX_CONFIG_SIZE
 from ocistore.model import (
     Descriptor,
     Index,
@@ -30,7 +31,6 @@ from ocistore.model import (
 from ocistore.platform import Platform, only
 from ocistore.reference import Reference
 from ocistore.registry.auth import AuthSpec
-from ocistore.registry.client import MAX_CONFIG_SIZE
 from ocistore.registry.session import RegistrySession, session_for
 from ocistore.registry.transport import RetryPolicy
 

@@ -11,11 +11,12 @@ import httpx
 
 from ocistore.digest import digest_file
 from ocistore.errors import DigestMismatchError, RegistryError
+from ocistore.mediatypes import MAX_MANIFEST_SIZE
 from ocistore.model import Index, Manifest, parse_manifest_document
 from ocistore.platform import Platform
 from ocistore.reference import Reference
 from ocistore.registry.auth import AuthSpec
-from ocistore.registry.client import MAX_MANIFEST_SIZE, RegistryClient
+from ocistore.registry.client import RegistryClient
 from ocistore.registry.session import RegistrySession, session_for
 from ocistore.registry.transport import RetryPolicy
 
