@@ -17,6 +17,7 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
+from ocistore.registry.options import RegistryOptions
 from ocistore.store import Store
 from ocistore.testing.imagebuild import (
     BuiltImage,
@@ -191,6 +192,8 @@ def push(store: Store, info: ImageInfo, host: str) -> dict[str, str]:
     for compression in COMPRESSIONS:
         tag = info.tag(compression)
         ref = f"{host}/{REPOSITORY}:{tag}"
-        ocistore.push(ref, store=store, source=f"{REPOSITORY}:{tag}", plain_http=True)
+        ocistore.push(
+            ref, store=store, source=f"{REPOSITORY}:{tag}", options=RegistryOptions(plain_http=True)
+        )
         refs[compression] = ref
     return refs

@@ -68,6 +68,7 @@ from ocistore.reference import Reference, apply_default_tag
 
 if TYPE_CHECKING:
     from ocistore.credentials import Credential, Keyring, docker_registry_secret, url_matches
+    from ocistore.registry.options import RegistryOptions
     from ocistore.store import (
         FsckReport,
         GcReport,
@@ -92,6 +93,7 @@ _LAZY: dict[str, str] = {
     "PullCredential": "ocistore.store",
     "PullEvent": "ocistore.transfer.pull",
     "PullRecord": "ocistore.store",
+    "RegistryOptions": "ocistore.registry.options",
     "PulledImage": "ocistore.transfer.pull",
     "Store": "ocistore.store",
     "TransferReport": "ocistore.transfer.push",
@@ -157,6 +159,7 @@ __all__ = [
     "PulledImage",
     "Reference",
     "RegistryError",
+    "RegistryOptions",
     "RegistryUnavailable",
     "RegistryUnavailableError",
     "SecretFormatError",

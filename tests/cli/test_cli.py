@@ -19,6 +19,7 @@ from node_registries import ManagerRegistries
 from regfixtures.registry import registry_requests
 
 import ocistore
+from ocistore.registry.options import RegistryOptions
 from ocistore.store import Store
 from ocistore.testing.imagebuild import build_image, build_index
 
@@ -91,7 +92,7 @@ def _push(host: str, tmp_path: Path, name: str, *, arches: tuple[str, ...] = ())
             [{"etc/os-release": "ID=demo\n"}, {"app/data.bin": os.urandom(300_000)}]
         )
         image.write_to_store(store, reference)
-    ocistore.push(reference, store=store, plain_http=True)
+    ocistore.push(reference, store=store, options=RegistryOptions(plain_http=True))
     return reference
 
 

@@ -18,6 +18,7 @@ from node_registries import ManagerRegistries
 from regfixtures.registry import registry_requests
 
 import ocistore
+from ocistore.registry.options import RegistryOptions
 from ocistore.store import ProblemKind, Store
 from ocistore.testing.imagebuild import build_image
 
@@ -26,7 +27,8 @@ from .killproxy import CountingRelay
 PULL = (
     "import sys, ocistore\n"
     "from ocistore.store import Store\n"
-    "ocistore.pull(sys.argv[2], store=Store(sys.argv[1]), plain_http=True)\n"
+    "options = ocistore.RegistryOptions(plain_http=True)\n"
+    "ocistore.pull(sys.argv[2], store=Store(sys.argv[1]), options=options)\n"
 )
 KILL_POINTS = 200 if os.environ.get("OCISTORE_LONG") == "1" else 50
 SEED = 20261127
@@ -52,7 +54,7 @@ def crash_image(
     reference = f"{manager_registries.plain.host}/crash/{uuid.uuid4().hex[:8]}:v1"
     store = Store(tmp_path_factory.mktemp("crash-seed"))
     image.write_to_store(store, reference)
-    ocistore.push(reference, store=store, plain_http=True)
+    ocistore.push(reference, store=store, options=RegistryOptions(plain_http=True))
     return reference, image
 
 
@@ -133,7 +135,7 @@ def test_sigkill_at_seeded_points_then_fsck_is_clean_and_the_pull_completes(
         resumed_partials += any(
             store._blobs.partial_path(layer.digest).exists() for layer in image.layers
         )
-        pulled = ocistore.pull(reference, store=store, plain_http=True)
+        pulled = ocistore.pull(reference, store=store, options=RegistryOptions(plain_http=True))
         assert pulled.digest == image.digest
         # Only what was missing is fetched: committed layers and partial bytes are kept.
         assert pulled.bytes_downloaded == total - persisted, f"kill point {mark}"
@@ -159,7 +161,7 @@ def test_eight_processes_pulling_different_images_that_share_layers(
         image = build_image([base, middle, {"app": f"app {number}".encode() * 1000}])
         reference = f"{registry.host}/shared/{uuid.uuid4().hex[:8]}:v{number}"
         image.write_to_store(seed_store, reference)
-        ocistore.push(reference, store=seed_store, plain_http=True)
+        ocistore.push(reference, store=seed_store, options=RegistryOptions(plain_http=True))
         references.append(reference)
         images.append(image)
     shared = {images[0].layers[0].digest, images[0].layers[1].digest}

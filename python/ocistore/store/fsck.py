@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ocistore.digest import digest_file
-from ocistore.store.gc import TMP_PREFIX, live_blobs, remove_tree, unpack_lock_path
+from ocistore.store.gc import live_blobs
 from ocistore.store.leases import lease_is_alive
 from ocistore.store.locks import FileLock, is_locked
+from ocistore.store.paths import TMP_PREFIX, remove_tree, unpack_lock_path
 from ocistore.store.records import FsckProblem, FsckReport, ImageRecord, ProblemKind
 
 if TYPE_CHECKING:

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 from ocistore import mediatypes
 from ocistore.errors import BlobNotFoundError, ManifestError, StoreError
 from ocistore.layer import UnpackLimits, unpack_layer
-from ocistore.store.gc import TMP_PREFIX, remove_tree, unpack_dir_name, unpack_lock_path
 from ocistore.store.locks import FileLock
+from ocistore.store.paths import TMP_PREFIX, remove_tree, unpack_dir_name, unpack_lock_path
 from ocistore.store.records import ImageRecord
 
 if TYPE_CHECKING:
