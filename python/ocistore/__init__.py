@@ -68,6 +68,7 @@ from ocistore.reference import Reference, apply_default_tag
 
 if TYPE_CHECKING:
     from ocistore.credentials import Credential, Keyring, docker_registry_secret, url_matches
+    from ocistore.manager import ImageGCManager, ImageGCPolicy, ImageManager, ImageResult
     from ocistore.registry.options import RegistryOptions
     from ocistore.store import (
         FsckReport,
@@ -81,13 +82,17 @@ if TYPE_CHECKING:
     from ocistore.transfer.pull import PulledImage, PullEvent, pull, resolve
     from ocistore.transfer.push import TransferReport, copy, push
 
-# The registry client (httpx), credentials and the store load on first use: a program
-# that only parses references or unpacks layers does not pay for them.
+# The registry client (httpx), credentials, the store and the image manager load on first
+# use: a program that only parses references or unpacks layers does not pay for them.
 _LAZY: dict[str, str] = {
     "Credential": "ocistore.credentials",
     "FsckReport": "ocistore.store",
     "GcReport": "ocistore.store",
+    "ImageGCManager": "ocistore.manager",
+    "ImageGCPolicy": "ocistore.manager",
+    "ImageManager": "ocistore.manager",
     "ImageRecord": "ocistore.store",
+    "ImageResult": "ocistore.manager",
     "Ingest": "ocistore.store",
     "Keyring": "ocistore.credentials",
     "PullCredential": "ocistore.store",
@@ -125,10 +130,14 @@ __all__ = [
     "GcReport",
     "History",
     "ImageConfig",
+    "ImageGCManager",
+    "ImageGCPolicy",
+    "ImageManager",
     "ImageNotFoundError",
     "ImagePullBackOff",
     "ImagePullError",
     "ImageRecord",
+    "ImageResult",
     "Index",
     "Ingest",
     "InvalidDigestError",

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +25,12 @@ from ocistore.errors import (
 )
 from ocistore.manager import ImageEvent, ImageManager
 from ocistore.manager.interfaces import Pulled, Puller
+from ocistore.manager.manager import store_puller
 from ocistore.policy import PullPolicy
 from ocistore.registry import RetryPolicy
 from ocistore.registry.options import RegistryOptions
 from ocistore.store import Store
 from ocistore.testing.imagebuild import build_image
-from ocistore.transfer.pull import PullEvent
 
 
 class FakeClock:
@@ -327,21 +325,13 @@ def test_ensure_secret_pulled_images(manager_registries: ManagerRegistries, tmp_
 
 def _counting_puller(store: Store, calls: list[str], gate: threading.Event | None = None) -> Puller:
     """ocistore.pull into ``store``, counting calls (and waiting for ``gate`` first)."""
+    pull_into_store = store_puller(store)
 
-    def puller(
-        reference: str,
-        *,
-        options: RegistryOptions,
-        platform: str | None,
-        unpack: str | os.PathLike[str] | None,
-        progress: Callable[[PullEvent], None] | None,
-    ) -> Pulled:
+    def puller(reference: str, **request: Any) -> Pulled:
         calls.append(reference)
         if gate is not None:
             gate.wait(10)
-        return ocistore.pull(
-            reference, store=store, options=options, platform=platform, unpack=unpack
-        )
+        return pull_into_store(reference, **request)
 
     return puller
 

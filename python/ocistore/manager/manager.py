@@ -141,7 +141,7 @@ class ImageManager:
         self._slots = PullSlots(serialize_image_pulls, max_parallel_image_pulls)
         self._qps = TokenBucket(registry_pull_qps, registry_burst, clock)
         self._flight: SingleFlight[_PullOutcome] = SingleFlight()
-        self._puller = puller if puller is not None else _store_puller(store)
+        self._puller = puller if puller is not None else store_puller(store)
         self.registry = registry if registry is not None else RegistryOptions()
         self.records: PullRecords | None = None
         if image_pull_credentials_verification_policy is not None:
@@ -212,10 +212,6 @@ class ImageManager:
             ):
                 record = None  # present, but for another platform than the one asked for
             image_ref = record.digest if record is not None else ""
-            if not image_ref and policy is PullPolicy.NEVER:
-                message = events.never_pull(image)
-                self._emit(ctx, "Warning", events.ERR_IMAGE_NEVER_PULL, message)
-                raise ErrImageNeverPull(message, image=image)
 
         credentials_cache: list[list[Credential]] = []
 
@@ -498,8 +494,8 @@ def _same_platform(recorded: str | None, wanted: str | None) -> bool:
     return str(Platform.parse(recorded)) == str(Platform.parse(wanted))
 
 
-def _store_puller(store: ImageStore) -> Puller:
-    """``ocistore.pull`` into ``store`` (which must then be an ``ocistore.store.Store``)."""
+def store_puller(store: ImageStore) -> Puller:
+    """The default Puller: ``ocistore.pull`` into ``store`` (an ``ocistore.store.Store``)."""
     from ocistore.store import Store
 
     if not isinstance(store, Store):
