@@ -60,19 +60,13 @@ def _verify(data: bytes, digest: str | None) -> None:
 def verified_manifest(data: bytes, digest: str | None) -> Manifest:
     """A stored image manifest, checked against its digest (``ManifestError`` if an index)."""
     _verify(data, digest)
-    document = model.parse_manifest_document(data)
-    if not isinstance(document, Manifest):
-        raise ManifestError(f"{digest or 'document'} is an index, not an image manifest")
-    return document
+    return model.parse_manifest(data)
 
 
 def verified_index(data: bytes, digest: str | None) -> Index:
     """A stored image index, checked against its digest (``ManifestError`` if a manifest)."""
     _verify(data, digest)
-    document = model.parse_manifest_document(data)
-    if not isinstance(document, Index):
-        raise ManifestError(f"{digest or 'document'} is an image manifest, not an index")
-    return document
+    return model.parse_index(data)
 
 
 def verified_config(data: bytes, digest: str | None) -> ImageConfig:
