@@ -75,16 +75,14 @@ class PulledImage:
     metadata_bytes: int = 0  # manifest, index and config bytes received
 
 
-def _parse_reference(ref: Reference | str) -> Reference:
-    reference = ref if isinstance(ref, Reference) else Reference.parse(ref)
-    if reference.tag is None and reference.digest is None:
-        reference = reference.with_default_tag()
-    return reference
+def image_reference(ref: Reference | str) -> Reference:
+    """What pull, push and copy act on: a parsed reference, ``:latest`` if it names no version."""
+    return (ref if isinstance(ref, Reference) else Reference.parse(ref)).with_default_tag()
 
 
 def resolve(ref: Reference | str, *, options: RegistryOptions | None = None) -> str:
     """The digest a reference names now: one HEAD (GET only if HEAD gives no digest)."""
-    reference = _parse_reference(ref)
+    reference = image_reference(ref)
     if reference.digest is not None:
         return reference.digest
     with session_for(reference, options) as session:
@@ -114,7 +112,7 @@ def pull(
     """
     from ocistore.store import Store
 
-    reference = _parse_reference(ref)
+    reference = image_reference(ref)
     store = store if store is not None else Store()
     emit = progress or (lambda event: None)
     name = str(reference)

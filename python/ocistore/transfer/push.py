@@ -16,6 +16,7 @@ from ocistore.reference import Reference
 from ocistore.registry.client import RegistryClient
 from ocistore.registry.options import RegistryOptions
 from ocistore.registry.session import RegistrySession, session_for
+from ocistore.transfer.pull import image_reference
 
 if TYPE_CHECKING:
     from ocistore.store import Store
@@ -39,13 +40,6 @@ def _push_client(session: RegistrySession) -> RegistryClient:
         if host.can("push"):
             return session.client(host)
     raise RegistryError(f"no host of {session.registry} is allowed to push")
-
-
-def _parse(ref: Reference | str) -> Reference:
-    reference = ref if isinstance(ref, Reference) else Reference.parse(ref)
-    if reference.tag is None and reference.digest is None:
-        reference = reference.with_default_tag()
-    return reference
 
 
 class _Uploader:
@@ -113,7 +107,7 @@ def push(
     from ocistore.store import Store
 
     store = store if store is not None else Store()
-    target = _parse(ref)
+    target = image_reference(ref)
     record = store.image(source if source is not None else target)
     origin_ref = Reference.parse(record.reference) if record.repository else None
     mount_from = None
@@ -170,8 +164,8 @@ def copy(
     Blobs go through a temporary file (bounded memory, resumable, verified before upload);
     within one registry they are mounted instead.
     """
-    source = _parse(src)
-    target = _parse(dst)
+    source = image_reference(src)
+    target = image_reference(dst)
     same_registry = source.registry == target.registry
     with (
         session_for(source, options) as src_session,
