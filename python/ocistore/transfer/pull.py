@@ -18,7 +18,7 @@ from ocistore.errors import (
     PlatformNotFoundError,
 )
 from ocistore.layer import LayerWriter, UnpackLimits, unpack_layer
-from ocistore.mediatypes import MAX_CONFIG_SIZE
+from ocistore.mediatypes import MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE
 from ocistore.model import (
     Descriptor,
     Index,
@@ -224,7 +224,7 @@ def _manifest(
     store: Store, session: RegistrySession, digest: str, fetched_bytes: list[int]
 ) -> Manifest | Index:
     if store.has_blob(digest):
-        data = store.read_blob(digest, 4 * 1024 * 1024)
+        data = store.read_blob(digest, MAX_MANIFEST_SIZE)
         return parse_manifest_document(data)
     fetched = session.get_manifest(digest)
     fetched_bytes.append(len(fetched.data))
