@@ -449,7 +449,7 @@ class Store:
 
     def gc(self, *, dry_run: bool = False, ingest_max_age: float = INGEST_MAX_AGE) -> GcReport:
         """Deletes blobs and unpacked trees no image, pin or live lease references."""
-        from ocistore.store.gc import collect_garbage
+        from ocistore.store.blobgc import collect_garbage
 
         return collect_garbage(self, dry_run=dry_run, ingest_max_age=ingest_max_age)
 
