@@ -79,8 +79,10 @@ if TYPE_CHECKING:
         PullRecord,
         Store,
     )
+    from ocistore.transfer.copy import copy
     from ocistore.transfer.pull import PulledImage, PullEvent, pull, resolve
-    from ocistore.transfer.push import TransferReport, copy, push
+    from ocistore.transfer.push import push
+    from ocistore.transfer.upload import TransferReport
 
 # The registry client (httpx), credentials, the store and the image manager load on first
 # use: a program that only parses references or unpacks layers does not pay for them.
@@ -101,8 +103,8 @@ _LAZY: dict[str, str] = {
     "RegistryOptions": "ocistore.registry.options",
     "PulledImage": "ocistore.transfer.pull",
     "Store": "ocistore.store",
-    "TransferReport": "ocistore.transfer.push",
-    "copy": "ocistore.transfer.push",
+    "TransferReport": "ocistore.transfer.upload",
+    "copy": "ocistore.transfer.copy",
     "docker_registry_secret": "ocistore.credentials",
     "pull": "ocistore.transfer.pull",
     "push": "ocistore.transfer.push",
