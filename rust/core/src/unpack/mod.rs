@@ -15,6 +15,7 @@ mod limits;
 mod root;
 mod safe_path;
 mod stream;
+pub mod tar_reader;
 mod whiteout;
 mod writer;
 
@@ -33,6 +34,7 @@ use crate::digest::{Algorithm, ContentDigest, Hasher};
 use apply::Applier;
 use decompress::{StageConfig, StageEnd};
 use stream::TarStream;
+use tar_reader::TarReader;
 
 /// What unpacking a layer did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -215,18 +217,14 @@ fn apply_tar(
             .take()
             .unwrap_or_else(|| UnpackError::from_stream(e))
     };
+    let source_error = |e: UnpackError| match e {
+        UnpackError::Source(e) => stream_error(e),
+        other => other,
+    };
     let mut applier = Applier::new(root, options.limits, options.privileges);
-    {
-        let mut archive = tar::Archive::new(&mut *stream);
-        let entries = archive.entries().map_err(stream_error)?;
-        for entry in entries {
-            let mut entry = entry.map_err(stream_error)?;
-            match applier.apply(&mut entry) {
-                Ok(()) => {}
-                Err(UnpackError::Source(e)) => return Err(stream_error(e)),
-                Err(e) => return Err(e),
-            }
-        }
+    let mut reader = TarReader::new(&mut *stream);
+    while let Some(entry) = reader.next_entry().map_err(source_error)? {
+        applier.apply(&mut reader, entry).map_err(source_error)?;
     }
     let stats = applier.finish()?;
     stream.drain().map_err(stream_error)?;
