@@ -58,6 +58,8 @@ pub struct UnpackStats {
 /// How to unpack one layer.
 #[derive(Clone, Debug)]
 pub struct UnpackOptions {
+    /// What the media type declares. The blob's magic bytes decide how it is decompressed,
+    /// as in containerd; the media type only has to be a layer type.
     pub compression: Compression,
     /// Expected digest of the compressed blob; `None` skips hashing it altogether.
     pub digest: Option<ContentDigest>,
@@ -133,7 +135,6 @@ pub fn unpack_reader<R: Read + Send + 'static>(
         .as_ref()
         .map_or(Algorithm::Sha256, |d| d.algorithm);
     let config = StageConfig {
-        compression: options.compression,
         hasher: options.digest.as_ref().map(|d| Hasher::new(d.algorithm)),
         blob_path: options.blob_path.clone(),
         drain_on_error,
