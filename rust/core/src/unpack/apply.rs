@@ -496,12 +496,12 @@ impl<'r> Applier<'r> {
         if self.as_root && !owned_as_wanted {
             fchown(&fd, Some(uid(meta)?), Some(gid(meta)?)).map_err(io_err)?;
         }
-        // Creation applied the umask and chown cleared set-id bits (which are above 0o777):
-        // set the exact mode.
-        if mode & self.umask != 0 || mode & !0o777 != 0 {
+        // containerd's order: owner, xattrs, mode, times. A POSIX ACL xattr rewrites the mode;
+        // creation applied the umask and chown cleared set-id bits: set the exact mode.
+        self.set_xattrs(fd.as_fd(), &meta.name, &meta.xattrs)?;
+        if mode & self.umask != 0 || mode & !0o777 != 0 || !meta.xattrs.is_empty() {
             fchmod(&fd, Mode::from_raw_mode(mode)).map_err(io_err)?;
         }
-        self.set_xattrs(fd.as_fd(), &meta.name, &meta.xattrs)?;
         futimens(&fd, &times(meta.mtime, meta.atime)).map_err(io_err)?;
         self.layer_paths.insert(&meta.path);
         Ok(())
@@ -636,10 +636,11 @@ impl<'r> Applier<'r> {
             );
             fchown(&fd, Some(Uid::from_raw(u)), Some(Gid::from_raw(g))).map_err(io_err)?;
         }
-        if !dir.mode_set {
+        // containerd's order: owner, xattrs, mode (a POSIX ACL xattr rewrites the mode).
+        self.set_xattrs(fd.as_fd(), &name, &dir.xattrs)?;
+        if !dir.mode_set || !dir.xattrs.is_empty() {
             fchmod(&fd, Mode::from_raw_mode(dir.mode)).map_err(io_err)?;
         }
-        self.set_xattrs(fd.as_fd(), &name, &dir.xattrs)?;
         futimens(&fd, &times(dir.mtime, dir.atime)).map_err(io_err)?;
         Ok(())
     }
@@ -658,7 +659,6 @@ impl<'r> Applier<'r> {
         // the root (by us) or inside the container.
         self.create_or_fail(meta, |dir, leaf| symlinkat(target.as_slice(), dir, leaf))?;
         self.finish_node(meta, false)?;
-        self.set_xattrs_at(meta)?;
         self.layer_paths.insert(&meta.path);
         Ok(())
     }
@@ -750,7 +750,6 @@ impl<'r> Applier<'r> {
             Err(e) => return Err(UnpackError::from_io(Some(&meta.name), e.into())),
         }
         self.finish_node(meta, true)?;
-        self.set_xattrs_at(meta)?;
         self.layer_paths.insert(&meta.path);
         Ok(())
     }
@@ -768,14 +767,18 @@ impl<'r> Applier<'r> {
         } else {
             (None, None)
         };
-        let parent = self.parent_fd(meta)?;
         let io_err = |e: Errno| UnpackError::from_io(Some(&meta.name), e.into());
         if as_root {
+            let parent = self.parent_fd(meta)?;
             chownat(parent, leaf.as_slice(), uid, gid, AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(io_err)?;
         }
+        // containerd's order: owner, xattrs, mode (a POSIX ACL xattr rewrites the mode), times.
+        self.set_xattrs_at(meta)?;
+        let parent = self.parent_fd(meta)?;
         // A node we have just created: chmodat cannot meet a symlink here.
-        if chmod && (mode & umask != 0 || mode & !0o777 != 0) {
+        let acl_may_have_changed_mode = !meta.xattrs.is_empty();
+        if chmod && (mode & umask != 0 || mode & !0o777 != 0 || acl_may_have_changed_mode) {
             chmodat(
                 parent,
                 leaf.as_slice(),
