@@ -27,8 +27,8 @@ const MAX_SKIPPED_LISTED: usize = 10_000;
 const COPY_BUFFER: usize = 256 << 10;
 const SETID_BITS: u32 = 0o6000;
 const SETGID_BIT: u32 = 0o2000;
-/// xattr namespaces that would change how an overlay mount of this tree behaves.
-const OVERLAY_XATTR_PREFIXES: [&[u8]; 2] = [b"trusted.overlay.", b"user.overlay."];
+/// xattrs that steer an overlay mounted with `userxattr` (`trusted.*` are never set at all).
+const USER_OVERLAY_PREFIX: &[u8] = b"user.overlay.";
 /// PAX records that carry xattrs (Schily's, written by GNU tar, bsdtar, Go and Docker).
 const XATTR_RECORD_PREFIX: &[u8] = b"SCHILY.xattr.";
 
@@ -808,7 +808,7 @@ impl<'r> Applier<'r> {
     /// Sets the entry's xattrs on an open file or directory.
     fn set_xattrs(&mut self, fd: BorrowedFd<'_>, name: &str, xattrs: &[XattrRecord]) -> Result<()> {
         for (attr, value) in xattrs {
-            if self.refuse_overlay_xattr(name, attr) {
+            if self.refused_xattr(name, attr) {
                 continue;
             }
             let result = fsetxattr(fd, attr.as_slice(), value, XattrFlags::empty());
@@ -830,7 +830,7 @@ impl<'r> Applier<'r> {
         path.extend_from_slice(&leaf);
         let path = std::ffi::OsStr::from_bytes(&path).to_owned();
         for (attr, value) in &meta.xattrs {
-            if self.refuse_overlay_xattr(&meta.name, attr) {
+            if self.refused_xattr(&meta.name, attr) {
                 continue;
             }
             let result = lsetxattr(
@@ -844,19 +844,27 @@ impl<'r> Applier<'r> {
         Ok(())
     }
 
-    /// Attributes that steer overlayfs are never set: a layer must not control its own mount.
-    fn refuse_overlay_xattr(&mut self, name: &str, attr: &[u8]) -> bool {
-        let refused = OVERLAY_XATTR_PREFIXES.iter().any(|p| attr.starts_with(p));
-        if refused {
-            let attr = String::from_utf8_lossy(attr);
-            self.skip(name, &format!("xattr {attr} refused (overlayfs control)"));
-        }
-        refused
+    /// Attributes never set from a layer, with a note. `trusted.*`: containerd's `setxattr`
+    /// refuses them ("admin attributes from archive not supported", as ENOTSUP, so the layer
+    /// goes on without them), root or not; the kernel obeys `trusted.overlay.*`. `user.overlay.*`
+    /// (which containerd would set): an overlay mounted with `userxattr` obeys them, and a layer
+    /// must not steer its own mount.
+    fn refused_xattr(&mut self, name: &str, attr: &[u8]) -> bool {
+        let reason = if attr.starts_with(b"trusted.") {
+            "admin attributes from archive not supported"
+        } else if attr.starts_with(USER_OVERLAY_PREFIX) {
+            "refused (overlayfs control)"
+        } else {
+            return false;
+        };
+        let attr = String::from_utf8_lossy(attr);
+        self.skip(name, &format!("xattr {attr} ignored: {reason}"));
+        true
     }
 
-    /// containerd's rules for an xattr it could not set: `security.*` denied and any attribute
-    /// the filesystem does not support are skipped (with a note); `trusted.*` denied (not
-    /// root) is "admin attributes from archive not supported"; anything else fails the layer.
+    /// containerd's rules for an xattr it could not set: `security.*` denied (not root) and any
+    /// attribute the filesystem does not support are skipped (with a note); any other failure
+    /// (a `user.*` xattr on a symlink, a value too large) fails the layer.
     fn xattr_outcome(
         &mut self,
         name: &str,
@@ -877,10 +885,6 @@ impl<'r> Applier<'r> {
                 self.skip(name, &format!("xattr {attr_text} ignored: not supported"));
                 Ok(())
             }
-            Err(Errno::PERM) if attr.starts_with(b"trusted.") => Err(UnpackError::format(
-                Some(name),
-                format!("admin attributes from archive not supported ({attr_text})"),
-            )),
             Err(e) => Err(UnpackError::from_io(
                 Some(name),
                 io::Error::new(
