@@ -233,7 +233,7 @@ fn run<R: Read>(
 }
 
 /// Reads up to `buf.len()` bytes, fewer only at the end of the stream.
-fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_full<R: Read + ?Sized>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {

@@ -21,6 +21,7 @@ pub mod sparse;
 
 use std::io::{self, Read};
 
+use super::decompress::read_full;
 use super::error::{Result, UnpackError};
 use header::{parse_numeric, parse_string, BadNumber, Block, Format, BLOCK};
 use pax::{parse_go_int, parse_time, Records, Time};
@@ -224,7 +225,7 @@ impl<R: Read> TarReader<R> {
     fn skip_padding(&mut self) -> Result<bool> {
         let want = std::mem::take(&mut self.padding) as usize;
         let mut pad = [0u8; BLOCK];
-        Ok(fill(&mut self.inner, &mut pad[..want]).map_err(UnpackError::Source)? == want)
+        Ok(read_full(&mut self.inner, &mut pad[..want]).map_err(UnpackError::Source)? == want)
     }
 
     /// Reads the next header block; `false` at the end of the archive.
@@ -238,15 +239,16 @@ impl<R: Read> TarReader<R> {
         if !self.read_block()? || Block(&self.block).is_zero() {
             return Ok(false);
         }
+        let name = String::from_utf8_lossy(parse_string(Block(&self.block).name())).into_owned();
         Err(UnpackError::format(
-            None,
+            Some(&name),
             "a header follows a zero block (the end-of-archive marker)",
         ))
     }
 
     /// Reads one block; `false` when the stream ends exactly before it.
     fn read_block(&mut self) -> Result<bool> {
-        match fill(&mut self.inner, &mut self.block).map_err(UnpackError::Source)? {
+        match read_full(&mut self.inner, &mut self.block).map_err(UnpackError::Source)? {
             0 => Ok(false),
             BLOCK => Ok(true),
             _ => Err(UnpackError::Source(io::ErrorKind::UnexpectedEof.into())),
@@ -358,20 +360,6 @@ impl<R: Read> TarReader<R> {
         }
         Ok(fragments)
     }
-}
-
-/// Fills `buf` from `reader`; fewer bytes only at the end of the stream.
-fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 fn bad(entry: &Entry, rule: &str) -> UnpackError {

@@ -154,22 +154,28 @@ pub fn parse_time(text: &[u8]) -> Option<Time> {
     })
 }
 
+/// One record as writers format it: the length prefix counts itself.
+#[cfg(test)]
+pub fn format_record(key: &[u8], value: &[u8]) -> Vec<u8> {
+    let body_len = key.len() + value.len() + 3;
+    let mut len = body_len + 1;
+    while len != body_len + len.to_string().len() {
+        len = body_len + len.to_string().len();
+    }
+    let mut out = format!("{len} ").into_bytes();
+    out.extend_from_slice(key);
+    out.push(b'=');
+    out.extend_from_slice(value);
+    out.push(b'\n');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn record(key: &[u8], value: &[u8]) -> Vec<u8> {
-        let body_len = key.len() + value.len() + 3;
-        let mut len = body_len + 1;
-        while len != body_len + len.to_string().len() {
-            len = body_len + len.to_string().len();
-        }
-        let mut out = format!("{len} ").into_bytes();
-        out.extend_from_slice(key);
-        out.push(b'=');
-        out.extend_from_slice(value);
-        out.push(b'\n');
-        out
+        format_record(key, value)
     }
 
     #[test]

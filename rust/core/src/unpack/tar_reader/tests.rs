@@ -46,15 +46,7 @@ fn padded(data: &[u8]) -> Vec<u8> {
 }
 
 fn record(key: &str, value: &[u8]) -> Vec<u8> {
-    let body = key.len() + value.len() + 3;
-    let mut len = body + 1;
-    while len != body + len.to_string().len() {
-        len = body + len.to_string().len();
-    }
-    let mut out = format!("{len} {key}=").into_bytes();
-    out.extend_from_slice(value);
-    out.push(b'\n');
-    out
+    pax::format_record(key.as_bytes(), value)
 }
 
 fn pax(records: &[u8]) -> Vec<u8> {
