@@ -13,6 +13,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tar_oracles import require_tool
 from unpack_layers import BLOCK, end_of_archive, header_block, pax_record
 
@@ -100,6 +102,35 @@ def test_gnu_tar_capability_xattr_is_applied(tmp_path: Path) -> None:
     )
     dest = unpack(tmp_path, archive.read_bytes())
     assert os.getxattr(dest / "ping", "security.capability") == CAPABILITY
+
+
+_NAMES = st.binary(min_size=1, max_size=60).filter(
+    lambda n: (
+        b"/" not in n and b"\0" not in n and n not in (b".", b"..") and not n.startswith(b".wh.")
+    )
+)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=_NAMES,
+    xattrs=st.dictionaries(
+        st.text("abcdefghij-.", min_size=1, max_size=12), st.binary(max_size=80), max_size=4
+    ),
+)
+def test_any_name_and_binary_xattr_value_round_trips(
+    name: bytes, xattrs: dict[str, bytes], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """PAX records are read by their length prefix, whatever bytes the values hold."""
+    records = [binary_record("path", name)]
+    records += [binary_record(f"SCHILY.xattr.user.{k}", v) for k, v in xattrs.items()]
+    layer = pax_header(*records) + file_entry(b"placeholder", b"content") + end_of_archive()
+    dest = unpack(tmp_path_factory.mktemp("prop"), layer)
+    target = os.path.join(os.fsencode(dest), name)
+    with open(target, "rb") as f:
+        assert f.read() == b"content"
+    got = {k.removeprefix("user."): os.getxattr(target, k) for k in os.listxattr(target)}
+    assert got == xattrs
 
 
 # --- 2. Header-only entries with a size ------------------------------------------------------
