@@ -20,8 +20,8 @@ from regfixtures.registry import free_port, registry_config, running_registry
 from tar_oracles import Obj, differences, tree
 
 import ocistore
-from ocistore.imagebuild import RawLayer, build_image
-from ocistore.layer import OCI_LAYER_GZIP
+from ocistore.mediatypes import MediaType
+from ocistore.testing.imagebuild import RawLayer, build_image
 
 CAPABILITY = bytes.fromhex("010000020a000000000000000000000000000000")
 
@@ -163,8 +163,8 @@ def test_ocistore_applies_the_layer_as_containerd_does(
     dest = tmp_path / "ocistore"
     if isinstance(theirs, str):
         with pytest.raises(ocistore.OciStoreError):
-            ocistore.unpack_layer(layer, dest, OCI_LAYER_GZIP)
+            ocistore.unpack_layer(layer, dest, MediaType.OCI_LAYER_GZIP)
         return
-    ocistore.unpack_layer(layer, dest, OCI_LAYER_GZIP)
+    ocistore.unpack_layer(layer, dest, MediaType.OCI_LAYER_GZIP)
     problems = differences(theirs, tree(dest))
     assert not problems, "\n".join(problems)

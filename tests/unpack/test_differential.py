@@ -39,7 +39,7 @@ from tar_oracles import (
 
 import ocistore
 from ocistore.errors import LayerFormatError, LayerLimitError
-from ocistore.layer import OCI_LAYER
+from ocistore.mediatypes import MediaType
 
 GO_FIXTURES = Path(__file__).parent / "fixtures" / "go"
 # cap_dac_override,cap_fowner+ep: the permitted mask is 0x0a, a newline byte.
@@ -238,7 +238,7 @@ WRITERS: dict[str, tuple[Callable[[Path, Path], None], str]] = {
 
 
 def ocistore_tree(archive: Path, dest: Path) -> dict[bytes, Obj]:
-    ocistore.unpack_layer(archive, dest, OCI_LAYER)
+    ocistore.unpack_layer(archive, dest, MediaType.OCI_LAYER)
     return tree(dest)
 
 
@@ -319,11 +319,11 @@ def test_go_test_archives_read_as_go_reads_them(name: str, gotar: Path, tmp_path
     if any(e.size > DEFAULT_MAX_FILE_SIZE for e in listing.entries):
         # Go's 60 GB sparse files: the limits count the apparent size, holes included.
         with pytest.raises(LayerLimitError, match="file size"):
-            ocistore.unpack_layer(archive, dest, OCI_LAYER)
+            ocistore.unpack_layer(archive, dest, MediaType.OCI_LAYER)
         return
     if listing.error is not None or name in REFUSED_AS_CONTAINERD_DOES:
         with pytest.raises(LayerFormatError) as refused:
-            ocistore.unpack_layer(archive, dest, OCI_LAYER)
+            ocistore.unpack_layer(archive, dest, MediaType.OCI_LAYER)
         if name in REFUSED_AS_CONTAINERD_DOES:
             assert REFUSED_AS_CONTAINERD_DOES[name] in str(refused.value)
         return

@@ -20,7 +20,7 @@ from unpack_layers import BLOCK, end_of_archive, header_block, pax_record
 
 import ocistore
 from ocistore.errors import LayerFormatError, LayerLimitError
-from ocistore.layer import OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD
+from ocistore.mediatypes import MediaType
 
 # cap_dac_override,cap_fowner+ep: the permitted mask byte is 0x0a, a newline.
 CAPABILITY = bytes.fromhex("010000020a000000000000000000000000000000")
@@ -30,7 +30,9 @@ def pad(data: bytes) -> bytes:
     return data + b"\0" * (-len(data) % BLOCK)
 
 
-def unpack(tmp_path: Path, blob: bytes, media_type: str = OCI_LAYER, **kw: object) -> Path:
+def unpack(
+    tmp_path: Path, blob: bytes, media_type: str = MediaType.OCI_LAYER, **kw: object
+) -> Path:
     layer = tmp_path / "layer"
     layer.write_bytes(blob)
     dest = tmp_path / "dest"
@@ -277,14 +279,14 @@ def test_pzstd_output_with_a_skippable_frame_is_read(tmp_path: Path) -> None:
         ["pzstd", "-q", "-c"], input=_small_tar(), capture_output=True, check=True
     )
     assert blob.stdout[1:4] == b"\x2a\x4d\x18"  # opens with a skippable frame
-    dest = unpack(tmp_path, blob.stdout, OCI_LAYER_ZSTD)
+    dest = unpack(tmp_path, blob.stdout, MediaType.OCI_LAYER_ZSTD)
     assert (dest / "f").read_bytes() == b"framed"
 
 
 def test_gzip_followed_by_zero_padding_is_read(tmp_path: Path) -> None:
     require_tool("gzip")
     blob = subprocess.run(["gzip", "-c"], input=_small_tar(), capture_output=True, check=True)
-    dest = unpack(tmp_path, blob.stdout + bytes(10240), OCI_LAYER_GZIP)
+    dest = unpack(tmp_path, blob.stdout + bytes(10240), MediaType.OCI_LAYER_GZIP)
     assert (dest / "f").read_bytes() == b"framed"
 
 
@@ -303,7 +305,7 @@ def test_trusted_xattrs_are_never_written(tmp_path: Path) -> None:
     )
     layer_path = tmp_path / "layer"
     layer_path.write_bytes(layer)
-    stats = ocistore.unpack_layer(layer_path, tmp_path / "dest", OCI_LAYER)
+    stats = ocistore.unpack_layer(layer_path, tmp_path / "dest", MediaType.OCI_LAYER)
     assert os.listxattr(tmp_path / "dest" / "f") == ["user.note"]
     reasons = [reason for _, reason in stats.skipped]
     assert sum("admin attributes from archive not supported" in r for r in reasons) == 2

@@ -34,31 +34,78 @@ pub enum Compression {
     Zstd,
 }
 
+/// Every layer media type the engine applies, with the compression it declares. This table is
+/// the authority: Python's `ocistore.mediatypes` is checked against it (`_core.layer_media_types`).
+pub const LAYER_MEDIA_TYPES: &[(&str, Compression)] = &[
+    ("application/vnd.oci.image.layer.v1.tar", Compression::None),
+    (
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        Compression::Gzip,
+    ),
+    (
+        "application/vnd.oci.image.layer.v1.tar+zstd",
+        Compression::Zstd,
+    ),
+    (
+        "application/vnd.oci.image.layer.nondistributable.v1.tar",
+        Compression::None,
+    ),
+    (
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        Compression::Gzip,
+    ),
+    (
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+        Compression::Zstd,
+    ),
+    (
+        "application/vnd.docker.image.rootfs.diff.tar",
+        Compression::None,
+    ),
+    (
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        Compression::Gzip,
+    ),
+    (
+        "application/vnd.docker.image.rootfs.diff.tar.zstd",
+        Compression::Zstd,
+    ),
+    (
+        "application/vnd.docker.image.rootfs.foreign.diff.tar",
+        Compression::None,
+    ),
+    (
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        Compression::Gzip,
+    ),
+];
+
 impl Compression {
-    /// The compression a layer media type declares; other media types are refused.
-    pub fn from_media_type(media_type: &str) -> Result<Compression> {
-        let compression = match media_type {
-            "application/vnd.oci.image.layer.v1.tar"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar"
-            | "application/vnd.docker.image.rootfs.diff.tar"
-            | "application/vnd.docker.image.rootfs.foreign.diff.tar" => Compression::None,
-            "application/vnd.oci.image.layer.v1.tar+gzip"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
-            | "application/vnd.docker.image.rootfs.diff.tar.gzip"
-            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Compression::Gzip,
-            "application/vnd.oci.image.layer.v1.tar+zstd"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
-            | "application/vnd.docker.image.rootfs.diff.tar.zstd" => Compression::Zstd,
-            other => return Err(UnpackError::UnsupportedMediaType(other.to_owned())),
-        };
-        Ok(compression)
+    /// The name Python's `ocistore.mediatypes.Compression` uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
     }
 
-    /// What the first bytes say, as containerd's `DecompressStream` decides: the magic
-    /// bytes choose, whatever the media type declares (registries mislabel; containerd applies
-    /// a plain tar under a `+gzip` type). A zstd stream may open with a skippable frame (every
-    /// `pzstd` output does, RFC 8878 section 3.1.2).
-    fn sniff(head: &[u8]) -> Compression {
+    /// The compression a layer media type declares (parameters and case ignored, as in a
+    /// `Content-Type`); other media types are refused.
+    pub fn from_media_type(media_type: &str) -> Result<Compression> {
+        let base = media_type.split(';').next().unwrap_or("").trim();
+        LAYER_MEDIA_TYPES
+            .iter()
+            .find(|(known, _)| known.eq_ignore_ascii_case(base))
+            .map(|&(_, compression)| compression)
+            .ok_or_else(|| UnpackError::UnsupportedMediaType(media_type.to_owned()))
+    }
+
+    /// What the first bytes of a blob show, whatever its media type says, as containerd's
+    /// `DecompressStream` decides: the magic bytes choose (registries mislabel; containerd
+    /// applies a plain tar under a `+gzip` type). A zstd stream may open with a skippable
+    /// frame (every `pzstd` output does, RFC 8878 section 3.1.2); that needs 8 bytes.
+    pub fn detect(head: &[u8]) -> Compression {
         let skippable = head.len() >= 8
             && u32::from_le_bytes([head[0], head[1], head[2], head[3]]) & !0xf == ZSTD_SKIPPABLE;
         if head.starts_with(&GZIP_MAGIC) {
@@ -258,7 +305,7 @@ fn decompress_into<R: Read>(
         None => source_error(e),
     })?;
     let head = &head[..head_len];
-    let compression = Compression::sniff(head);
+    let compression = Compression::detect(head);
     let stream = io::Cursor::new(head.to_vec()).chain(&mut *tap);
     let mut decoder: Box<dyn Read + '_> = match compression {
         Compression::None => Box::new(stream),
@@ -422,20 +469,20 @@ mod tests {
     #[test]
     fn the_magic_bytes_decide_as_in_containerd() {
         use Compression::*;
-        assert_eq!(Compression::sniff(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0]), Gzip);
-        assert_eq!(Compression::sniff(&[0x1f, 0x8b, 7, 0, 0, 0, 0, 0]), None);
-        assert_eq!(Compression::sniff(&ZSTD_MAGIC), Zstd);
+        assert_eq!(Compression::detect(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0]), Gzip);
+        assert_eq!(Compression::detect(&[0x1f, 0x8b, 7, 0, 0, 0, 0, 0]), None);
+        assert_eq!(Compression::detect(&ZSTD_MAGIC), Zstd);
         assert_eq!(
-            Compression::sniff(&[0x5f, 0x2a, 0x4d, 0x18, 4, 0, 0, 0]),
+            Compression::detect(&[0x5f, 0x2a, 0x4d, 0x18, 4, 0, 0, 0]),
             Zstd
         );
-        assert_eq!(Compression::sniff(&[0x5f, 0x2a, 0x4d, 0x18]), None);
+        assert_eq!(Compression::detect(&[0x5f, 0x2a, 0x4d, 0x18]), None);
         assert_eq!(
-            Compression::sniff(&[0x60, 0x2a, 0x4d, 0x18, 4, 0, 0, 0]),
+            Compression::detect(&[0x60, 0x2a, 0x4d, 0x18, 4, 0, 0, 0]),
             None
         );
-        assert_eq!(Compression::sniff(b"etc/"), None);
-        assert_eq!(Compression::sniff(b""), None);
+        assert_eq!(Compression::detect(b"etc/"), None);
+        assert_eq!(Compression::detect(b""), None);
     }
 
     #[test]
