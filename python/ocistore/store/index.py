@@ -460,11 +460,13 @@ class Index:
             )
 
     def add_lease_blobs(self, lease_ids: Iterable[str], digest: str) -> None:
-        """Protects a blob from GC for as long as the leases live."""
+        """Protects a blob from GC for as long as the leases live (an ended one is skipped:
+        another thread of the store may end its lease meanwhile)."""
         with self.write() as conn:
             conn.executemany(
-                "INSERT OR IGNORE INTO lease_blobs (lease, digest) VALUES (?, ?)",
-                [(lease_id, digest) for lease_id in lease_ids],
+                "INSERT OR IGNORE INTO lease_blobs (lease, digest)"
+                " SELECT id, ? FROM leases WHERE id = ?",
+                [(digest, lease_id) for lease_id in lease_ids],
             )
 
     def remove_lease(self, lease_id: str, conn: sqlite3.Connection | None = None) -> None:

@@ -1,13 +1,15 @@
 //! libFuzzer target for the layer engine: arbitrary bytes as a tar, gzip or zstd layer,
 //! applied into a scratch root. Panics and anything outside the root are bugs; typed errors
-//! are the expected outcome. Run: `cargo +nightly fuzz run unpack_layer -- -max_total_time=60`.
+//! are the expected outcome. The selector byte also picks the path resolver, so the kernel's
+//! `openat2(RESOLVE_IN_ROOT)` and the component-wise fallback are both fuzzed.
+//! Run: `cargo +nightly fuzz run unpack_layer -- -max_total_time=60`.
 #![no_main]
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use libfuzzer_sys::fuzz_target;
-use ocistore_core::unpack::{unpack_reader, UnpackLimits, UnpackOptions};
+use ocistore_core::unpack::{unpack_reader, Resolver, UnpackLimits, UnpackOptions};
 
 static RUN: AtomicU64 = AtomicU64::new(0);
 
@@ -31,6 +33,11 @@ fuzz_target!(|data: &[u8]| {
     std::fs::write(outside.join("canary"), b"canary").unwrap();
     let mut options =
         UnpackOptions::for_media_type(MEDIA_TYPES[usize::from(selector) % 3]).unwrap();
+    options.resolver = if selector & 0x80 == 0 {
+        Resolver::Auto
+    } else {
+        Resolver::Walk
+    };
     options.limits = UnpackLimits {
         max_bytes: Some(16 << 20),
         max_entries: Some(10_000),
