@@ -18,6 +18,7 @@ from ocistore.errors import (
     ManifestError,
     OciStoreError,
     PlatformNotFoundError,
+    store_writes,
 )
 from ocistore.layer import LayerWriter, UnpackLimits, unpack_layer
 from ocistore.model import (
@@ -136,8 +137,10 @@ def pull(
     emit = progress or (lambda event: None)
     name = str(reference)
     # The lease keeps a concurrent GC from deleting what this pull found or fetched before
-    # record_image names it.
+    # record_image names it. Any write failing on a full or failing disk (a lease or lock
+    # file, the unpack directory) is typed, naming the store when the call named no path.
     with (
+        store_writes(store.root),
         store.lease(),
         session_for(reference, auth, hosts_dir, ca_file, plain_http, timeout, retry) as session,
     ):

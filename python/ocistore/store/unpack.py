@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ocistore.errors import BlobNotFoundError, ManifestError, StoreError
+from ocistore.errors import BlobNotFoundError, LayerWriteError, ManifestError, StoreError
 from ocistore.layer import UnpackLimits, unpack_layer
 from ocistore.store import content
 from ocistore.store.gc import TMP_PREFIX, remove_tree, unpack_dir_name, unpack_lock_path
@@ -80,7 +80,12 @@ def _build_then_rename(
     try:
         _apply_layers(store, record, tmp, limits)
         os.rename(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             remove_tree(tmp)
+        if isinstance(exc, LayerWriteError) and exc.filename is None:
+            # Name the tree (disk full, I/O error): the engine names only the entry.
+            named = LayerWriteError(exc.errno, exc.strerror, os.fspath(final))
+            named.entry = exc.entry
+            raise named from exc
         raise
