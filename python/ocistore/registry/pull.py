@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import threading
@@ -131,6 +132,7 @@ def pull(
     pull resumes its partial blobs with HTTP ``Range``. If unpacking fails, discard ``unpack``.
     """
     from ocistore.store import Store
+    from ocistore.store.unpack import building_tree
 
     reference = _parse_reference(ref)
     store = store if store is not None else Store()
@@ -191,20 +193,20 @@ def pull(
                 p for p in (config.os, config.architecture, config.variant) if p
             )
         rootfs = Path(unpack) if unpack is not None else None
-        if rootfs is not None:
-            rootfs.mkdir(parents=True, exist_ok=True)
-        pipeline = _LayerPipeline(
-            store=store,
-            session=session,
-            layers=manifest.layers,
-            diff_ids=config.diff_ids,
-            rootfs=rootfs,
-            limits=unpack_limits,
-            workers=max(1, max_concurrent_downloads),
-            emit=emit,
-            name=name,
-        )
-        pipeline.run()
+        # The tree is built beside ``unpack`` and renamed into place once whole.
+        with building_tree(rootfs) if rootfs is not None else contextlib.nullcontext() as building:
+            pipeline = _LayerPipeline(
+                store=store,
+                session=session,
+                layers=manifest.layers,
+                diff_ids=config.diff_ids,
+                rootfs=building,
+                limits=unpack_limits,
+                workers=max(1, max_concurrent_downloads),
+                emit=emit,
+                name=name,
+            )
+            pipeline.run()
         credential = session.credential
         record = store.record_image(
             reference,
