@@ -189,9 +189,11 @@ class Index:
         try:
             yield conn
         except BaseException as exc:
-            conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
                 self._raise_if_write_failure(exc)
+                raise StoreError(f"store index write failed: {exc}") from exc
             raise
         try:
             conn.execute("COMMIT")
@@ -221,11 +223,17 @@ class Index:
         if conn.in_transaction:
             yield conn
             return
-        conn.execute("BEGIN")
+        try:
+            conn.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise StoreError(f"store index is unavailable: {exc}") from exc
         try:
             yield conn
+        except sqlite3.Error as exc:
+            raise StoreError(f"store index read failed: {exc}") from exc
         finally:
-            conn.execute("COMMIT")
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("COMMIT")
 
     def _migrate(self) -> None:
         with self.write() as conn:
