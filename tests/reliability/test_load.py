@@ -116,7 +116,11 @@ def test_32_processes_16_images_shared_layers_with_gc_and_fsck_running(
     assert sorted(r.reference for r in store.images()) == sorted(ref for ref, _ in images)
     for reference, image in images:
         assert store.image(reference).digest == image.digest
-        for digest in [image.digest, image.config_digest, *(l.digest for l in image.layers)]:
+        for digest in [
+            image.digest,
+            image.config_digest,
+            *(layer.digest for layer in image.layers),
+        ]:
             assert store.has_blob(digest), f"{reference}: {digest} was collected"
     report = store.fsck()
     assert report.ok and report.problems == [], report.problems
