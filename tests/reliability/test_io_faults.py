@@ -36,7 +36,7 @@ from ocistore.imagebuild import build_image
 from ocistore.store import Store
 
 SEED = 20261129
-RUNS = 200 if os.environ.get("OCISTORE_LONG") == "1" else 18
+RUNS = 200 if os.environ.get("OCISTORE_LONG") == "1" else 12
 POINTS = ["posix/io/rw/write", "posix/io/sync/*", "posix/io/dir/rename", "posix/io/oc/open"]
 ERRNOS = {"ENOSPC": errno.ENOSPC, "EIO": errno.EIO, "EINTR": errno.EINTR}
 

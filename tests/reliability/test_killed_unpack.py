@@ -26,7 +26,7 @@ from ocistore.imagebuild import build_image
 from ocistore.store import Store
 
 SEED = 20261129
-KILLS = 60 if os.environ.get("OCISTORE_LONG") == "1" else 8
+KILLS = 60 if os.environ.get("OCISTORE_LONG") == "1" else 6
 
 UNPACK = """
 import sys
@@ -125,7 +125,9 @@ def _timed(command: list[str], wait_ready: bool) -> float:
 
 def _delays(duration: float, salt: str) -> list[float]:
     rng = random.Random(f"{SEED}-{salt}")
-    return sorted(rng.uniform(0, duration * 1.1) for _ in range(KILLS))
+    # Within the first 60 % of a measured run: a loaded machine's timing noise still leaves
+    # most kills landing mid-unpack.
+    return sorted(rng.uniform(0, duration * 0.6) for _ in range(KILLS))
 
 
 @pytest.mark.parametrize("into", ["directory", "cache"])
