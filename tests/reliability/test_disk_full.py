@@ -22,12 +22,14 @@ from node_registries import ManagerRegistries
 from regfixtures.registry import registry_requests
 
 import ocistore
-from ocistore.imagebuild import BuiltImage, build_image
+from ocistore.registry.options import RegistryOptions
 from ocistore.store import ProblemKind, Store
+from ocistore.testing.imagebuild import BuiltImage, build_image
 
 from .smallfs import SmallFs, small_fs
 
 SEED = 20261129
+PLAIN = RegistryOptions(plain_http=True)
 LONG = os.environ.get("OCISTORE_LONG") == "1"
 NO_SPACE = "No space left on device"
 
@@ -53,7 +55,7 @@ def full_image(
     reference = f"{manager_registries.plain.host}/diskfull/{uuid.uuid4().hex[:8]}:v1"
     seed = Store(tmp_path_factory.mktemp("diskfull-seed"))
     image.write_to_store(seed, reference)
-    ocistore.push(reference, store=seed, plain_http=True)
+    ocistore.push(reference, store=seed, options=PLAIN)
     files: dict[str, bytes] = {}
     for spec in specs:
         files.update(spec)
@@ -197,7 +199,7 @@ def test_disk_full_during_the_index_write(
     second = reference.rsplit(":", 1)[0] + ":second"
     seed = Store(tmp_path / "seed")
     image.write_to_store(seed, second)
-    ocistore.push(second, store=seed, plain_http=True)
+    ocistore.push(second, store=seed, options=PLAIN)
     with small_fs("4m") as fs:
         store = fs.path / "store"
         assert _cli(store, "pull", reference, "--plain-http").returncode == 0

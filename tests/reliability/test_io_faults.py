@@ -32,10 +32,12 @@ from ci import cannot_run
 from node_registries import ManagerRegistries
 
 import ocistore
-from ocistore.imagebuild import build_image
+from ocistore.registry.options import RegistryOptions
 from ocistore.store import Store
+from ocistore.testing.imagebuild import build_image
 
 SEED = 20261129
+PLAIN = RegistryOptions(plain_http=True)
 RUNS = 200 if os.environ.get("OCISTORE_LONG") == "1" else 12
 POINTS = ["posix/io/rw/write", "posix/io/sync/*", "posix/io/dir/rename", "posix/io/oc/open"]
 ERRNOS = {"ENOSPC": errno.ENOSPC, "EIO": errno.EIO, "EINTR": errno.EINTR}
@@ -58,7 +60,8 @@ fiu.fiu_set_prng_seed(int(sys.argv[3]))
 for point in json.loads(sys.argv[4]):
     fiu.fiu_enable_random(point.encode(), 1, int(sys.argv[5]), 0, float(sys.argv[6]))
 try:
-    pulled = ocistore.pull(sys.argv[2], store=store, plain_http=True)
+    options = ocistore.RegistryOptions(plain_http=True)
+    pulled = ocistore.pull(sys.argv[2], store=store, options=options)
     outcome = {"ok": True, "digest": pulled.digest}
 except BaseException as exc:
     outcome = {"ok": False, "type": type(exc).__name__,
@@ -81,7 +84,7 @@ def fault_image(
     reference = f"{manager_registries.plain.host}/iofaults/{uuid.uuid4().hex[:8]}:v1"
     seed = Store(tmp_path_factory.mktemp("iofaults-seed"))
     image.write_to_store(seed, reference)
-    ocistore.push(reference, store=seed, plain_http=True)
+    ocistore.push(reference, store=seed, options=PLAIN)
     return reference
 
 
@@ -130,7 +133,7 @@ def test_injected_io_errors_never_leave_a_bad_blob(fault_image: str, tmp_path: P
         assert all(p.repaired for p in repaired.problems), repaired.problems
         store.close()
         # Without faults the same pull completes, verified.
-        again = ocistore.pull(fault_image, store=Store(root), plain_http=True)
+        again = ocistore.pull(fault_image, store=Store(root), options=PLAIN)
         assert Store(root).image(fault_image).digest == again.digest
         final = Store(root).fsck()
         assert final.ok and final.problems == [], final.problems

@@ -22,10 +22,12 @@ import pytest
 from node_registries import ManagerRegistries
 
 import ocistore
-from ocistore.imagebuild import build_image
+from ocistore.registry.options import RegistryOptions
 from ocistore.store import Store
+from ocistore.testing.imagebuild import build_image
 
 SEED = 20261129
+PLAIN = RegistryOptions(plain_http=True)
 KILLS = 60 if os.environ.get("OCISTORE_LONG") == "1" else 6
 
 UNPACK = """
@@ -66,7 +68,7 @@ def killed_image(
     reference = f"{manager_registries.plain.host}/killunpack/{uuid.uuid4().hex[:8]}:v1"
     seed = Store(tmp_path_factory.mktemp("killunpack-seed"))
     image.write_to_store(seed, reference)
-    ocistore.push(reference, store=seed, plain_http=True)
+    ocistore.push(reference, store=seed, options=PLAIN)
     expected = _tree(seed.unpack(reference, tmp_path_factory.mktemp("clean") / "rootfs"))
     assert "etc/gone" not in expected and "var/cache/old/a" not in expected
     assert expected["var/cache/old/new"][0] == "file"
@@ -136,7 +138,7 @@ def test_killed_store_unpack_then_unpack_again(
 ) -> None:
     reference, expected = killed_image
     store = Store(tmp_path / "store")
-    ocistore.pull(reference, store=store, plain_http=True)
+    ocistore.pull(reference, store=store, options=PLAIN)
 
     def command(dest: str) -> list[str]:
         return [sys.executable, "-c", UNPACK, str(store.root), reference, dest]

@@ -20,10 +20,12 @@ from node_registries import ManagerRegistries
 from regfixtures.registry import registry_requests
 
 import ocistore
-from ocistore.imagebuild import build_image
+from ocistore.registry.options import RegistryOptions
 from ocistore.store import Store
+from ocistore.testing.imagebuild import build_image
 
 SEED = 20261129
+PLAIN = RegistryOptions(plain_http=True)
 PROCESSES = 32
 IMAGES = 16
 SCALE = 10 if os.environ.get("OCISTORE_LONG") == "1" else 1
@@ -31,7 +33,8 @@ SCALE = 10 if os.environ.get("OCISTORE_LONG") == "1" else 1
 PULL = (
     "import sys, ocistore\n"
     "from ocistore.store import Store\n"
-    "ocistore.pull(sys.argv[2], store=Store(sys.argv[1]), plain_http=True)\n"
+    "options = ocistore.RegistryOptions(plain_http=True)\n"
+    "ocistore.pull(sys.argv[2], store=Store(sys.argv[1]), options=options)\n"
 )
 # GC and fsck over and over until the stop file appears; prints how many rounds ran and
 # fails on any fsck problem that is damage, not a pull's in-flight state.
@@ -67,7 +70,7 @@ def test_32_processes_16_images_shared_layers_with_gc_and_fsck_running(
         )
         reference = f"{registry.host}/load/{uuid.uuid4().hex[:8]}:v{number}"
         image.write_to_store(seed, reference)
-        ocistore.push(reference, store=seed, plain_http=True)
+        ocistore.push(reference, store=seed, options=PLAIN)
         images.append((reference, image))
     before = len(registry_requests(registry))
 

@@ -22,13 +22,15 @@ from regfixtures.registry import registry_requests
 from waiting import join_all
 
 import ocistore
-from ocistore.imagebuild import BuiltImage, build_image
 from ocistore.registry import RetryPolicy
+from ocistore.registry.options import RegistryOptions
 from ocistore.store import Store
+from ocistore.testing.imagebuild import BuiltImage, build_image
 
 from .netns import NetnsRegistry, netem_available, registry_in_namespace
 
 SEED = 20261129
+PLAIN = RegistryOptions(plain_http=True)
 TIMEOUT = 3.0  # seconds without progress before a request counts as failed
 RETRY = RetryPolicy(attempts=8, backoff_initial=0.2, backoff_max=1.0, retry_after_max=2.0)
 
@@ -44,13 +46,15 @@ def shaped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NetnsRegi
     with registry_in_namespace(tmp_path_factory.mktemp("netns")) as netns:
         seed = Store(tmp_path_factory.mktemp("netns-seed"))
         image.write_to_store(seed, f"{netns.host}/net/app:v1")
-        ocistore.push(f"{netns.host}/net/app:v1", store=seed, plain_http=True)
+        ocistore.push(f"{netns.host}/net/app:v1", store=seed, options=PLAIN)
         yield netns, image
 
 
 def _pull(netns: NetnsRegistry, root: Path) -> ocistore.PulledImage:
     return ocistore.pull(
-        f"{netns.host}/net/app:v1", store=Store(root), plain_http=True, timeout=TIMEOUT, retry=RETRY
+        f"{netns.host}/net/app:v1",
+        store=Store(root),
+        options=RegistryOptions(plain_http=True, timeout=TIMEOUT, retry=RETRY),
     )
 
 
@@ -157,7 +161,9 @@ def test_a_registry_that_is_gone_is_registry_unavailable_within_the_timeouts(
     try:
         with pytest.raises(ocistore.RegistryUnavailableError):
             ocistore.pull(
-                other, store=Store(tmp_path / "store"), plain_http=True, timeout=1.0, retry=RETRY
+                other,
+                store=Store(tmp_path / "store"),
+                options=RegistryOptions(plain_http=True, timeout=1.0, retry=RETRY),
             )
     finally:
         netns.link(up=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from unpack_layers import TarWriter, info
 
-from ocistore.layer import OCI_LAYER
+from ocistore.mediatypes import MediaType
 
 NOBODY = 65534
 
@@ -39,7 +39,7 @@ def unpack_as_nobody(
         path.write_bytes(layer)
         os.chmod(path, 0o644)
     return subprocess.run(
-        [*nobody_python, "-c", UNPACK_AS_NOBODY, str(work), str(len(layers)), OCI_LAYER],
+        [*nobody_python, "-c", UNPACK_AS_NOBODY, str(work), str(len(layers)), MediaType.OCI_LAYER],
         capture_output=True,
         text=True,
         timeout=120,
