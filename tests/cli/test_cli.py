@@ -156,7 +156,10 @@ def test_the_whole_lifecycle(manager_registries: ManagerRegistries, tmp_path: Pa
     inspected = json.loads(run("--json", "inspect", image, store=store).stdout)
     assert inspected["record"]["digest"] == digest
     assert len(inspected["manifest"]["layers"]) == 2
-    assert "inspect" in run("inspect", image, store=store).stdout or True
+    human = run("inspect", image, store=store).stdout
+    assert human.startswith(f"{image}\n  digest:   {digest}\n"), human
+    for layer in inspected["manifest"]["layers"]:
+        assert layer["digest"] in human
 
     rootfs = tmp_path / "rootfs"
     run("unpack", image, rootfs, store=store)
@@ -174,7 +177,10 @@ def test_the_whole_lifecycle(manager_registries: ManagerRegistries, tmp_path: Pa
     run("rm", image, store=store)
     assert json.loads(run("--json", "images", store=store).stdout) == []
     gc = json.loads(run("--json", "gc", store=store).stdout)
-    assert len(gc["removed_blobs"]) >= 4  # manifest, config, two layers
+    manifest_blobs = [digest, inspected["manifest"]["config"]["digest"]] + [
+        layer["digest"] for layer in inspected["manifest"]["layers"]
+    ]
+    assert sorted(gc["removed_blobs"]) == sorted(manifest_blobs)
 
 
 def test_push_and_copy(manager_registries: ManagerRegistries, tmp_path: Path) -> None:

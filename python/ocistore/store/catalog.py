@@ -9,6 +9,7 @@ killed mid-transaction leaves nothing behind (the WAL rolls it back).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 import threading
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ocistore.errors import StoreError
+from ocistore.errors import StoreError, StoreWriteError
 from ocistore.store.records import (
     BlobInfo,
     ImageRecord,
@@ -140,11 +141,16 @@ class Catalog:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the store index {self.path}: {exc}") from exc
         conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        self._set_wal(conn)
-        # FULL: a committed transaction survives power loss, not only a killed process.
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            self._set_wal(conn)
+            # FULL: a committed transaction survives power loss, not only a killed process.
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            conn.close()
+            self._raise_if_write_failure(exc)
+            raise StoreError(f"cannot open the store index {self.path}: {exc}") from exc
         self._local.conn = conn
         self._local.pid = os.getpid()
         return conn
@@ -182,15 +188,33 @@ class Catalog:
             raise StoreError(f"store index is unavailable: {exc}") from exc
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                self._raise_if_write_failure(exc)
+                raise StoreError(f"store index write failed: {exc}") from exc
             raise
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
+            self._raise_if_write_failure(exc)
             raise StoreError(f"store index commit failed: {exc}") from exc
+
+    def _raise_if_write_failure(self, exc: sqlite3.Error) -> None:
+        """SQLite's "disk is full" and I/O errors as the typed error a failed write is."""
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary result code
+        failure = {sqlite3.SQLITE_FULL: errno.ENOSPC, sqlite3.SQLITE_IOERR: errno.EIO}.get(code)
+        if failure == errno.EIO:
+            # SQLite reports a full disk while growing its -wal/-shm files as an I/O error.
+            with contextlib.suppress(OSError):
+                fs = os.statvfs(self.path.parent)
+                if fs.f_bavail == 0 or fs.f_favail == 0:
+                    failure = errno.ENOSPC
+        if failure is not None:
+            raise StoreWriteError(failure, os.strerror(failure), str(self.path)) from exc
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
@@ -199,11 +223,17 @@ class Catalog:
         if conn.in_transaction:
             yield conn
             return
-        conn.execute("BEGIN")
+        try:
+            conn.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise StoreError(f"store index is unavailable: {exc}") from exc
         try:
             yield conn
+        except sqlite3.Error as exc:
+            raise StoreError(f"store index read failed: {exc}") from exc
         finally:
-            conn.execute("COMMIT")
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("COMMIT")
 
     def _migrate(self) -> None:
         with self.write() as conn:
@@ -460,11 +490,13 @@ class Catalog:
             )
 
     def add_lease_blobs(self, lease_ids: Iterable[str], digest: str) -> None:
-        """Protects a blob from GC for as long as the leases live."""
+        """Protects a blob from GC for as long as the leases live (an ended one is skipped:
+        another thread of the store may end its lease meanwhile)."""
         with self.write() as conn:
             conn.executemany(
-                "INSERT OR IGNORE INTO lease_blobs (lease, digest) VALUES (?, ?)",
-                [(lease_id, digest) for lease_id in lease_ids],
+                "INSERT OR IGNORE INTO lease_blobs (lease, digest)"
+                " SELECT id, ? FROM leases WHERE id = ?",
+                [(digest, lease_id) for lease_id in lease_ids],
             )
 
     def remove_lease(self, lease_id: str, conn: sqlite3.Connection | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -16,6 +17,8 @@ from ocistore.errors import (
     BlobNotFoundError,
     ImageNotFoundError,
     ManifestError,
+    StoreWriteError,
+    store_writes,
 )
 from ocistore.layer import UnpackLimits
 from ocistore.mediatypes import MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, MediaType
@@ -70,16 +73,19 @@ class Store:
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = Path(root) if root is not None else default_root()
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._blobs = BlobStore(self.root)
-        self.unpacked_dir = self.root / "unpacked"
-        self.leases_dir = self.root / "leases"
-        self.unpacked_dir.mkdir(exist_ok=True)
-        self.leases_dir.mkdir(exist_ok=True)
-        self._catalog = Catalog(self.root / "index.db")
-        self._leases = LeaseSet(self._catalog, self.leases_dir)
+        with store_writes(self.root):
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._blobs = BlobStore(self.root)
+            self.unpacked_dir = self.root / "unpacked"
+            self.leases_dir = self.root / "leases"
+            self.unpacked_dir.mkdir(exist_ok=True)
+            self.leases_dir.mkdir(exist_ok=True)
+            self._catalog = Catalog(self.root / "index.db")
+            self._leases = LeaseSet(self._catalog, self.leases_dir)
         if not (self.root / "index.json").exists():
-            self._refresh_layout()
+            # Derived data: a full disk must not keep fsck or gc from opening the store.
+            with contextlib.suppress(StoreWriteError), store_writes(self.root):
+                self._refresh_layout()
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"

@@ -3,7 +3,8 @@
 //! are the expected outcome. For plain tar bytes the tar reader also runs on its own: a layer
 //! the reader refuses at some header must never be applied successfully (no entry is accepted
 //! past an unreadable header), and the reader's fragments of a sparse file must be in order and
-//! inside the file. Run: `cargo +nightly fuzz run unpack_layer -- -max_total_time=60`.
+//! inside the file. The selector byte also picks the path resolver, so the kernel's
+//! `openat2(RESOLVE_IN_ROOT)` and the component-wise fallback are both fuzzed. Run: `cargo +nightly fuzz run unpack_layer -- -max_total_time=60`.
 #![no_main]
 
 use std::path::PathBuf;
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use libfuzzer_sys::fuzz_target;
 use ocistore_core::unpack::tar_reader::TarReader;
-use ocistore_core::unpack::{unpack_reader, UnpackLimits, UnpackOptions};
+use ocistore_core::unpack::{unpack_reader, Resolver, UnpackLimits, UnpackOptions};
 
 static RUN: AtomicU64 = AtomicU64::new(0);
 
@@ -40,6 +41,11 @@ fuzz_target!(|data: &[u8]| {
         max_entries: Some(10_000),
         max_file_size: Some(8 << 20),
         max_path_length: Some(4096),
+    };
+    options.resolver = if selector & 0x80 == 0 {
+        Resolver::Auto
+    } else {
+        Resolver::Walk
     };
     let applied = unpack_reader(
         std::io::Cursor::new(blob.to_vec()),

@@ -302,9 +302,15 @@ def registry_config(
 
 
 def start_registry(
-    name: str, directory: Path, config: dict[str, object], *, ca_cert: Path | None = None
+    name: str,
+    directory: Path,
+    config: dict[str, object],
+    *,
+    ca_cert: Path | None = None,
+    netns: str | None = None,
 ) -> Registry:
-    """Start ``docker-registry serve`` with ``config`` and wait until ``/v2/`` answers."""
+    """Start ``docker-registry serve`` with ``config`` (inside the network namespace ``netns``
+    if given) and wait until ``/v2/`` answers."""
     directory.mkdir(parents=True, exist_ok=True)
     config_path = directory / "config.yml"
     config_path.write_text(yaml.safe_dump(config))
@@ -313,8 +319,9 @@ def start_registry(
     scheme = "https" if "tls" in http else "http"
     url = f"{scheme}://{http['addr']}"
     log = (directory / "registry.log").open("ab")
+    inside = ["ip", "netns", "exec", netns] if netns else []  # execs: the pid is the registry's
     process = subprocess.Popen(
-        [REGISTRY_BINARY, "serve", str(config_path)],
+        [*inside, REGISTRY_BINARY, "serve", str(config_path)],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
