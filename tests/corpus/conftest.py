@@ -30,11 +30,15 @@ def corpus_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regist
 
 
 @pytest.fixture(scope="session")
-def containers(tmp_path_factory: pytest.TempPathFactory, corpus_registry: Registry) -> Containers:
-    """buildah and skopeo with private storage, pointed at the corpus registry."""
+def containers(
+    tmp_path_factory: pytest.TempPathFactory, corpus_registry: Registry
+) -> Iterator[Containers]:
+    """buildah, podman and skopeo with private storage, pointed at the corpus registry."""
     _needs_root("the real-tool image corpus")
-    require("buildah", "skopeo", "umoci", "tar", "bsdtar", "unshare")
-    return Containers(tmp_path_factory.mktemp("containers"), corpus_registry.host)
+    require("buildah", "podman", "skopeo", "umoci", "tar", "bsdtar", "unshare")
+    tools = Containers(tmp_path_factory.mktemp("containers"), corpus_registry.host)
+    yield tools
+    tools.close()
 
 
 @pytest.fixture(scope="session")

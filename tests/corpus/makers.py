@@ -1,7 +1,7 @@
 """The image makers of the corpus: buildah, skopeo, umoci, GNU tar and bsdtar, run privately.
 
 Every tool runs with its own storage in a temporary directory: buildah gets ``--root``,
-``--runroot`` and the ``vfs`` driver, an empty ``storage.conf`` and a private
+``--runroot`` and the ``vfs`` driver, its own ``storage.conf`` and a private
 ``XDG_RUNTIME_DIR``. containers/image keeps a blob-info cache in ``/var/lib/containers/cache``
 when run as root, which would both touch the machine and make a later push reuse a blob of
 another compression; so skopeo and buildah run in a private mount namespace where that
@@ -10,11 +10,15 @@ directory is a fresh tmpfs.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 CONTAINERS_STATE = "/var/lib/containers"
 _PRIVATE_CACHE = (
@@ -43,11 +47,13 @@ class Containers:
     def __init__(self, work: Path, registry: str) -> None:
         self.registry = registry
         self.work = work
+        # podman refuses a runroot path over 50 characters: a short one in /tmp (see close()).
+        self.runroot = Path(tempfile.mkdtemp(prefix="ocs-run-"))
         runtime = work / "xdg-runtime"
         runtime.mkdir(parents=True, exist_ok=True)
         storage_conf = work / "storage.conf"
         storage_conf.write_text(
-            f'[storage]\ndriver = "vfs"\nrunroot = "{work}/runroot"\ngraphroot = "{work}/root"\n'
+            f'[storage]\ndriver = "vfs"\nrunroot = "{self.runroot}"\ngraphroot = "{work}/root"\n'
         )
         registries_conf = work / "registries.conf"
         registries_conf.write_text(f'[[registry]]\nlocation = "{registry}"\ninsecure = true\n')
@@ -61,9 +67,13 @@ class Containers:
         }
         self._storage = [
             f"--root={work}/root",
-            f"--runroot={work}/runroot",
+            f"--runroot={self.runroot}",
             "--storage-driver=vfs",
         ]
+
+    def close(self) -> None:
+        """Removes the runroot (the storage itself is in ``work``)."""
+        shutil.rmtree(self.runroot, ignore_errors=True)
 
     def _private(self, argv: Sequence[str | Path]) -> str:
         wrapped = ["unshare", "--mount", "--propagation", "private", "sh", "-c", _PRIVATE_CACHE]
@@ -72,6 +82,15 @@ class Containers:
     def buildah(self, *args: str | Path) -> str:
         """``buildah`` with this instance's storage (output stripped)."""
         return self._private(["buildah", *self._storage, *args]).strip()
+
+    def podman(self, *args: str | Path) -> str:
+        """``podman`` on the same storage as buildah (no runtime is needed for load/save)."""
+        extra = [
+            "--events-backend=none",
+            f"--tmpdir={self.work}/libpod",
+            "--cgroup-manager=cgroupfs",
+        ]
+        return self._private(["podman", *self._storage, *extra, *args])
 
     def skopeo(self, *args: str | Path) -> str:
         """``skopeo`` with an insecure policy (the images are the test's own)."""
@@ -146,3 +165,11 @@ def bsdtar_layer(source: Path, members: list[str], out: Path) -> Path:
     """A pax layer from libarchive's bsdtar."""
     run(["bsdtar", "--format=pax", "--numeric-owner", "-C", source, "-cf", out, *members])
     return out
+
+
+def ocistore_cli(*args: str | Path) -> Any:
+    """Runs ``python -m ocistore --json ARGS``; returns its JSON document."""
+    argv = [sys.executable, "-m", "ocistore", "--json", *map(str, args)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{argv}: {done.stderr}"
+    return json.loads(done.stdout)

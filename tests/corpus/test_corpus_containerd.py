@@ -10,15 +10,13 @@ groups and device numbers, with two named exceptions (``trees.ROOT_MTIME``,
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from containerd_daemon import Containerd
 from trees import read_tree
 
-from corpus.makers import Containers
+from corpus.makers import Containers, ocistore_cli
 from corpus.recipes import (
     CORPUS_NAMES,
     NET_BIND_CAPABILITY,
@@ -29,15 +27,6 @@ from corpus.recipes import (
     CorpusImage,
     raw_manifest,
 )
-
-
-def ocistore_cli(*args: str | Path) -> dict[str, object]:
-    """Runs ``python -m ocistore --json ARGS``; returns its JSON document."""
-    argv = [sys.executable, "-m", "ocistore", "--json", *map(str, args)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"{argv}: {done.stderr}"
-    document: dict[str, object] = json.loads(done.stdout)
-    return document
 
 
 def test_corpus_is_what_it_claims(containers: Containers, corpus: dict[str, CorpusImage]) -> None:
