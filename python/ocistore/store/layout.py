@@ -465,6 +465,7 @@ class _ImportPlan:
     def __init__(self, layout: Path) -> None:
         self.layout = layout
         self.blobs: dict[str, content.Child] = {}
+        self.claims: dict[str, str] = {}
         self.images: dict[str, _PlannedImage] = {}
 
     def need(self, blob: content.Child) -> None:
@@ -474,15 +475,11 @@ class _ImportPlan:
             raise LayoutError(f"layout {self.layout} lacks blob {blob.digest} ({blob.kind})")
         self.blobs[blob.digest] = blob
 
-    def name(self, image: _PlannedImage) -> None:
-        top = image.index or image.manifest
-        existing = self.images.get(image.reference)
-        if existing is not None and (existing.index or existing.manifest).digest != top.digest:
-            first = (existing.index or existing.manifest).digest
-            raise LayoutError(
-                f"conflicting names: {image.reference} names both {first} and {top.digest}"
-            )
-        self.images[image.reference] = image
+    def claim(self, reference: str, digest: str) -> None:
+        """Reserves a name for a top-level digest: one name, one image."""
+        first = self.claims.setdefault(reference, digest)
+        if first != digest:
+            raise LayoutError(f"conflicting names: {reference} names both {first} and {digest}")
 
     def manifest_tree(self, descriptor: content.Child) -> None:
         manifest = content.parse_manifest(
@@ -514,6 +511,12 @@ def import_layout(
     top = content.parse_index(index_bytes, None)
     plan = _ImportPlan(path)
     for descriptor in content.index_children(top):
+        if not (
+            content.is_index(descriptor.media_type) or content.is_manifest(descriptor.media_type)
+        ):
+            continue  # artifacts and unknown types are not images: leave them
+        reference = _name_for(descriptor.annotations, name, descriptor.digest)
+        plan.claim(reference, descriptor.digest)
         if content.is_index(descriptor.media_type):
             index = content.parse_index(_read_document(path, descriptor), descriptor.digest)
             chosen = content.choose_platform(index, platform)
@@ -522,17 +525,10 @@ def import_layout(
                     raise ManifestError(f"nested index {child.digest} is not supported here")
                 plan.manifest_tree(child)
             plan.need(descriptor)
-            image = _PlannedImage(
-                _name_for(descriptor.annotations, name, descriptor.digest), chosen, descriptor
-            )
-        elif content.is_manifest(descriptor.media_type):
-            plan.manifest_tree(descriptor)
-            image = _PlannedImage(
-                _name_for(descriptor.annotations, name, descriptor.digest), descriptor, None
-            )
+            plan.images[reference] = _PlannedImage(reference, chosen, descriptor)
         else:
-            continue  # artifacts and unknown types are not images: leave them
-        plan.name(image)
+            plan.manifest_tree(descriptor)
+            plan.images[reference] = _PlannedImage(reference, descriptor, None)
     with store.lease():
         for blob in plan.blobs.values():
             _copy_in(store, path, blob)
