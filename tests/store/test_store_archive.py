@@ -23,7 +23,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from ocistore.errors import DigestMismatchError, LayoutError, OciStoreError
-from ocistore.imagebuild import BuiltImage, build_image, build_index
+from ocistore.imagebuild import BuiltImage, BuiltIndex, build_image
 from ocistore.store import Store
 from ocistore.store.archive import _member_name
 
@@ -117,10 +117,11 @@ def test_archive_round_trip_is_deterministic_and_verified(
     assert other.fsck().ok
 
 
-def test_multi_arch_export_keeps_the_index_and_the_chosen_platforms(tmp_path: Path) -> None:
-    amd = build_image([{"arch": b"amd64"}], platform="linux/amd64")
-    arm = build_image([{"arch": b"arm64"}], platform="linux/arm64")
-    index = build_index([amd, arm])
+def test_multi_arch_export_keeps_the_index_and_the_chosen_platforms(
+    tmp_path: Path, multi_arch: BuiltIndex
+) -> None:
+    index = multi_arch
+    amd, arm = index.images
     layout = tmp_path / "layout"
     index.write_layout(layout, "example.com/multi:1")
     store = Store(tmp_path / "store")
@@ -150,11 +151,12 @@ def test_multi_arch_export_keeps_the_index_and_the_chosen_platforms(tmp_path: Pa
     )
 
 
-def test_exporting_a_platform_the_store_lacks_fails_before_writing(tmp_path: Path) -> None:
-    amd = build_image([{"arch": b"amd64"}], platform="linux/amd64")
-    arm = build_image([{"arch": b"arm64"}], platform="linux/arm64")
+def test_exporting_a_platform_the_store_lacks_fails_before_writing(
+    tmp_path: Path, multi_arch: BuiltIndex
+) -> None:
+    arm = multi_arch.images[1]
     store = Store(tmp_path / "store")
-    build_index([amd, arm]).write_to_store(store, "example.com/multi:1", platform="linux/amd64")
+    multi_arch.write_to_store(store, "example.com/multi:1", platform="linux/amd64")
     (store.root / "blobs" / "sha256" / arm.digest.split(":")[1]).unlink(missing_ok=True)
     out = io.BytesIO()
     with pytest.raises(OciStoreError, match=r"linux/arm64 manifest .* is not in the store"):
