@@ -162,6 +162,7 @@ CORPUS_NAMES = (
     "umoci-oci-gzip",
     "skopeo-v2s2-gzip",
     "skopeo-oci-zstd",
+    "skopeo-oci-gzip",
     "buildah-docker-gzip",
     "buildah-oci-gzip",
     "buildah-oci-zstd",
@@ -194,6 +195,14 @@ def build_corpus(work: Path, containers: Containers) -> dict[str, CorpusImage]:
     )  # fmt: skip
     images.append(CorpusImage("skopeo-oci-zstd", ref, "skopeo copy --dest-compress-format zstd",
                               OCI_MANIFEST, OCI_ZSTD, history=False))  # fmt: skip
+    v2s2 = ref.replace("skopeo-oci:zstd", "skopeo-v2s2:gzip")
+    ref = f"{registry}/corpus/skopeo-oci:gzip"
+    containers.skopeo(
+        "copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--format", "oci",
+        f"docker://{v2s2}", f"docker://{ref}",
+    )  # fmt: skip
+    images.append(CorpusImage("skopeo-oci-gzip", ref, "skopeo copy --format oci (from v2s2)",
+                              OCI_MANIFEST, OCI_GZIP, history=False))  # fmt: skip
 
     rootfs = work / "buildah-rootfs"
     buildah_rootfs(rootfs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -312,6 +313,20 @@ def test_a_corrupt_second_image_leaves_the_first_unnamed(
     assert state_of(store) == ([], [])
     store.gc()
     assert not any((store.root / "blobs" / "sha256").iterdir())  # nothing stays behind
+
+
+def test_import_removes_scratch_that_a_killed_import_left(
+    store: Store, small_image: BuiltImage
+) -> None:
+    old, young = store.root / ".import-killed", store.root / ".import-running"
+    for directory in (old, young):
+        (directory / "archive").mkdir(parents=True)
+    os.utime(old, (0, 0))
+    source = Store(store.root.parent / "source")
+    small_image.write_to_store(source, "example.com/app:v1")
+    store.import_archive(io.BytesIO(export_bytes(source, ["example.com/app:v1"])))
+    assert not old.exists()
+    assert young.exists()  # another import may be writing it
 
 
 def test_cli_refuses_a_bad_archive_with_one_line(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -55,6 +56,8 @@ _MAX_MANIFEST_JSON = 4 << 20
 _MAX_LINK_HOPS = 8
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+SCRATCH_PREFIX = ".import-"
+STALE_SCRATCH_SECONDS = 24 * 3600.0
 
 
 # --- export -----------------------------------------------------------------------------
@@ -288,6 +291,15 @@ def _docker_save_to_layout(extracted: _Extracted, layout: Path) -> None:
 # --- import -----------------------------------------------------------------------------
 
 
+def _remove_stale_scratch(root: Path) -> None:
+    """Removes what an import killed long ago left (a live import's directory is young)."""
+    cutoff = time.time() - STALE_SCRATCH_SECONDS
+    for entry in root.glob(f"{SCRATCH_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if entry.is_dir() and not entry.is_symlink() and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def _opened(source: str | os.PathLike[str] | BinaryIO) -> Iterator[BinaryIO]:
     if isinstance(source, (str, os.PathLike)):
@@ -313,7 +325,8 @@ def import_archive(
     all_platforms: bool = False,
 ) -> list[ImageRecord]:
     """Implements :meth:`Store.import_archive`."""
-    with tempfile.TemporaryDirectory(dir=store.root, prefix=".import-") as scratch:
+    _remove_stale_scratch(store.root)
+    with tempfile.TemporaryDirectory(dir=store.root, prefix=SCRATCH_PREFIX) as scratch:
         work = Path(scratch)
         with _opened(source) as stream:
             extracted = _extract(stream, work / "archive")
