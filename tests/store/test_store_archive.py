@@ -118,6 +118,31 @@ def test_archive_round_trip_is_deterministic_and_verified(
     assert other.fsck().ok
 
 
+def test_export_carries_the_docker_manifest_json_that_docker_archive_readers_take(
+    store: Store, small_image: BuiltImage, tmp_path: Path
+) -> None:
+    small_image.write_to_store(store, "docker.io/library/app:v1")
+    archive = tmp_path / "export.tar"
+    archive.write_bytes(export_bytes(store, ["docker.io/library/app:v1"]))
+    (entry,) = json.loads(read_members(archive.read_bytes())["manifest.json"])
+    assert entry["RepoTags"] == ["app:v1"]  # familiar, as ctr and docker write it
+    skopeo = shutil.which("skopeo")
+    assert skopeo is not None, "skopeo is not installed (scripts/setup installs it)"
+    config = subprocess.run(
+        [skopeo, "inspect", "--config", "--raw", f"docker-archive:{archive}"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    assert config == small_image.config
+    # Without its index.json the archive is a legacy docker save: the same image comes back.
+    members = read_members(archive.read_bytes())
+    del members["index.json"], members["oci-layout"]
+    other = Store(tmp_path / "other")
+    (record,) = other.import_archive(io.BytesIO(write_members(members)))
+    assert record.reference == "docker.io/library/app:v1"
+    assert record.config_digest == small_image.config_digest
+
+
 def test_multi_arch_export_keeps_the_index_and_the_chosen_platforms(
     tmp_path: Path, multi_arch: BuiltIndex
 ) -> None:

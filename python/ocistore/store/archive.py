@@ -11,7 +11,9 @@ directory then goes through :func:`ocistore.store.layout.import_layout` (verifie
 nothing) and is removed.
 
 Export writes the layout as a tar stream: blobs first, ``oci-layout`` and ``index.json`` last,
-with fixed owners, modes and times so the same images give the same bytes.
+with fixed owners, modes and times so the same images give the same bytes. Like ``ctr images
+export`` it adds a Docker ``manifest.json`` for each image's platform manifest, so ``docker
+load`` (and any ``docker-archive`` reader) takes the archive too.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from ocistore.store.layout import (
     CONTAINERD_NAME_ANNOTATION,
     OCI_LAYOUT_MARKER,
     REF_NAME_ANNOTATION,
+    ExportEntry,
     IndexEntries,
     import_layout,
     plan_export,
@@ -94,11 +97,43 @@ class ArchiveWriter(IndexEntries):
             self._add(f"blobs/{algorithm}/{encoded}", handle, size, tarfile.REGTYPE)
         self._written.add(digest)
 
-    def close(self) -> None:
-        """Adds ``oci-layout`` and ``index.json`` and ends the archive."""
-        for name, data in (("oci-layout", OCI_LAYOUT_MARKER), ("index.json", self.index_json())):
+    def close(self, docker_manifest: bytes | None = None) -> None:
+        """Adds ``oci-layout``, ``index.json`` (and a Docker ``manifest.json``); ends the tar."""
+        files = [("oci-layout", OCI_LAYOUT_MARKER), ("index.json", self.index_json())]
+        if docker_manifest is not None:
+            files.append(("manifest.json", docker_manifest))
+        for name, data in files:
             self._add(name, io.BytesIO(data), len(data), tarfile.REGTYPE)
         self._tar.close()
+
+
+def _blob_member(digest: str) -> str:
+    algorithm, _, encoded = digest.partition(":")
+    return f"blobs/{algorithm}/{encoded}"
+
+
+def docker_manifest_json(store: Store, entries: list[ExportEntry]) -> bytes | None:
+    """The ``manifest.json`` ``docker load`` reads, one entry per manifest, as ``ctr`` writes it.
+
+    Each image contributes its single-platform manifest; ``RepoTags`` hold the familiar
+    tagged names. An image whose layers do not all travel (non-distributable) is left out.
+    """
+    documents: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        manifest = store.manifest(entry.manifest_digest)
+        if not all(layer.digest in entry.blobs for layer in manifest.layers):
+            continue
+        document = documents.setdefault(
+            entry.manifest_digest,
+            {
+                "Config": _blob_member(manifest.config.digest),
+                "RepoTags": [],
+                "Layers": [_blob_member(layer.digest) for layer in manifest.layers],
+            },
+        )
+        if entry.record.tag is not None:
+            document["RepoTags"].append(Reference.parse(entry.record.reference).familiar)
+    return json.dumps(list(documents.values())).encode() if documents else None
 
 
 def export_archive(
@@ -112,9 +147,10 @@ def export_archive(
     """Implements :meth:`Store.export_archive`."""
     with store.lease():
         entries = plan_export(store, refs, platforms=platforms, all_platforms=all_platforms)
+        docker_manifest = docker_manifest_json(store, entries)
         writer = ArchiveWriter(stream)
         write_export(store, entries, writer)
-        writer.close()
+        writer.close(docker_manifest)
 
 
 # --- import: reading the tar ------------------------------------------------------------

@@ -275,10 +275,13 @@ def write_store_layout_files(store: Store, document: bytes | None = None) -> Non
 class ExportEntry:
     """One image of an export: its ``index.json`` entry and the blobs that travel with it."""
 
+    record: ImageRecord
     descriptor: dict[str, Any]
     ref_name: str | None
     annotations: dict[str, str]
     blobs: list[str]
+    manifest_digest: str
+    """The image manifest a single-platform consumer takes (the first chosen platform's)."""
 
 
 def plan_export(
@@ -293,7 +296,7 @@ def plan_export(
     tags = [r.tag for r in records]
     entries = []
     for record in records:
-        descriptor, blobs = _export_plan(store, record, platforms, all_platforms)
+        descriptor, blobs, manifest_digest = _export_plan(store, record, platforms, all_platforms)
         annotations: dict[str, str] = {}
         if record.repository:
             annotations[CONTAINERD_NAME_ANNOTATION] = record.reference
@@ -304,7 +307,9 @@ def plan_export(
             ref_name = record.reference
         else:
             ref_name = None
-        entries.append(ExportEntry(descriptor, ref_name, annotations, blobs))
+        entries.append(
+            ExportEntry(record, descriptor, ref_name, annotations, blobs, manifest_digest)
+        )
     return entries
 
 
@@ -333,7 +338,7 @@ def export_layout(
 
 def _export_plan(
     store: Store, record: ImageRecord, platforms: list[str] | None, all_platforms: bool
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[dict[str, Any], list[str], str]:
     """The descriptor ``index.json`` lists for an image, and the blobs that travel with it."""
     if record.index_digest is None:
         descriptor: dict[str, Any] = {
@@ -344,7 +349,7 @@ def _export_plan(
         platform = content.platform_descriptor(record.platform)
         if platform:
             descriptor["platform"] = platform
-        return descriptor, _image_blobs(store, record.reference, record.digest)
+        return descriptor, _image_blobs(store, record.reference, record.digest), record.digest
     index_bytes = store.read_blob(record.index_digest, content.MAX_MANIFEST_SIZE)
     index = content.parse_index(index_bytes, record.index_digest)
     if all_platforms:
@@ -371,7 +376,8 @@ def _export_plan(
         "digest": record.index_digest,
         "size": len(index_bytes),
     }
-    return descriptor, blobs
+    digests = [c.digest for c in chosen]
+    return descriptor, blobs, record.digest if record.digest in digests else digests[0]
 
 
 def _image_blobs(store: Store, reference: str, manifest_digest: str) -> list[str]:
