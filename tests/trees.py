@@ -3,12 +3,13 @@
 A tree is read with ``os.lstat`` and ``os.listxattr`` (never following a link) into one record
 per path: type, mode (with setuid/setgid/sticky), owner, size, content hash or link target,
 device number, mtime in nanoseconds and the xattrs. Hardlink groups are compared as sets of
-paths that share an inode. Two rules are named where a view must differ from a plain tree:
+paths that share an inode. One rule is named where the trees differ on purpose:
 
-* ``ROOT_MTIME``: the root directory's own mtime is the snapshot's, not the image's (neither
-  containerd nor ocistore takes it from a layer entry), so it is not compared.
-* ``OVERLAY_XATTRS``: overlayfs keeps its own bookkeeping in ``trusted.overlay.*`` xattrs
-  (opaque directories, redirects); they are not part of the image, so only other xattrs count.
+* ``ROOT_MTIME``: the root directory's own mtime is the time its snapshot (or ocistore's
+  directory) was made, not the image's, so it is not compared.
+
+Every xattr is compared: overlayfs hides its own ``trusted.overlay.*`` bookkeeping (opaque
+directories) in the merged view, so containerd's view shows only the image's xattrs.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT_MTIME = "the root directory's own mtime is not compared (a snapshot's, not the image's)"
-OVERLAY_XATTRS = "overlayfs' own trusted.overlay.* xattrs are not part of the image"
-_HIDDEN_XATTR_PREFIXES = ("trusted.overlay.",)
 
 
 @dataclass(frozen=True)
@@ -61,8 +60,6 @@ def _xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
         return ()
     values = []
     for name in sorted(names):
-        if name.startswith(_HIDDEN_XATTR_PREFIXES):
-            continue  # OVERLAY_XATTRS
         try:
             values.append((name, os.getxattr(path, name, follow_symlinks=False)))
         except OSError:

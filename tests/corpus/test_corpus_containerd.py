@@ -3,8 +3,8 @@
 For every corpus image the private containerd pulls it (``ctr images pull --plain-http``) and
 its snapshot is mounted read-only; ``ocistore pull --unpack`` writes its own tree; the two trees
 must be equal in paths, types, contents, modes, owners, nanosecond mtimes, xattrs, hardlink
-groups and device numbers, with two named exceptions (``trees.ROOT_MTIME``,
-``trees.OVERLAY_XATTRS``).
+groups and device numbers; the one named exception is ``trees.ROOT_MTIME`` (the root
+directory's own mtime).
 """
 
 from __future__ import annotations
