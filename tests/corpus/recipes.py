@@ -42,6 +42,8 @@ class CorpusImage:
     layer_media_type: str
     chunked: bool = False
     history: bool = True
+    layout: Path | None = None
+    """The OCI layout the image was made in, when its maker writes one (umoci)."""
 
 
 def _set_times(path: Path, mtime_ns: int) -> None:
@@ -180,7 +182,7 @@ def build_corpus(work: Path, containers: Containers) -> dict[str, CorpusImage]:
     ref = f"{registry}/corpus/umoci:full"
     containers.skopeo("copy", "--dest-tls-verify=false", f"oci:{layout}:full", f"docker://{ref}")
     images.append(CorpusImage("umoci-oci-gzip", ref, "umoci + GNU tar + bsdtar, skopeo push",
-                              OCI_MANIFEST, OCI_GZIP, history=False))  # fmt: skip
+                              OCI_MANIFEST, OCI_GZIP, history=False, layout=layout))  # fmt: skip
     ref = f"{registry}/corpus/skopeo-v2s2:gzip"
     containers.skopeo(
         "copy", "--dest-tls-verify=false", "--format", "v2s2", f"oci:{layout}:full",

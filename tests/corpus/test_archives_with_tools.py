@@ -39,6 +39,28 @@ def record_of(store: Path, reference: str) -> dict[str, object]:
     return record
 
 
+def test_umoci_layout_imports_with_the_registrys_digest_and_tree(
+    containers: Containers,
+    corpus: dict[str, CorpusImage],
+    containerd: Containerd,
+    tmp_path: Path,
+) -> None:
+    """umoci's own layout (ref.name ``full``, a manifest without mediaType), --base-name."""
+    image = corpus["umoci-oci-gzip"]
+    assert image.layout is not None
+    store = tmp_path / "store"
+    (record,) = ocistore_cli(
+        "--store", store, "import", image.layout, "--base-name", "corpus.example/umoci"
+    )
+    assert record["reference"] == "corpus.example/umoci:full"
+    assert record["digest"] == registry_digest(containers, image.reference)
+    containerd.pull(image.reference, "--plain-http")
+    rootfs = tmp_path / "rootfs"
+    ocistore_cli("--store", store, "unpack", "corpus.example/umoci:full", rootfs)
+    with containerd.mounted(image.reference) as view:
+        assert read_tree(rootfs).differences(read_tree(view)) == []
+
+
 def test_docker_save_from_podman_imports_with_containerds_digest_and_tree(
     containers: Containers,
     corpus: dict[str, CorpusImage],
