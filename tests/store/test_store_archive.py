@@ -367,6 +367,36 @@ def test_cli_refuses_a_bad_archive_with_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+def test_cli_pipes_an_archive_from_one_store_to_another(
+    store: Store, small_image: BuiltImage, tmp_path: Path
+) -> None:
+    small_image.write_to_store(store, "example.com/app:v1")
+    cli = [sys.executable, "-m", "ocistore"]
+    exported = subprocess.run(
+        [*cli, "--store", str(store.root), "export", "example.com/app:v1", "--oci-archive", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert exported == export_bytes(store, ["example.com/app:v1"])  # nothing else on stdout
+    imported = subprocess.run(
+        [*cli, "--json", "--store", str(tmp_path / "other"), "import", "-"],
+        input=exported,
+        capture_output=True,
+        check=True,
+    )
+    (record,) = json.loads(imported.stdout)
+    assert (record["reference"], record["digest"]) == ("example.com/app:v1", small_image.digest)
+    both = subprocess.run(
+        [*cli, "--store", str(store.root), "export", "example.com/app:v1", "--oci-layout",
+         str(tmp_path / "l"), "--oci-archive", str(tmp_path / "a.tar")],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert both.returncode == 2
+    assert "exactly one of --oci-layout DIR and --oci-archive FILE" in both.stderr
+    assert not (tmp_path / "l").exists() and not (tmp_path / "a.tar").exists()
+
+
 # --- properties -------------------------------------------------------------------------
 
 
