@@ -175,6 +175,11 @@ def test_multi_arch_export_keeps_the_index_and_the_chosen_platforms(
     assert export_bytes(again, ["example.com/multi:1"], all_platforms=True) == export_bytes(
         store, ["example.com/multi:1"], all_platforms=True
     )
+    # An archive of one platform names the one it lacks when asked for another.
+    with pytest.raises(LayoutError, match="lacks the linux/arm64 manifest"):
+        Store(tmp_path / "third").import_archive(
+            io.BytesIO(export_bytes(store, ["example.com/multi:1"])), platform="linux/arm64"
+        )
 
 
 def test_exporting_a_platform_the_store_lacks_fails_before_writing(

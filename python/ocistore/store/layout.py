@@ -529,6 +529,12 @@ def import_layout(
             for child in content.index_children(index) if all_platforms else [chosen]:
                 if not content.is_manifest(child.media_type):
                     raise ManifestError(f"nested index {child.digest} is not supported here")
+                if not _layout_blob_exists(path, child.digest):
+                    raise LayoutError(
+                        f"{path} lacks the {content.platform_string(child.platform)} manifest"
+                        f" {child.digest} of {reference} (choose a platform it holds with"
+                        " --platform)"
+                    )
                 plan.manifest_tree(child)
             plan.need(descriptor)
             plan.images[reference] = _PlannedImage(reference, chosen, descriptor)
