@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ocistore.imagebuild import BuiltImage, BuiltIndex, build_image, build_index
 from ocistore.store import Store
+from ocistore.testing.imagebuild import BuiltImage, BuiltIndex, build_image, build_index
 
 
 @pytest.fixture

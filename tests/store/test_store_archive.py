@@ -24,9 +24,9 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from ocistore.errors import DigestMismatchError, LayoutError, OciStoreError
-from ocistore.imagebuild import BuiltImage, BuiltIndex, build_image
 from ocistore.store import Store
 from ocistore.store.archive import _member_name
+from ocistore.testing.imagebuild import BuiltImage, BuiltIndex, build_image
 
 Members = dict[str, bytes | str]  # name -> content, or "->target" for a symlink
 

@@ -17,8 +17,8 @@ from ocistore.errors import (
     LayoutError,
     ManifestError,
 )
-from ocistore.imagebuild import BuiltImage, BuiltIndex, build_image
 from ocistore.store import ProblemKind, Store
+from ocistore.testing.imagebuild import BuiltImage, BuiltIndex, build_image
 
 
 def index_json(layout: Path) -> dict[str, object]:

@@ -32,9 +32,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ocistore import model
 from ocistore.digest import digest_bytes, digest_file
 from ocistore.errors import InvalidReferenceError, LayoutError
+from ocistore.mediatypes import Compression, MediaType, detect_compression
 from ocistore.reference import Reference
 from ocistore.store.layout import (
     CONTAINERD_NAME_ANNOTATION,
@@ -57,8 +57,6 @@ _COPY_CHUNK = 1 << 20
 _MAX_MEMBERS = 100_000
 _MAX_MANIFEST_JSON = 4 << 20
 _MAX_LINK_HOPS = 8
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 SCRATCH_PREFIX = ".import-"
 STALE_SCRATCH_SECONDS = 24 * 3600.0
 
@@ -233,21 +231,25 @@ def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root: Path, nam
 # --- import: legacy docker save ---------------------------------------------------------
 
 
+_DOCKER_LAYER_TYPES = {
+    Compression.NONE: MediaType.DOCKER_LAYER,
+    Compression.GZIP: MediaType.DOCKER_LAYER_GZIP,
+    Compression.ZSTD: MediaType.DOCKER_LAYER_ZSTD,
+}
+
+
 def _layer_media_type(path: Path) -> str:
+    """What a legacy layer file is, from its first bytes (``docker save`` does not say)."""
     with path.open("rb") as handle:
-        head = handle.read(4)
-    if head.startswith(_GZIP_MAGIC):
-        return model.MEDIA_TYPE_DOCKER_LAYER_GZIP
-    if head == _ZSTD_MAGIC:
-        return model.MEDIA_TYPE_DOCKER_LAYER_ZSTD
-    return model.MEDIA_TYPE_DOCKER_LAYER
+        head = handle.read(16)
+    return _DOCKER_LAYER_TYPES[detect_compression(head)]
 
 
 def _docker_manifest(config: Mapping[str, Any], layers: Sequence[Mapping[str, Any]]) -> bytes:
     """A schema 2 manifest in containerd's exact bytes (compact, its field order)."""
     document = {
         "schemaVersion": 2,
-        "mediaType": model.MEDIA_TYPE_DOCKER_MANIFEST,
+        "mediaType": MediaType.DOCKER_MANIFEST,
         "config": dict(config),
         "layers": [dict(layer) for layer in layers],
     }
@@ -291,7 +293,7 @@ def _docker_save_to_layout(extracted: _Extracted, layout: Path) -> None:
         if not isinstance(config_name, str):
             raise LayoutError(f"manifest.json entry {number} has no Config")
         config = {
-            "mediaType": model.MEDIA_TYPE_DOCKER_CONFIG,
+            "mediaType": MediaType.DOCKER_CONFIG,
             **blob(extracted.resolve(config_name, "manifest.json Config")),
         }
         layers = []
@@ -302,7 +304,7 @@ def _docker_save_to_layout(extracted: _Extracted, layout: Path) -> None:
         digest = digest_bytes(data)
         (blobs / digest.partition(":")[2]).write_bytes(data)
         descriptor = {
-            "mediaType": model.MEDIA_TYPE_DOCKER_MANIFEST,
+            "mediaType": MediaType.DOCKER_MANIFEST,
             "digest": digest,
             "size": len(data),
         }

@@ -28,6 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
+from ocistore import mediatypes
 from ocistore.digest import digest_bytes, validate_digest
 from ocistore.errors import (
     BlobNotFoundError,
@@ -37,6 +38,7 @@ from ocistore.errors import (
     ManifestError,
     SizeMismatchError,
 )
+from ocistore.mediatypes import MAX_MANIFEST_SIZE, MediaType
 from ocistore.reference import Reference
 from ocistore.store import content
 from ocistore.store.records import ImageRecord
@@ -49,7 +51,6 @@ __all__ = ["CONTAINERD_NAME_ANNOTATION", "REF_NAME_ANNOTATION", "LayoutWriter"]
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME_ANNOTATION = "io.containerd.image.name"
 LAYOUT_VERSION = "1.0.0"
-_MAX_INDEX_JSON = 4 << 20
 _COPY_CHUNK = 1 << 20
 
 
@@ -104,7 +105,7 @@ class IndexEntries:
         """The ``index.json`` document."""
         document: dict[str, Any] = {
             "schemaVersion": 2,
-            "mediaType": content.OCI_INDEX,
+            "mediaType": MediaType.OCI_INDEX,
             "manifests": self._manifests,
         }
         if self._index_annotations:
@@ -214,7 +215,7 @@ def _read_bounded(path: Path, limit: int, missing: str) -> bytes:
 
 def _load_json(path: Path, what: str) -> dict[str, Any]:
     try:
-        data = _read_bounded(path, _MAX_INDEX_JSON, what)
+        data = _read_bounded(path, MAX_MANIFEST_SIZE, what)
     except BlobNotFoundError:
         raise LayoutError(f"{path.parent} is not an OCI image layout: no {what}") from None
     try:
@@ -251,7 +252,7 @@ def store_index_document(store: Store) -> bytes:
                 REF_NAME_ANNOTATION: record.reference,
             }
         manifests.append(descriptor)
-    document = {"schemaVersion": 2, "mediaType": content.OCI_INDEX, "manifests": manifests}
+    document = {"schemaVersion": 2, "mediaType": MediaType.OCI_INDEX, "manifests": manifests}
     return json.dumps(document, indent=2).encode()
 
 
@@ -350,8 +351,8 @@ def _export_plan(
         if platform:
             descriptor["platform"] = platform
         return descriptor, _image_blobs(store, record.reference, record.digest), record.digest
-    index_bytes = store.read_blob(record.index_digest, content.MAX_MANIFEST_SIZE)
-    index = content.parse_index(index_bytes, record.index_digest)
+    index_bytes = store.read_blob(record.index_digest, MAX_MANIFEST_SIZE)
+    index = content.verified_index(index_bytes, record.index_digest)
     if all_platforms:
         chosen = content.index_children(index)
     else:
@@ -361,7 +362,7 @@ def _export_plan(
         )
     blobs = [record.index_digest]
     for child in chosen:
-        if not content.is_manifest(child.media_type):
+        if not mediatypes.is_manifest(child.media_type):
             raise ManifestError(
                 f"image {record.reference}: nested index {child.digest} is not exported"
             )
@@ -424,7 +425,7 @@ def _read_document(layout: Path, descriptor: content.Child) -> bytes:
     if not _layout_blob_exists(layout, descriptor.digest):
         raise LayoutError(f"layout {layout} lacks blob {descriptor.digest} that index.json lists")
     source = _blob_path(layout, descriptor.digest)
-    data = _read_bounded(source, content.MAX_MANIFEST_SIZE, f"layout lacks {descriptor.digest}")
+    data = _read_bounded(source, MAX_MANIFEST_SIZE, f"layout lacks {descriptor.digest}")
     actual = digest_bytes(data, descriptor.digest.partition(":")[0])
     if actual != descriptor.digest:
         raise DigestMismatchError(
@@ -488,7 +489,7 @@ class _ImportPlan:
             raise LayoutError(f"conflicting names: {reference} names both {first} and {digest}")
 
     def manifest_tree(self, descriptor: content.Child) -> None:
-        manifest = content.parse_manifest(
+        manifest = content.verified_manifest(
             _read_document(self.layout, descriptor), descriptor.digest
         )
         for child in content.manifest_children(manifest):
@@ -511,23 +512,24 @@ def import_layout(
     if not isinstance(marker.get("imageLayoutVersion"), str):
         raise LayoutError(f"{path}/oci-layout has no imageLayoutVersion")
     try:
-        index_bytes = _read_bounded(path / "index.json", _MAX_INDEX_JSON, "index.json")
+        index_bytes = _read_bounded(path / "index.json", MAX_MANIFEST_SIZE, "index.json")
     except BlobNotFoundError:
         raise LayoutError(f"{path} is not an OCI image layout: no index.json") from None
-    top = content.parse_index(index_bytes, None)
+    top = content.verified_index(index_bytes, None)
     plan = _ImportPlan(path)
     for descriptor in content.index_children(top):
         if not (
-            content.is_index(descriptor.media_type) or content.is_manifest(descriptor.media_type)
+            mediatypes.is_index(descriptor.media_type)
+            or mediatypes.is_manifest(descriptor.media_type)
         ):
             continue  # artifacts and unknown types are not images: leave them
         reference = _name_for(descriptor.annotations, name, descriptor.digest)
         plan.claim(reference, descriptor.digest)
-        if content.is_index(descriptor.media_type):
-            index = content.parse_index(_read_document(path, descriptor), descriptor.digest)
+        if mediatypes.is_index(descriptor.media_type):
+            index = content.verified_index(_read_document(path, descriptor), descriptor.digest)
             chosen = content.choose_platform(index, platform)
             for child in content.index_children(index) if all_platforms else [chosen]:
-                if not content.is_manifest(child.media_type):
+                if not mediatypes.is_manifest(child.media_type):
                     raise ManifestError(f"nested index {child.digest} is not supported here")
                 if not _layout_blob_exists(path, child.digest):
                     raise LayoutError(
