@@ -14,11 +14,12 @@ directories) in the merged view, so containerd's view shows only the image's xat
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+from ocistore.digest import digest_file
 
 ROOT_MTIME = "the root directory's own mtime is not compared (a snapshot's, not the image's)"
 
@@ -67,14 +68,6 @@ def _xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
     return tuple(values)
 
 
-def _file_hash(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class Tree:
     """Every entry of a root filesystem, keyed by its path relative to the root."""
@@ -119,7 +112,7 @@ def read_tree(root: Path) -> Tree:
             kind = _kind(info.st_mode)
             content = None
             if kind == "file":
-                content = _file_hash(full)
+                content = digest_file(full)
                 if info.st_nlink > 1:
                     inodes.setdefault((info.st_dev, info.st_ino), set()).add(relative)
             elif kind == "symlink":

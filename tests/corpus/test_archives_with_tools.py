@@ -39,6 +39,29 @@ def record_of(store: Path, reference: str) -> dict[str, object]:
     return record
 
 
+def podman_save(containers: Containers, source: str, name: str, form: str, out: Path) -> Path:
+    """``podman pull`` a corpus image, tag it ``name`` and ``podman save`` it in ``form``."""
+    containers.podman("pull", "-q", "--tls-verify=false", source)
+    containers.podman("tag", source, name)
+    containers.podman("save", "-q", "--format", form, "-o", out, name)
+    return out
+
+
+def assert_unpacks_as_containerd_mounts(
+    store: Path,
+    name: str,
+    containerd: Containerd,
+    ref: str,
+    work: Path,
+    namespace: str | None = None,
+) -> None:
+    """``ocistore unpack`` of ``name`` equals containerd's view of ``ref``."""
+    rootfs = work / "rootfs"
+    ocistore_cli("--store", store, "unpack", name, rootfs)
+    with containerd.mounted(ref, namespace=namespace) as view:
+        assert read_tree(rootfs).differences(read_tree(view)) == []
+
+
 def test_umoci_layout_imports_with_the_registrys_digest_and_tree(
     containers: Containers,
     corpus: dict[str, CorpusImage],
@@ -55,10 +78,9 @@ def test_umoci_layout_imports_with_the_registrys_digest_and_tree(
     assert record["reference"] == "corpus.example/umoci:full"
     assert record["digest"] == registry_digest(containers, image.reference)
     containerd.pull(image.reference, "--plain-http")
-    rootfs = tmp_path / "rootfs"
-    ocistore_cli("--store", store, "unpack", "corpus.example/umoci:full", rootfs)
-    with containerd.mounted(image.reference) as view:
-        assert read_tree(rootfs).differences(read_tree(view)) == []
+    assert_unpacks_as_containerd_mounts(
+        store, "corpus.example/umoci:full", containerd, image.reference, tmp_path
+    )
 
 
 def test_docker_save_from_podman_imports_with_containerds_digest_and_tree(
@@ -69,11 +91,8 @@ def test_docker_save_from_podman_imports_with_containerds_digest_and_tree(
 ) -> None:
     """A legacy ``docker save`` tarball (manifest.json, repositories, layer symlinks)."""
     source = corpus["buildah-docker-gzip"].reference
-    containers.podman("pull", "-q", "--tls-verify=false", source)
-    containers.podman("tag", source, "corpus.example/saved:v1", "saved-short:v2")
-    archive = tmp_path / "docker-save.tar"
-    containers.podman(
-        "save", "-q", "--format", "docker-archive", "-o", archive, "corpus.example/saved:v1"
+    archive = podman_save(
+        containers, source, "corpus.example/saved:v1", "docker-archive", tmp_path / "d.tar"
     )
     with tarfile.open(archive) as tar:
         names = tar.getnames()
@@ -85,10 +104,8 @@ def test_docker_save_from_podman_imports_with_containerds_digest_and_tree(
     ours = record_of(store, "corpus.example/saved:v1")
     # The schema 2 manifest ocistore writes is containerd's to the byte: the same digest.
     assert ours["digest"] == containerd.image_digest("corpus.example/saved:v1")
-    rootfs = tmp_path / "rootfs"
-    ocistore_cli("--store", store, "unpack", "corpus.example/saved:v1", rootfs)
-    with containerd.mounted("corpus.example/saved:v1") as view:
-        assert read_tree(rootfs).differences(read_tree(view)) == []
+    name = "corpus.example/saved:v1"
+    assert_unpacks_as_containerd_mounts(store, name, containerd, name, tmp_path)
 
 
 def test_oci_archive_from_podman_is_named_as_ctr_names_it(
@@ -98,11 +115,8 @@ def test_oci_archive_from_podman_is_named_as_ctr_names_it(
     tmp_path: Path,
 ) -> None:
     source = corpus["buildah-oci-zstd"].reference
-    containers.podman("pull", "-q", "--tls-verify=false", source)
-    containers.podman("tag", source, "corpus.example/oci-saved:v3")
-    archive = tmp_path / "oci.tar"
-    containers.podman(
-        "save", "-q", "--format", "oci-archive", "-o", archive, "corpus.example/oci-saved:v3"
+    archive = podman_save(
+        containers, source, "corpus.example/oci-saved:v3", "oci-archive", tmp_path / "o.tar"
     )
     store = tmp_path / "store"
     (record,) = ocistore_cli("--store", store, "import", archive)
@@ -178,10 +192,9 @@ def test_export_piped_into_ctr_preloads_the_image_kubelet_looks_for(
     assert containerd.image_digest(image.reference, namespace=KUBERNETES_NAMESPACE) == expected
     check = containerd.ctr("images", "check", namespace=KUBERNETES_NAMESPACE).stdout.decode()
     assert any(image.reference in line and "complete" in line for line in check.splitlines())
-    rootfs = tmp_path / "rootfs"
-    ocistore_cli("--store", store, "unpack", image.reference, rootfs)
-    with containerd.mounted(image.reference, namespace=KUBERNETES_NAMESPACE) as view:
-        assert read_tree(rootfs).differences(read_tree(view)) == []
+    assert_unpacks_as_containerd_mounts(
+        store, image.reference, containerd, image.reference, tmp_path, KUBERNETES_NAMESPACE
+    )
 
     archive = tmp_path / "export.tar"
     ocistore_cli("--store", store, "export", image.reference, "--oci-archive", archive)
