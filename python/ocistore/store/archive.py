@@ -34,10 +34,11 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ocistore.digest import digest_bytes, digest_file
 from ocistore.errors import InvalidReferenceError, LayoutError
-from ocistore.mediatypes import Compression, MediaType, detect_compression
+from ocistore.mediatypes import MAX_MANIFEST_SIZE, Compression, MediaType, detect_compression
 from ocistore.reference import Reference
 from ocistore.store.layout import (
     CONTAINERD_NAME_ANNOTATION,
+    COPY_CHUNK,
     OCI_LAYOUT_MARKER,
     REF_NAME_ANNOTATION,
     ExportEntry,
@@ -53,9 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ArchiveWriter", "export_archive", "import_archive"]
 
-_COPY_CHUNK = 1 << 20
 _MAX_MEMBERS = 100_000
-_MAX_MANIFEST_JSON = 4 << 20
 _MAX_LINK_HOPS = 8
 SCRATCH_PREFIX = ".import-"
 STALE_SCRATCH_SECONDS = 24 * 3600.0
@@ -225,7 +224,7 @@ def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root: Path, nam
     source = tar.extractfile(member)
     assert source is not None  # a regular file
     with os.fdopen(fd, "wb") as out:
-        shutil.copyfileobj(source, out, _COPY_CHUNK)
+        shutil.copyfileobj(source, out, COPY_CHUNK)
 
 
 # --- import: legacy docker save ---------------------------------------------------------
@@ -267,8 +266,8 @@ def _string_list(value: object, what: str) -> list[str]:
 def _docker_save_to_layout(extracted: _Extracted, layout: Path) -> None:
     """Writes ``layout`` (an OCI layout) from a legacy ``manifest.json`` archive."""
     manifest_json = extracted.resolve("manifest.json", "manifest.json")
-    if manifest_json.stat().st_size > _MAX_MANIFEST_JSON:
-        raise LayoutError("manifest.json is over the 4 MiB limit")
+    if manifest_json.stat().st_size > MAX_MANIFEST_SIZE:
+        raise LayoutError(f"manifest.json is over the {MAX_MANIFEST_SIZE}-byte limit")
     try:
         entries = json.loads(manifest_json.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -51,7 +51,7 @@ __all__ = ["CONTAINERD_NAME_ANNOTATION", "REF_NAME_ANNOTATION", "LayoutWriter"]
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME_ANNOTATION = "io.containerd.image.name"
 LAYOUT_VERSION = "1.0.0"
-_COPY_CHUNK = 1 << 20
+COPY_CHUNK = 1 << 20
 
 
 def _atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
@@ -175,7 +175,7 @@ class LayoutWriter(IndexEntries):
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-                shutil.copyfileobj(src, out, _COPY_CHUNK)
+                shutil.copyfileobj(src, out, COPY_CHUNK)
                 out.flush()
                 os.fsync(out.fileno())
             os.chmod(tmp, 0o644)
@@ -416,7 +416,7 @@ def _copy_in(store: Store, layout: Path, blob: content.Child) -> None:
             return
         ingest.truncate()
         with _open_regular(source, f"layout {layout} lacks blob {blob.digest}") as handle:
-            while chunk := handle.read(_COPY_CHUNK):
+            while chunk := handle.read(COPY_CHUNK):
                 ingest.write(chunk)  # bounded: more than the declared size is refused
         ingest.commit()
 
