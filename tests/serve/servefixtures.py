@@ -14,7 +14,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from regfixtures.registry import Registry
+
 from ocistore.imagebuild import BuiltImage, BuiltIndex, build_image, build_index
+from ocistore.store import Store
 
 _SKOPEO_COPY = ("skopeo", "copy", "--all", "--preserve-digests", "--dest-tls-verify=false")
 
@@ -48,6 +51,17 @@ class Server:
                 self.process.wait()
         if self.process.stdout is not None:
             self.process.stdout.close()
+
+
+@dataclass
+class Served:
+    """A store holding every image variant, pulled from ``registry``, and a server over it."""
+
+    server: Server
+    store: Store
+    registry: Registry
+    upstream: str
+    images: dict[str, tuple[str, BuiltImage | BuiltIndex]]  # variant -> (repository path, image)
 
 
 def start_server(
@@ -112,6 +126,23 @@ def publish(image: BuiltImage | BuiltIndex, ref: str, workdir: Path) -> None:
         check=True,
         capture_output=True,
     )
+
+
+def write_hosts_toml(
+    hosts_dir: Path,
+    registry: str,
+    mirrors: Sequence[str],
+    capabilities: Sequence[str] = ("pull", "resolve"),
+) -> Path:
+    """containerd's ``certs.d/<registry>/hosts.toml``: the mirrors in order, then upstream."""
+    lines = [f'server = "http://{registry}"', ""]
+    for mirror in mirrors:
+        caps = ", ".join(f'"{c}"' for c in capabilities)
+        lines += [f'[host."{mirror}"]', f"  capabilities = [{caps}]", ""]
+    path = hosts_dir / registry / "hosts.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return path
 
 
 def unique_files(label: str, size: int = 4096) -> dict[str, bytes]:

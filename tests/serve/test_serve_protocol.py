@@ -4,43 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from node_registries import ManagerRegistries
-from servefixtures import Server, image_variants, publish, running_server, unique_files
+from servefixtures import Served, publish, running_server, unique_files
 
 import ocistore
 from ocistore.imagebuild import BuiltImage, BuiltIndex, build_image
-from ocistore.store import Store
-
-
-@dataclass
-class Served:
-    server: Server
-    store: Store
-    upstream: str
-    images: dict[str, tuple[str, BuiltImage | BuiltIndex]]  # variant -> (repository path, image)
-
-
-@pytest.fixture(scope="module")
-def served(
-    manager_registries: ManagerRegistries, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Served]:
-    base = tmp_path_factory.mktemp("serve-protocol")
-    upstream = manager_registries.plain.host
-    store = Store(base / "store")
-    images: dict[str, tuple[str, BuiltImage | BuiltIndex]] = {}
-    for variant, image in image_variants().items():
-        path = f"proto/{variant}"
-        publish(image, f"{upstream}/{path}:v1", base)
-        ocistore.pull(f"{upstream}/{path}:v1", store=store, platform="linux/amd64")
-        images[variant] = (path, image)
-    with running_server(base / "store") as server:
-        yield Served(server, store, upstream, images)
 
 
 def _get(served: Served, path: str, **kwargs: object) -> httpx.Response:

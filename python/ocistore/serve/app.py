@@ -31,7 +31,6 @@ _API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 _CONTENT = web.AppKey("content", ServedContent)
 _METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 _KIND = "ocistore.kind"
-_FILE_BYTES = "ocistore.file_bytes"  # sendfile() bytes, which aiohttp's body_length misses
 
 
 @dataclass
@@ -45,7 +44,8 @@ class Metrics:
         """Adds one finished request."""
         outcome = "hit" if status < 300 else "miss" if status == 404 else "refused"
         self.requests[kind, outcome] = self.requests.get((kind, outcome), 0) + 1
-        self.bytes_served += sent
+        if outcome == "hit":
+            self.bytes_served += sent
 
     def render(self) -> str:
         """The Prometheus text exposition of the counters."""
@@ -67,7 +67,8 @@ class AccessLog(AbstractAccessLogger):
     """One line per request (method, path, status, bytes, seconds); feeds the metrics."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        sent = request.get(_FILE_BYTES, response.body_length)
+        # Body bytes (aiohttp's body_length counts headers, and misses sendfile()).
+        sent = 0 if request.method == "HEAD" else response.content_length or 0
         if isinstance(request, web.Request):
             request.app[_METRICS].count(request.get(_KIND, "other"), response.status, sent)
         self.logger.info(
@@ -169,8 +170,6 @@ async def _blob(
             },
         )
         await response.prepare(request)  # sends the whole (ranged) body before the lease ends
-        if request.method != "HEAD" and response.status < 300:
-            request[_FILE_BYTES] = response.content_length or 0
         return response
     finally:
         await asyncio.to_thread(held.close)
