@@ -15,6 +15,7 @@ registries.
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -148,16 +149,25 @@ class ServedContent:
             if roots.isdisjoint(parents):
                 raise BlobNotFoundError(f"blob {digest} is not served for {repository}")
         with self._leases.hold(digest):
-            try:
-                fd = os.open(
-                    self.store.blob_path(digest), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
-                )
-            except FileNotFoundError:
-                raise BlobNotFoundError(f"blob {digest} is no longer in the store") from None
+            fd = _open_regular_file(self.store.blob_path(digest), digest)
             try:
                 yield BlobAnswer(digest, os.fstat(fd).st_size, fd)
             finally:
                 os.close(fd)
+
+
+def _open_regular_file(path: Path, digest: str) -> int:
+    """Opens a committed blob: a regular file, never through a symlink planted in its place."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise BlobNotFoundError(f"blob {digest} is no longer in the store") from None
+    except OSError as error:  # ELOOP: a symlink
+        raise BlobNotFoundError(f"blob {digest} is not a regular file ({error.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise BlobNotFoundError(f"blob {digest} is not a regular file")
+    return fd
 
 
 @dataclass
