@@ -104,7 +104,9 @@ def running_server(store: Path, *args: str, **kwargs: object) -> Iterator[Server
         server.stop()
 
 
-def publish(image: BuiltImage | BuiltIndex, ref: str, workdir: Path) -> None:
+def publish(
+    image: BuiltImage | BuiltIndex, ref: str, workdir: Path, prefix: Sequence[str] = ()
+) -> None:
     """Pushes a built image to a plain-HTTP registry with skopeo (another tool's upload).
 
     skopeo reads it from its ``dir:`` format (any media type, lists included) and keeps the
@@ -122,7 +124,7 @@ def publish(image: BuiltImage | BuiltIndex, ref: str, workdir: Path) -> None:
     else:
         (source / "manifest.json").write_bytes(image.manifest)
     subprocess.run(
-        [*_SKOPEO_COPY, f"dir:{source}", f"docker://{ref}"],
+        [*prefix, *_SKOPEO_COPY, f"dir:{source}", f"docker://{ref}"],
         check=True,
         capture_output=True,
     )
