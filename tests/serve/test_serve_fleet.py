@@ -127,10 +127,9 @@ def test_nodes_share_layers_and_skip_a_peer_killed_mid_transfer(
         write_hosts_toml(hosts_c2, registry, [peers["a"]])
         _pull(fleet, "c", stores["c"], ref2, hosts_c2)
         gets_before = len(_blob_gets(upstream))
+        throttle = ["tbf", "rate", "40mbit", "burst", "64kb", "latency", "400ms"]
         subprocess.run(
-            [*fleet.exec("a"), "tc", "qdisc", "add", "dev", "eth0", "root", "tbf"]
-            + ["rate", "40mbit", "burst", "64kb", "latency", "400ms"],
-            check=True,
+            [*fleet.exec("a"), "tc", "qdisc", "add", "dev", "eth0", "root", *throttle], check=True
         )
         hosts_b2 = tmp_path / "hosts-b2"
         write_hosts_toml(hosts_b2, registry, [peers["a"], peers["c"]])
@@ -143,7 +142,7 @@ def test_nodes_share_layers_and_skip_a_peer_killed_mid_transfer(
         partial = stores["b"] / "ingest" / f"sha256-{second.layers[0].digest[7:]}.partial"
         wait_for(lambda: partial.exists() and partial.stat().st_size > 1 << 20, timeout=120)
         os.kill(servers[0].process.pid, signal.SIGKILL)  # node A dies mid-transfer
-        out, err = puller.communicate(timeout=600)
+        _, err = puller.communicate(timeout=600)
         assert puller.returncode == 0, err
         assert Store(stores["b"]).image(ref2).digest == second.digest
         assert Store(stores["b"]).fsck().ok  # every blob re-hashed: verified, not trusted
