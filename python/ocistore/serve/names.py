@@ -57,4 +57,8 @@ def repository_name(name: str, ns: str | None, default_registry: str = DEFAULT_R
         raise InvalidReferenceError(f"repository name {name!r} must be lowercase")
     if registry == DEFAULT_REGISTRY and "/" not in name:
         name = OFFICIAL_REPO_PREFIX + name
-    return Reference(registry, name).name
+    reference = Reference(registry, name)
+    if Reference.parse(reference.name) != reference:
+        # "ns=team": a single label would read back as a Docker Hub path, not a registry.
+        raise InvalidReferenceError(f"ns {registry!r} does not name a registry host")
+    return reference.name
