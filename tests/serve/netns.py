@@ -8,8 +8,10 @@ deletes the namespaces, which removes their links, bridge and qdiscs with them.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 class NamespacesUnavailable(RuntimeError):
@@ -29,6 +31,7 @@ class Fleet:
     nodes: list[str]
     tag: str = field(default_factory=lambda: str(os.getpid()))
     created: list[str] = field(default_factory=list)
+    etc_dirs: list[Path] = field(default_factory=list)
 
     def namespace(self, node: str) -> str:
         return f"ocistore-{self.tag}-{node}"
@@ -80,7 +83,18 @@ class Fleet:
             self.close()
             raise
 
+    def set_hosts(self, node: str, names: dict[str, list[str]]) -> None:
+        """The node's /etc/hosts (``ip netns exec`` mounts /etc/netns/<ns>/hosts over it)."""
+        directory = Path("/etc/netns") / self.namespace(node)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.etc_dirs.append(directory)
+        lines = [f"{address} {name}" for name, addresses in names.items() for address in addresses]
+        (directory / "hosts").write_text("127.0.0.1 localhost\n" + "\n".join(lines) + "\n")
+
     def close(self) -> None:
+        for directory in self.etc_dirs:
+            shutil.rmtree(directory, ignore_errors=True)
+        self.etc_dirs.clear()
         for name in reversed(self.created):
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
         self.created.clear()

@@ -17,6 +17,7 @@ from pathlib import Path
 from regfixtures.registry import Registry
 
 from ocistore.imagebuild import BuiltImage, BuiltIndex, build_image, build_index
+from ocistore.serve import peers
 from ocistore.store import Store
 
 _SKOPEO_COPY = ("skopeo", "copy", "--all", "--preserve-digests", "--dest-tls-verify=false")
@@ -137,14 +138,8 @@ def write_hosts_toml(
     capabilities: Sequence[str] = ("pull", "resolve"),
 ) -> Path:
     """containerd's ``certs.d/<registry>/hosts.toml``: the mirrors in order, then upstream."""
-    lines = [f'server = "http://{registry}"', ""]
-    for mirror in mirrors:
-        caps = ", ".join(f'"{c}"' for c in capabilities)
-        lines += [f'[host."{mirror}"]', f"  capabilities = [{caps}]", ""]
-    path = hosts_dir / registry / "hosts.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
-    return path
+    text = peers.hosts_toml(f"http://{registry}", mirrors, capabilities)
+    return peers.write_hosts_toml(hosts_dir, registry, text)
 
 
 def unique_files(label: str, size: int = 4096) -> dict[str, bytes]:

@@ -22,6 +22,7 @@ from regfixtures.registry import REGISTRY_BINARY, Registry, registry_config, reg
 from servefixtures import Server, publish, start_server, wait_for, write_hosts_toml
 
 from ocistore.imagebuild import build_image
+from ocistore.registry.mirrors import load_hosts
 from ocistore.store import Store
 
 NODES = ["up", "a", "b", "c"]
@@ -123,8 +124,15 @@ def test_nodes_share_layers_and_skip_a_peer_killed_mid_transfer(
         ref2 = f"{registry}/fleet/second:v1"
         publish(second, ref2, tmp_path, prefix=fleet.exec("up"))
         _pull(fleet, "a", stores["a"], ref2, None)
+        # C finds its peers in DNS (as in a headless Service's A records): itself left out.
+        fleet.set_hosts("c", {"peers.fleet.test": [fleet.address(n) for n in ("c", "b", "a")]})
         hosts_c2 = tmp_path / "hosts-c2"
-        write_hosts_toml(hosts_c2, registry, [peers["a"]])
+        discover = [*fleet.exec("c"), sys.executable, "-m", "ocistore", "mirror-hosts", registry]
+        discover += ["--hosts-dir", str(hosts_c2), "--peers-dns", "peers.fleet.test"]
+        discover += ["--port", str(PORT), "--upstream", upstream.url]
+        subprocess.run(discover, check=True, capture_output=True)
+        listed = [h.url for h in load_hosts(registry, hosts_c2)]
+        assert listed == [f"{peers['a']}/v2", f"{peers['b']}/v2", f"{upstream.url}/v2"]
         _pull(fleet, "c", stores["c"], ref2, hosts_c2)
         gets_before = len(_blob_gets(upstream))
         throttle = ["tbf", "rate", "40mbit", "burst", "64kb", "latency", "400ms"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -85,3 +86,52 @@ def serve(
         sys.stdout.flush()
 
     server.run(ServedContent(state.store, policy), listen, announce=announce)
+
+
+@cli.command("mirror-hosts")
+@click.argument("registry")
+@click.option(
+    "--hosts-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The certs.d directory to write REGISTRY/hosts.toml into.",
+)
+@click.option("--peer", "peer_urls", multiple=True, metavar="URL", help="A peer mirror URL.")
+@click.option("--peers-dns", metavar="NAME", help="A DNS name whose A records are the peers.")
+@click.option("--port", default=5050, show_default=True, help="The peers' serve port.")
+@click.option("--upstream", metavar="URL", help="The registry's URL (default https://REGISTRY).")
+@click.option(
+    "--resolve", is_flag=True, help="Let peers resolve tags too (default: pull by digest only)."
+)
+@pass_state
+@handle_errors
+def mirror_hosts(
+    state: State,
+    registry: str,
+    hosts_dir: Path,
+    peer_urls: tuple[str, ...],
+    peers_dns: str | None,
+    port: int,
+    upstream: str | None,
+    resolve: bool,
+) -> None:
+    """Write REGISTRY's hosts.toml: the peers' mirrors first, then the upstream.
+
+    Peers come from --peer and from the A records of --peers-dns (a headless Service), this
+    node's own addresses left out, in address order. containerd and `ocistore pull
+    --hosts-dir` read the result.
+
+    \b
+    Examples:
+      ocistore mirror-hosts docker.io --hosts-dir /etc/containerd/certs.d \\
+          --upstream https://registry-1.docker.io --peers-dns ocistore-mirror.kube-system.svc
+    """
+    from ocistore.serve import peers
+
+    mirrors = list(peer_urls)
+    if peers_dns:
+        mirrors += [url for url in peers.discover_peers(peers_dns, port) if url not in mirrors]
+    capabilities = ("pull", "resolve") if resolve else ("pull",)
+    text = peers.hosts_toml(upstream or f"https://{registry}", mirrors, capabilities)
+    path = peers.write_hosts_toml(hosts_dir, registry, text)
+    state.output.result({"path": str(path), "mirrors": mirrors}, str(path))

@@ -1,0 +1,35 @@
+"""The fleet's hosts.toml: peers (from DNS) before the upstream, as ocistore's pulls read it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ocistore.registry.mirrors import load_hosts
+from ocistore.serve import peers
+
+
+def test_hosts_toml_lists_peers_then_upstream_and_parses_back(tmp_path: Path) -> None:
+    text = peers.hosts_toml("https://registry.example.com", ["http://198.18.0.2:5050"])
+    path = peers.write_hosts_toml(tmp_path, "registry.example.com", text)
+    assert path == tmp_path / "registry.example.com" / "hosts.toml"
+    hosts = load_hosts("registry.example.com", tmp_path)
+    assert [(h.url, h.is_upstream) for h in hosts] == [
+        ("http://198.18.0.2:5050/v2", False),
+        ("https://registry.example.com/v2", True),
+    ]
+    assert hosts[0].capabilities == frozenset({"pull"})
+
+
+def test_discovered_peers_are_sorted_and_exclude_this_node() -> None:
+    answers = ["198.18.7.9", "127.0.0.1", "198.18.7.3", "198.18.7.9"]
+    found = peers.discover_peers("peers.example", 5050, resolve=lambda name: answers)
+    # 127.0.0.1 is this host; the others are not (nothing here owns 198.18.7.0/24).
+    assert found == ["http://198.18.7.3:5050", "http://198.18.7.9:5050"]
+
+
+def test_a_registry_that_is_not_a_host_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        peers.write_hosts_toml(tmp_path, "../../etc", "server = 'x'")
+    assert list(tmp_path.iterdir()) == []
