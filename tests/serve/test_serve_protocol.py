@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -178,3 +179,48 @@ def test_serves_unique_files_image_pulled_later(served: Served, tmp_path: Path) 
     ocistore.pull(ref, store=served.store)
     response = _get(served, "/v2/proto/late/manifests/v1", params={"ns": served.upstream})
     assert response.status_code == 200 and response.content == image.manifest
+
+
+def test_many_concurrent_range_requests_each_get_their_bytes(served: Served) -> None:
+    path, image = _single(served)
+    layer = image.layers[0]
+    size = len(layer.data)
+    url = f"{served.server.url}/v2/{path}/blobs/{layer.digest}"
+    ranges = [(start, min(size - 1, start + 97)) for start in range(0, size, 61)][:96]
+
+    def fetch(bounds: tuple[int, int]) -> tuple[tuple[int, int], int, bytes]:
+        start, end = bounds
+        response = httpx.get(
+            url,
+            params={"ns": served.upstream},
+            headers={"Range": f"bytes={start}-{end}"},
+            timeout=60,
+        )
+        return bounds, response.status_code, response.content
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        results = list(pool.map(fetch, ranges))
+    assert len(results) == len(ranges) > 50
+    for (start, end), status, body in results:
+        assert status == 206 and body == layer.data[start : end + 1]
+
+
+def test_missing_or_corrupt_content_is_never_served(served: Served, tmp_path: Path) -> None:
+    image = build_image([unique_files("corrupt")])
+    ref = f"{served.upstream}/proto/corrupt:v1"
+    publish(image, ref, tmp_path)
+    ocistore.pull(ref, store=served.store)
+    ns = {"ns": served.upstream}
+    manifest = served.store.blob_path(image.digest)
+    manifest.chmod(0o644)
+    manifest.write_bytes(image.manifest.replace(b"schemaVersion", b"schemaVersioN"))
+    assert _get(served, "/v2/proto/corrupt/manifests/v1", params=ns).status_code == 404
+    served.store.blob_path(image.layers[0].digest).unlink()
+    assert (
+        _get(served, f"/v2/proto/corrupt/blobs/{image.layers[0].digest}", params=ns).status_code
+        == 404
+    )
+    assert (
+        _get(served, f"/v2/proto/corrupt/blobs/{image.config_digest}", params=ns).content
+        == image.config
+    )

@@ -185,8 +185,3 @@ def make_app(content: ServedContent) -> web.Application:
     app.router.add_get("/v2/{path:.+}", _pull)
     app.router.add_route("*", "/{path:.*}", _refuse)
     return app
-
-
-def metrics_of(app: web.Application) -> Metrics:
-    """The counters of an application made by :func:`make_app`."""
-    return app[_METRICS]

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ocistore.digest import validate_digest
-from ocistore.errors import BlobNotFoundError, ImageNotFoundError
+from ocistore.errors import BlobNotFoundError, DigestMismatchError, ImageNotFoundError
 from ocistore.model import MAX_MANIFEST_SIZE, parse_manifest_document
 from ocistore.reference import Reference
 from ocistore.store.records import BlobInfo, ImageRecord, PullCredentialKind, PullRecord
@@ -134,6 +134,9 @@ class ServedContent:
             data = self.store.read_blob(digest, MAX_MANIFEST_SIZE)  # re-hashed on every read
         except BlobNotFoundError:
             raise ImageNotFoundError(f"manifest {digest} is no longer in the store") from None
+        except DigestMismatchError:
+            # Never serve it; a 404 sends the client on to its next host.
+            raise ImageNotFoundError(f"manifest {digest} is corrupt in the store") from None
         return ManifestAnswer(digest, parse_manifest_document(data).media_type, data)
 
     @contextmanager
