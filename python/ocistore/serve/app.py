@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -24,8 +23,6 @@ from ocistore.serve.content import ServedContent
 from ocistore.serve.names import parse_mirror_path, repository_name
 
 __all__ = ["AccessLog", "Metrics", "make_app"]
-
-log = logging.getLogger("ocistore.serve")
 
 _API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 _CONTENT = web.AppKey("content", ServedContent)

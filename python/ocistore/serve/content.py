@@ -98,7 +98,7 @@ class BlobAnswer:
 
 
 class ServedContent:
-    """Looks manifests and blobs up for one repository, through a :class:`ServePolicy`.
+    """Looks manifests and blobs up in the store, per repository, through a :class:`ServePolicy`.
 
     Every method blocks (SQLite, file I/O): call them from a worker thread.
     """
