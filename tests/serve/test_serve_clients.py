@@ -6,10 +6,15 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+from regfixtures.proxy import Fault, FaultProxy
 from regfixtures.registry import registry_requests
 from servefixtures import Served, running_server, write_hosts_toml
 
 import ocistore
+from ocistore.errors import DigestMismatchError
+from ocistore.imagebuild import BuiltImage
+from ocistore.registry import RetryPolicy
 from ocistore.store import Store
 
 
@@ -55,3 +60,40 @@ def test_another_store_pulls_through_the_mirror(served: Served, tmp_path: Path) 
         assert pulled.host is not None and pulled.host.startswith(served.server.url)
         assert _upstream_requests_for(served, before, path) == []
     assert peer.fsck().ok
+
+
+def test_peers_answering_404_or_short_bodies_are_skipped_and_corrupt_ones_refused(
+    served: Served, tmp_path: Path
+) -> None:
+    path, image = served.images["single-oci"]
+    assert isinstance(image, BuiltImage)
+    ref = f"{served.upstream}/{path}:v1"
+    layer = image.layers[1].digest
+    with running_server(tmp_path / "empty-store") as empty:
+        proxy = FaultProxy(served.server.url)
+        try:
+            # A peer that has nothing (404), one that cuts every body short, then a good one.
+            proxy.add(Fault(path=layer, truncate_after=100, times=None))
+            hosts_dir = tmp_path / "certs.d"
+            write_hosts_toml(hosts_dir, served.upstream, [empty.url, proxy.url, served.server.url])
+            before = len(registry_requests(served.registry))
+            peer = Store(tmp_path / "peer")
+            pulled = ocistore.pull(
+                ref, store=peer, hosts_dir=hosts_dir, retry=RetryPolicy(attempts=2)
+            )
+            assert pulled.digest == image.digest and peer.fsck().ok
+            assert any(layer in line for line in empty.access_log())  # asked, 404
+            assert proxy.requests(path=layer)  # asked, cut short
+            assert any(layer in line for line in served.server.access_log())
+            assert _upstream_requests_for(served, before, path) == []
+
+            # A peer whose bytes are wrong is never trusted: the pull fails, nothing is stored.
+            proxy.reset()
+            proxy.add(Fault(path=layer, corrupt_at=10, times=None))
+            write_hosts_toml(hosts_dir, served.upstream, [proxy.url])
+            victim = Store(tmp_path / "victim")
+            with pytest.raises(DigestMismatchError):
+                ocistore.pull(ref, store=victim, hosts_dir=hosts_dir, retry=RetryPolicy(attempts=2))
+            assert not victim.blob_path(layer).exists() and victim.images() == []
+        finally:
+            proxy.close()
