@@ -8,6 +8,7 @@ import http.client
 import os
 import re
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -235,3 +236,40 @@ def test_gc_keeps_a_blob_while_it_is_served(hostile: Hostile, tmp_path: Path) ->
     )
     gone = httpx.get(target, params={"ns": hostile.upstream}, timeout=30)
     assert gone.status_code == 404
+
+
+def test_a_client_trickling_its_headers_is_cut_off_but_a_slow_reader_is_not(
+    hostile: Hostile,
+) -> None:
+    layer = hostile.image.layers[1]
+    target = f"/v2/{hostile.path}/blobs/{layer.digest}?ns={hostile.upstream}"
+    with running_server(hostile.store.root, "--idle-timeout", "1") as server:
+        host, _, port = server.host.rpartition(":")
+        trickler = socket.create_connection((host, int(port)), timeout=60)
+        reader = socket.create_connection((host, int(port)), timeout=60)
+        try:
+            trickler.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            reader.sendall(
+                f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+            )
+            first = reader.recv(65536)
+            assert first.startswith(b"HTTP/1.1 200")
+
+            def cut_off() -> bool:
+                try:
+                    trickler.sendall(b"a")
+                except OSError:
+                    return True
+                return False
+
+            wait_for(cut_off, timeout=60)  # the server closed it: sends start failing
+            # The reader, stalled longer than the idle timeout meanwhile, gets everything.
+            time.sleep(3.0)
+            chunks = [first]
+            while chunk := reader.recv(1 << 20):
+                chunks.append(chunk)
+            body = b"".join(chunks).split(b"\r\n\r\n", 1)[1]
+            assert body == layer.data
+        finally:
+            trickler.close()
+            reader.close()

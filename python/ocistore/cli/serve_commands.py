@@ -40,6 +40,13 @@ class ServeExtraMissingError(OciStoreError):
     show_default=True,
     help="The registry a request without containerd's ?ns= parameter is for.",
 )
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds a connection may go without a complete request before it is closed.",
+)
 @pass_state
 @handle_errors
 def serve(
@@ -48,6 +55,7 @@ def serve(
     serve_private: bool,
     private_registries: tuple[str, ...],
     default_registry: str,
+    idle_timeout: float,
 ) -> None:
     """Serve the store read-only as an OCI registry mirror (for containerd and peer nodes).
 
@@ -85,7 +93,8 @@ def serve(
         click.echo(url)
         sys.stdout.flush()
 
-    server.run(ServedContent(state.store, policy), listen, announce=announce)
+    content = ServedContent(state.store, policy)
+    server.run(content, listen, announce=announce, idle_timeout=idle_timeout)
 
 
 @cli.command("mirror-hosts")

@@ -18,8 +18,9 @@ from ocistore.serve.content import ServedContent
 __all__ = ["DEFAULT_LISTEN", "parse_listen", "run"]
 
 DEFAULT_LISTEN = "127.0.0.1:5050"
-#: Idle keep-alive connections are closed after this many seconds.
-KEEPALIVE_TIMEOUT = 30.0
+#: A connection without a complete request for this many seconds is closed (idle keep-alive
+#: connections, and clients that trickle their headers).
+IDLE_TIMEOUT = 30.0
 
 
 class ListenAddressError(OciStoreError, ValueError):
@@ -47,22 +48,27 @@ def run(
     listen: str = DEFAULT_LISTEN,
     *,
     announce: Callable[[str], None] | None = None,
+    idle_timeout: float = IDLE_TIMEOUT,
 ) -> None:
     """Serves ``content`` until SIGTERM or SIGINT; ``announce`` gets the bound URL."""
     host, port = parse_listen(listen)
     _raise_open_files_limit()
-    asyncio.run(_serve(content, host, port, announce or (lambda url: None)))
+    asyncio.run(_serve(content, host, port, announce or (lambda url: None), idle_timeout))
 
 
 async def _serve(
-    content: ServedContent, host: str, port: int, announce: Callable[[str], None]
+    content: ServedContent,
+    host: str,
+    port: int,
+    announce: Callable[[str], None],
+    idle_timeout: float,
 ) -> None:
     access = logging.getLogger("ocistore.serve.access")
     runner = web.AppRunner(
         make_app(content),
         access_log_class=AccessLog,
         access_log=access,
-        keepalive_timeout=KEEPALIVE_TIMEOUT,
+        keepalive_timeout=idle_timeout,
         handle_signals=False,
     )
     await runner.setup()
