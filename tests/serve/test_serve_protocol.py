@@ -169,7 +169,7 @@ def test_access_log_and_metrics_count_bytes_hits_and_misses(served: Served) -> N
     assert float(fields[-1]) >= 0
 
 
-def test_serves_unique_files_image_pulled_later(served: Served, tmp_path: Path) -> None:
+def test_an_image_pulled_after_the_server_started_is_served(served: Served, tmp_path: Path) -> None:
     # The server reads the store on every request: an image pulled after it started is served.
     image = build_image([unique_files("late")])
     ref = f"{served.upstream}/proto/late:v1"
