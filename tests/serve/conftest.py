@@ -12,10 +12,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from node_registries import ManagerRegistries
-from servefixtures import Served, image_variants, publish, running_server
+from servefixtures import BuiltImage, BuiltIndex, Served, image_variants, publish, running_server
 
 import ocistore
-from ocistore.imagebuild import BuiltImage, BuiltIndex
 from ocistore.store import Store
 
 

@@ -1,4 +1,7 @@
-"""Helpers for the mirror's tests: a running ``ocistore serve``, images published by skopeo."""
+"""Helpers for the mirror's tests: a running ``ocistore serve``, images published by skopeo.
+
+The image builders are re-exported from here, so that the tests import them from one place.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +22,22 @@ from regfixtures.registry import Registry
 from ocistore.imagebuild import BuiltImage, BuiltIndex, build_image, build_index
 from ocistore.serve import peers
 from ocistore.store import Store
+
+__all__ = [
+    "BuiltImage",
+    "BuiltIndex",
+    "Served",
+    "Server",
+    "build_image",
+    "build_index",
+    "image_variants",
+    "publish",
+    "running_server",
+    "start_server",
+    "unique_files",
+    "wait_for",
+    "write_hosts_toml",
+]
 
 _SKOPEO_COPY = ("skopeo", "copy", "--all", "--preserve-digests", "--dest-tls-verify=false")
 

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 from regfixtures.proxy import Fault, FaultProxy
 from regfixtures.registry import registry_requests
-from servefixtures import Served, running_server, write_hosts_toml
+from servefixtures import BuiltImage, Served, running_server, write_hosts_toml
 
 import ocistore
 from ocistore.errors import DigestMismatchError
-from ocistore.imagebuild import BuiltImage
 from ocistore.registry import RetryPolicy
 from ocistore.store import Store
 

@@ -19,9 +19,8 @@ import pytest
 import yaml
 from netns import Fleet, NamespacesUnavailable
 from regfixtures.registry import REGISTRY_BINARY, Registry, registry_config, registry_requests
-from servefixtures import Server, publish, start_server, wait_for, write_hosts_toml
+from servefixtures import Server, build_image, publish, start_server, wait_for, write_hosts_toml
 
-from ocistore.imagebuild import build_image
 from ocistore.registry.mirrors import load_hosts
 from ocistore.store import Store
 

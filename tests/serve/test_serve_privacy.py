@@ -6,10 +6,9 @@ from pathlib import Path
 
 import httpx
 from node_registries import ManagerRegistries
-from servefixtures import publish, running_server, unique_files
+from servefixtures import build_image, publish, running_server, unique_files
 
 import ocistore
-from ocistore.imagebuild import build_image
 from ocistore.store import Store
 
 

@@ -9,10 +9,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from servefixtures import Served, publish, running_server, unique_files
+from servefixtures import (
+    BuiltImage,
+    BuiltIndex,
+    Served,
+    build_image,
+    publish,
+    running_server,
+    unique_files,
+)
 
 import ocistore
-from ocistore.imagebuild import BuiltImage, BuiltIndex, build_image
 
 
 def _get(served: Served, path: str, **kwargs: object) -> httpx.Response:

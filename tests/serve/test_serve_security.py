@@ -17,10 +17,17 @@ from pathlib import Path
 import httpx
 import pytest
 from node_registries import ManagerRegistries
-from servefixtures import Server, publish, running_server, unique_files, wait_for
+from servefixtures import (
+    BuiltImage,
+    Server,
+    build_image,
+    publish,
+    running_server,
+    unique_files,
+    wait_for,
+)
 
 import ocistore
-from ocistore.imagebuild import BuiltImage, build_image
 from ocistore.store import Store
 
 BIG = 24 * 1024 * 1024  # an incompressible layer much larger than socket buffers

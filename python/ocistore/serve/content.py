@@ -27,7 +27,7 @@ from ocistore.digest import validate_digest
 from ocistore.errors import BlobNotFoundError, DigestMismatchError, ImageNotFoundError
 from ocistore.model import MAX_MANIFEST_SIZE, parse_manifest_document
 from ocistore.reference import Reference
-from ocistore.store.records import BlobInfo, ImageRecord, PullCredentialKind, PullRecord
+from ocistore.store import BlobInfo, ImageRecord, PullCredentialKind, PullRecord
 
 __all__ = ["BlobAnswer", "ManifestAnswer", "ServePolicy", "ServedContent", "StoreReader"]
 
