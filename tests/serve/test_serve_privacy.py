@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 from node_registries import ManagerRegistries
 from servefixtures import build_image, publish, running_server, unique_files
 
 import ocistore
-from ocistore.store import Store
+from ocistore.serve import ServePolicy
+from ocistore.store import ImageRecord, PullCredential, PullRecord, Store
 
 
 def _status(url: str, path: str, ns: str) -> int:
@@ -70,3 +73,64 @@ def test_images_pulled_with_credentials_are_served_only_when_widened(
             timeout=30,
         ).content
         assert body == private.layers[0].data
+
+
+def _record(source: str = "pull", repository: str = "registry.example.com/team/app") -> ImageRecord:
+    now = datetime.now(UTC)
+    return ImageRecord(
+        reference=f"{repository}:1",
+        repository=repository,
+        tag="1",
+        digest="sha256:" + "a" * 64,
+        index_digest=None,
+        platform="linux/amd64",
+        media_type="application/vnd.oci.image.manifest.v1+json",
+        size=1,
+        created=now,
+        last_used=now,
+        pinned=False,
+        source=source,
+    )
+
+
+def _pulled_with(*credentials: PullCredential) -> PullRecord:
+    return PullRecord("sha256:" + "a" * 64, datetime.now(UTC), {"team/app": credentials})
+
+
+SECRET = PullCredential.secret(namespace="ns", name="regcred", uid="u", credential_hash="ab" * 32)
+
+
+@pytest.mark.parametrize(
+    ("policy", "record", "pull", "allowed"),
+    [
+        (ServePolicy(), _record(), None, True),
+        (ServePolicy(), _record(), _pulled_with(PullCredential.node()), True),
+        (ServePolicy(), _record(), _pulled_with(SECRET), False),
+        (ServePolicy(), _record(), _pulled_with(PullCredential.node(), SECRET), False),
+        (
+            ServePolicy(),
+            _record(),
+            _pulled_with(PullCredential.service_account(namespace="n", name="sa", uid="u")),
+            False,
+        ),
+        (ServePolicy(), _record(source="import"), None, False),
+        (ServePolicy(), _record(source="build"), None, False),
+        (ServePolicy(serve_private=True), _record(source="import"), _pulled_with(SECRET), True),
+        (
+            ServePolicy(private_registries=frozenset({"registry.example.com"})),
+            _record(),
+            _pulled_with(SECRET),
+            True,
+        ),
+        (
+            ServePolicy(private_registries=frozenset({"registry.example.com"})),
+            _record(repository="other.example.com/team/app"),
+            _pulled_with(SECRET),
+            False,
+        ),
+    ],
+)
+def test_policy_table(
+    policy: ServePolicy, record: ImageRecord, pull: PullRecord | None, allowed: bool
+) -> None:
+    assert policy.allows(record, pull) is allowed
