@@ -26,7 +26,6 @@ from typing import Protocol
 from ocistore.digest import validate_digest
 from ocistore.errors import BlobNotFoundError, DigestMismatchError, ImageNotFoundError
 from ocistore.model import MAX_MANIFEST_SIZE, parse_manifest_document
-from ocistore.reference import Reference
 from ocistore.store import BlobInfo, ImageRecord, PullCredentialKind, PullRecord
 
 __all__ = ["BlobAnswer", "ManifestAnswer", "ServePolicy", "ServedContent", "StoreReader"]
@@ -44,7 +43,7 @@ class LeaseLike(Protocol):
 class StoreReader(Protocol):
     """The read-only part of :class:`ocistore.store.Store` the server needs."""
 
-    def images(self) -> list[ImageRecord]: ...
+    def find_image(self, ref: str) -> ImageRecord | None: ...
     def pull_record(self, image_ref: str) -> PullRecord | None: ...
     def blob_info(self, digest: str) -> BlobInfo: ...
     def blob_path(self, digest: str) -> Path: ...
@@ -108,27 +107,22 @@ class ServedContent:
         self.policy = policy
         self._leases = _SharedLeases(store)
 
-    def _servable(self, repository: str) -> list[ImageRecord]:
-        records = [r for r in self.store.images() if r.repository == repository]
-        return [r for r in records if self.policy.allows(r, self._pull_record(r))]
-
-    def _pull_record(self, record: ImageRecord) -> PullRecord | None:
-        return self.store.pull_record(record.digest)
+    def _servable(self, repository: str, reference: str) -> ImageRecord | None:
+        """The image ``repository:tag`` or ``repository@digest`` names, if it may be served."""
+        separator = "@" if reference.startswith(("sha256:", "sha512:")) else ":"
+        record = self.store.find_image(f"{repository}{separator}{reference}")  # validates
+        if record is None or record.repository != repository:
+            return None
+        return record if self.policy.allows(record, self.store.pull_record(record.digest)) else None
 
     def manifest(self, repository: str, reference: str) -> ManifestAnswer:
         """A servable manifest by tag or digest (``ImageNotFoundError`` otherwise)."""
-        records = self._servable(repository)
+        record = self._servable(repository, reference)
+        if record is None:
+            raise ImageNotFoundError(f"{repository} {reference} is not served")
         if reference.startswith(("sha256:", "sha512:")):
-            validate_digest(reference)
-            digest = reference
-            known = {d for r in records for d in (r.digest, r.index_digest) if d}
-            if digest not in known:
-                raise ImageNotFoundError(f"manifest {digest} is not served for {repository}")
+            digest = reference  # the platform manifest or the index the record holds
         else:
-            tagged = Reference.parse(repository).with_tag(reference)  # validates the tag
-            record = next((r for r in records if r.tag == tagged.tag), None)
-            if record is None:
-                raise ImageNotFoundError(f"{tagged} is not served")
             digest = record.index_digest or record.digest  # what the tag resolved to upstream
         try:
             data = self.store.read_blob(digest, MAX_MANIFEST_SIZE)  # re-hashed on every read
@@ -143,14 +137,12 @@ class ServedContent:
     def blob(self, repository: str, digest: str) -> Iterator[BlobAnswer]:
         """A servable blob, open and leased from GC until the block ends."""
         validate_digest(digest)
-        roots = {d for r in self._servable(repository) for d in (r.digest, r.index_digest) if d}
-        if digest not in roots:
-            try:
-                parents = self.store.blob_info(digest).referenced_by
-            except BlobNotFoundError:
-                parents = ()
-            if roots.isdisjoint(parents):
-                raise BlobNotFoundError(f"blob {digest} is not served for {repository}")
+        try:
+            parents = self.store.blob_info(digest).referenced_by  # manifests and indexes
+        except BlobNotFoundError:
+            parents = ()
+        if not any(self._servable(repository, d) for d in (digest, *parents)):
+            raise BlobNotFoundError(f"blob {digest} is not served for {repository}")
         with self._leases.hold(digest):
             fd = _open_regular_file(self.store.blob_path(digest), digest)
             try:
