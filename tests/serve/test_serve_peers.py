@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,37 @@ def test_a_registry_that_is_not_a_host_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         peers.write_hosts_toml(tmp_path, "../../etc", "server = 'x'")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_mirror_hosts_command_writes_the_file(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ocistore.cli.app import cli
+    from ocistore.cli.commands import serve_commands
+
+    assert serve_commands.mirror_hosts is not None
+    argv = ["--json", "mirror-hosts", "registry.example.com", "--hosts-dir", str(tmp_path)]
+    argv += ["--peer", "http://198.18.0.9:5050", "--peers-dns", "localhost", "--resolve"]
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 0, result.output
+    # localhost resolves to this node only: left out.
+    assert json.loads(result.output)["mirrors"] == ["http://198.18.0.9:5050"]
+    hosts = load_hosts("registry.example.com", tmp_path)
+    assert [h.url for h in hosts] == [
+        "http://198.18.0.9:5050/v2",
+        "https://registry.example.com/v2",
+    ]
+    assert hosts[0].capabilities == frozenset({"pull", "resolve"})
+
+
+@pytest.mark.parametrize("listen", ["nonsense", "127.0.0.1:99999", "127.0.0.1:"])
+def test_serve_refuses_a_bad_listen_address(listen: str) -> None:
+    from click.testing import CliRunner
+
+    from ocistore.cli.app import cli
+    from ocistore.cli.commands import serve_commands
+
+    assert serve_commands.serve is not None
+    result = CliRunner().invoke(cli, ["serve", "--listen", listen])
+    assert result.exit_code == 1
+    assert "--listen wants HOST:PORT" in result.output
