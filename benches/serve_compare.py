@@ -59,7 +59,7 @@ def main() -> int:
         info = image.build(seed, args.size_mb, args.workdir)
         ref = image.push(seed, info, host)["gzip"]
         node = ocistore.Store(base / "node-store")
-        ocistore.pull(ref, store=node, plain_http=True)
+        ocistore.pull(ref, store=node, options=ocistore.RegistryOptions(plain_http=True))
         containerd = Containerd(base / "containerd")
         containerd.start()
         try:

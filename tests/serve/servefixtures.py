@@ -19,9 +19,9 @@ from pathlib import Path
 
 from regfixtures.registry import Registry
 
-from ocistore.imagebuild import BuiltImage, BuiltIndex, build_image, build_index
 from ocistore.serve import peers
 from ocistore.store import Store
+from ocistore.testing.imagebuild import BuiltImage, BuiltIndex, build_image, build_index
 
 __all__ = [
     "BuiltImage",

@@ -13,7 +13,7 @@ from servefixtures import BuiltImage, Served, running_server, write_hosts_toml
 
 import ocistore
 from ocistore.errors import DigestMismatchError
-from ocistore.registry import RetryPolicy
+from ocistore.registry import RegistryOptions, RetryPolicy
 from ocistore.store import Store
 
 
@@ -53,7 +53,10 @@ def test_another_store_pulls_through_the_mirror(served: Served, tmp_path: Path) 
     for variant, (path, image) in served.images.items():
         before = len(registry_requests(served.registry))
         pulled = ocistore.pull(
-            f"{served.upstream}/{path}:v1", store=peer, hosts_dir=hosts_dir, platform="linux/amd64"
+            f"{served.upstream}/{path}:v1",
+            store=peer,
+            options=RegistryOptions(hosts_dir=hosts_dir),
+            platform="linux/amd64",
         )
         assert (pulled.index_digest or pulled.digest) == image.digest, variant
         assert pulled.host is not None and pulled.host.startswith(served.server.url)
@@ -77,9 +80,8 @@ def test_peers_answering_404_or_short_bodies_are_skipped_and_corrupt_ones_refuse
             write_hosts_toml(hosts_dir, served.upstream, [empty.url, proxy.url, served.server.url])
             before = len(registry_requests(served.registry))
             peer = Store(tmp_path / "peer")
-            pulled = ocistore.pull(
-                ref, store=peer, hosts_dir=hosts_dir, retry=RetryPolicy(attempts=2)
-            )
+            options = RegistryOptions(hosts_dir=hosts_dir, retry=RetryPolicy(attempts=2))
+            pulled = ocistore.pull(ref, store=peer, options=options)
             assert pulled.digest == image.digest and peer.fsck().ok
             assert any(layer in line for line in empty.access_log())  # asked, 404
             assert proxy.requests(path=layer)  # asked, cut short
@@ -92,7 +94,7 @@ def test_peers_answering_404_or_short_bodies_are_skipped_and_corrupt_ones_refuse
             write_hosts_toml(hosts_dir, served.upstream, [proxy.url])
             victim = Store(tmp_path / "victim")
             with pytest.raises(DigestMismatchError):
-                ocistore.pull(ref, store=victim, hosts_dir=hosts_dir, retry=RetryPolicy(attempts=2))
+                ocistore.pull(ref, store=victim, options=options)
             assert not victim.blob_path(layer).exists() and victim.images() == []
         finally:
             proxy.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,16 @@ def test_serve_refuses_a_bad_listen_address(listen: str) -> None:
     result = CliRunner().invoke(cli, ["serve", "--listen", listen])
     assert result.exit_code == 1
     assert "--listen wants HOST:PORT" in result.output
+
+
+def test_the_mirror_is_store_side_and_does_not_load_the_registry_client() -> None:
+    code = (
+        "import json, sys, ocistore.serve.app, ocistore.serve.server, ocistore.serve.peers\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('ocistore', 'httpx')))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(done.stdout))
+    assert "ocistore.store" in loaded
+    assert not {
+        m for m in loaded if m.startswith(("httpx", "ocistore.registry", "ocistore.transfer"))
+    }

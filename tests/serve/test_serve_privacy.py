@@ -11,6 +11,7 @@ from node_registries import ManagerRegistries
 from servefixtures import build_image, publish, running_server, unique_files
 
 import ocistore
+from ocistore import RegistryOptions
 from ocistore.serve import ServePolicy
 from ocistore.store import ImageRecord, PullCredential, PullRecord, Store
 
@@ -33,7 +34,7 @@ def test_images_pulled_with_credentials_are_served_only_when_widened(
     pulled = ocistore.pull(
         f"{basic}/privacy/private:v1",
         store=store,
-        auth=(manager_registries.user, manager_registries.password),
+        options=RegistryOptions(auth=(manager_registries.user, manager_registries.password)),
     )
     assert pulled.credential_hash is not None  # the store recorded a credential
     built.write_to_store(store, f"{plain}/privacy/built:v1")  # built here, never pulled

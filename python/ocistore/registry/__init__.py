@@ -1,10 +1,14 @@
-"""The OCI distribution protocol: a registry client, mirrors, pull, push and copy."""
+"""The OCI distribution protocol: transport, auth, a registry client, mirrors, sessions.
+
+It knows nothing of the store; ``ocistore.transfer`` (pull, push, copy) uses both.
+"""
 
 from __future__ import annotations
 
 from ocistore.registry.auth import Authenticator, Challenge, StaticCredential, parse_challenges
 from ocistore.registry.client import FetchedManifest, ManifestHead, RegistryClient
 from ocistore.registry.mirrors import RegistryHost, load_hosts
+from ocistore.registry.options import RegistryOptions
 from ocistore.registry.session import RegistrySession
 from ocistore.registry.transport import RetryPolicy, Transport
 
@@ -15,6 +19,7 @@ __all__ = [
     "ManifestHead",
     "RegistryClient",
     "RegistryHost",
+    "RegistryOptions",
     "RegistrySession",
     "RetryPolicy",
     "StaticCredential",

@@ -25,7 +25,8 @@ from typing import Protocol
 
 from ocistore.digest import validate_digest
 from ocistore.errors import BlobNotFoundError, DigestMismatchError, ImageNotFoundError
-from ocistore.model import MAX_MANIFEST_SIZE, parse_manifest_document
+from ocistore.mediatypes import MAX_MANIFEST_SIZE
+from ocistore.model import parse_manifest_document
 from ocistore.store import BlobInfo, ImageRecord, PullCredentialKind, PullRecord
 
 __all__ = ["BlobAnswer", "ManifestAnswer", "ServePolicy", "ServedContent", "StoreReader"]
