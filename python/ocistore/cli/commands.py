@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ocistore.cli import auth_commands, registry_commands, store_commands
+from ocistore.cli import auth_commands, registry_commands, serve_commands, store_commands
 
-__all__ = ["auth_commands", "registry_commands", "store_commands"]
+__all__ = ["auth_commands", "registry_commands", "serve_commands", "store_commands"]

@@ -267,18 +267,20 @@ class Store:
                     config_digest=manifest.config.digest,
                     chain_id=chain,
                 )
+                if credential_hash is not None:
+                    # In the same transaction: no reader (``ocistore serve``) may see the image
+                    # without the credential that makes it private.
+                    self.record_pull(
+                        manifest_digest,
+                        repository,
+                        [
+                            PullCredential.secret(
+                                namespace="", name="", uid="", credential_hash=credential_hash
+                            )
+                        ],
+                    )
                 self._catalog.put_image(conn, record)
             self._write_layout_files()
-        if credential_hash is not None:
-            self.record_pull(
-                manifest_digest,
-                repository,
-                [
-                    PullCredential.secret(
-                        namespace="", name="", uid="", credential_hash=credential_hash
-                    )
-                ],
-            )
         return record
 
     def _read_committed(self, digest: str, limit: int) -> bytes:
