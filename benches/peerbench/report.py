@@ -165,7 +165,8 @@ def table(results: dict[str, Any]) -> str:
     fraction = sha["limit_fraction"]
     if sha["ocistore"] is not None or sha["openssl"] is not None:
         lines.append(
-            f"| sha256 | ocistore.digest_file vs openssl speed -evp sha256, MB/s | | | "
+            f"| sha256 | ocistore.Digester vs openssl speed -evp sha256 (1 MiB blocks, "
+            "MB per CPU second) | | | "
             f"{_cell(sha['ocistore'], '.0f')} vs {_cell(sha['openssl'], '.0f')} | | | "
             f"{'n/a' if fraction is None else f'limit: ocistore at {fraction:.0%}'} |"
         )

@@ -302,9 +302,17 @@ def registry_config(
 
 
 def start_registry(
-    name: str, directory: Path, config: dict[str, object], *, ca_cert: Path | None = None
+    name: str,
+    directory: Path,
+    config: dict[str, object],
+    *,
+    ca_cert: Path | None = None,
+    command_prefix: tuple[str, ...] = (),
 ) -> Registry:
-    """Start ``docker-registry serve`` with ``config`` and wait until ``/v2/`` answers."""
+    """Start ``docker-registry serve`` with ``config`` and wait until ``/v2/`` answers.
+
+    ``command_prefix`` runs it through another command (``ip netns exec NS`` for benchmarks).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     config_path = directory / "config.yml"
     config_path.write_text(yaml.safe_dump(config))
@@ -314,7 +322,7 @@ def start_registry(
     url = f"{scheme}://{http['addr']}"
     log = (directory / "registry.log").open("ab")
     process = subprocess.Popen(
-        [REGISTRY_BINARY, "serve", str(config_path)],
+        [*command_prefix, REGISTRY_BINARY, "serve", str(config_path)],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
