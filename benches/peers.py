@@ -12,12 +12,13 @@ stage) makes the exit status non-zero. Ratios never fail the run. Build with
 ``maturin develop --release`` first.
 
     .venv/bin/python benches/peers.py --short --out /tmp/peers          # CI: ~80 MB, 3 rounds
-    .venv/bin/python benches/peers.py --sizes 60,150,300,500 --out DIR  # full, with the plot
+    .venv/bin/python benches/peers.py --sizes 6,60,150,300,500 --out DIR  # full, with the plot
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import shutil
 import sys
@@ -25,8 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import ocistore
 from peerbench import check, limits, report, runtimes, wan
-from peerbench.jobs import all_jobs, repull_jobs, wan_jobs
+from peerbench.jobs import all_jobs, manifest_head, repull_jobs, wan_jobs
 from peerbench.plot import plot
 from peerbench.runner import run_rounds
 from peerbench.setup import local_registry, prepare, request_counter
@@ -58,10 +60,14 @@ def measure_size(args: argparse.Namespace, size_mb: int, with_sha: bool) -> dict
         sha256: dict[str, float | None] = {}
         if with_sha:
             sha256 = limits.sha256_rates()
+        warm = limits.warm_repull_ms(
+            setup.warm_store, setup.refs["gzip"], manifest_head(setup.refs["gzip"])
+        )
     shutil.rmtree(setup.scratch.parent, ignore_errors=True)  # warm copies: GBs in full mode
     results = report.summarize(outcomes, info, sha256)
     results["rounds"] = args.rounds
     results["rootfs_check"] = same_tree
+    results["warm_in_process_ms"] = warm
     return results
 
 
@@ -131,6 +137,8 @@ def main() -> int:
         sizes = [args.size_mb or (80 if args.short else 500)]
     args.workdir.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
+    # A wheel install byte-compiles the package; an editable one (a checkout) may not have.
+    compileall.compile_dir(Path(ocistore.__file__).parent, quiet=1)
     machine = report.machine(args.workdir)
     if args.wan:
         results = measure_wan(args, sizes[-1])

@@ -42,6 +42,22 @@ def ocistore_repull(store: str, ref: str) -> None:
     manager.ensure_image(ref, pull_policy="Always")
 
 
+def ocistore_warm_repulls(store: str, ref: str, count: str) -> None:
+    """``count`` re-pulls (policy Always) of a present image in one process, after one to warm
+    up; prints each call's seconds as JSON (what a long-lived node agent pays per check)."""
+    import ocistore
+    from ocistore.manager import ImageManager
+
+    manager = ImageManager(ocistore.Store(store), pull_options={"plain_http": True})
+    manager.ensure_image(ref, pull_policy="Always")
+    seconds = []
+    for _ in range(int(count)):
+        start = time.perf_counter()
+        manager.ensure_image(ref, pull_policy="Always")
+        seconds.append(time.perf_counter() - start)
+    print(json.dumps(seconds))
+
+
 def ocistore_sha256(block: str, cpu_seconds: str) -> None:
     """Feeds one in-memory block to ``ocistore.Digester`` until ``cpu_seconds`` of CPU time are
     spent; prints bytes and CPU seconds as JSON (the way ``openssl speed`` measures)."""
@@ -111,6 +127,7 @@ JOBS = {
     "ocistore-unpack": ocistore_unpack,
     "ocistore-repull": ocistore_repull,
     "ocistore-sha256": ocistore_sha256,
+    "ocistore-warm-repulls": ocistore_warm_repulls,
     "dxf-pull": dxf_pull,
     "oras-pull": oras_pull,
 }

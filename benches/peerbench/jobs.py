@@ -222,12 +222,13 @@ def runtime_pull_jobs(runtimes: Runtimes, group: str, ref: str) -> list[Job]:
     return [
         Job(
             group,
-            f"containerd 1.6 ctr pull ({runtimes.containerd_snapshotter})",
+            "containerd 1.6 ctr pull",
             "containerd",
             runtimes.ctr_pull(ref),
             prepare=runtimes.ctr_empty,
             needs=_containerd_needs(runtimes),
             count_requests=True,
+            note=f"{runtimes.containerd_snapshotter} snapshotter",
         ),
         Job(
             group,

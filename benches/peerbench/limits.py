@@ -1,4 +1,4 @@
-"""SHA-256 throughput: the CPU's own limit (``openssl speed``) beside ocistore's digest."""
+"""Measured in-process: SHA-256 (beside ``openssl speed``), warm re-pulls (beside ``curl -I``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from peerbench.jobs import CLIENTS
 
@@ -58,4 +60,29 @@ def sha256_rates(rounds: int = 3) -> dict[str, float | None]:
     return {
         "ocistore": statistics.median(ours),
         "openssl": statistics.median(theirs) if theirs else None,
+    }
+
+
+def warm_repull_ms(
+    store: Path, ref: str, manifest_head: list[str], rounds: int = 5
+) -> dict[str, float]:
+    """A warm ``ensure_image(Always)`` inside one long-lived process against one ``curl -I`` of
+    the manifest as a whole process, in turn; the medians in milliseconds."""
+    ours: list[float] = []
+    theirs: list[float] = []
+    for _ in range(rounds):
+        done = subprocess.run(
+            [sys.executable, CLIENTS, "ocistore-warm-repulls", str(store), ref, "10"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        ours += json.loads(done.stdout)
+        for _ in range(10):
+            start = time.perf_counter()
+            subprocess.run(manifest_head, check=True)
+            theirs.append(time.perf_counter() - start)
+    return {
+        "ocistore_ms": statistics.median(ours) * 1e3,
+        "curl_ms": statistics.median(theirs) * 1e3,
     }
