@@ -124,7 +124,7 @@ class Connections:
             authenticator = self._authenticators.get(auth_key)
         if transport is None:
             built = Transport(
-                verify=self.ssl_context(host, ca_file),
+                verify=lambda: self.ssl_context(host, ca_file),
                 timeout=timeout,
                 retry=retry,
                 headers=dict(host.headers),
