@@ -13,7 +13,7 @@ import pytest
 import zstandard
 
 import ocistore
-from ocistore.layer import OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD
+from ocistore.mediatypes import MediaType
 
 
 def realistic_tar() -> bytes:
@@ -51,9 +51,9 @@ def blobs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("bench-blobs")
     out = {}
     for media_type, data in [
-        (OCI_LAYER, tar),
-        (OCI_LAYER_GZIP, __import__("gzip").compress(tar, compresslevel=6)),
-        (OCI_LAYER_ZSTD, zstandard.ZstdCompressor(level=3).compress(tar)),
+        (MediaType.OCI_LAYER, tar),
+        (MediaType.OCI_LAYER_GZIP, __import__("gzip").compress(tar, compresslevel=6)),
+        (MediaType.OCI_LAYER_ZSTD, zstandard.ZstdCompressor(level=3).compress(tar)),
     ]:
         path = base / media_type.rsplit(".", 1)[-1].replace("+", "-")
         path.write_bytes(data)
@@ -61,7 +61,9 @@ def blobs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
-@pytest.mark.parametrize("media_type", [OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD])
+@pytest.mark.parametrize(
+    "media_type", [MediaType.OCI_LAYER, MediaType.OCI_LAYER_GZIP, MediaType.OCI_LAYER_ZSTD]
+)
 def test_unpack_layer(benchmark, blobs: dict[str, Path], media_type: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     dest = tmp_path / "dest"
 

@@ -247,7 +247,8 @@ def main() -> int:
             "import sys, ocistore\n"
             "s = ocistore.Store(sys.argv[1])\n"
             "u = sys.argv[3] if len(sys.argv) > 3 else None\n"
-            f"ocistore.pull(sys.argv[2], store=s, unpack=u, plain_http=True,"
+            "o = ocistore.RegistryOptions(plain_http=True)\n"
+            f"ocistore.pull(sys.argv[2], store=s, unpack=u, options=o,"
             f" max_concurrent_downloads={args.concurrency})\n"
         )
         oci = f"oci:{scratch}/layout:v1"

@@ -9,8 +9,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from ocistore.imagebuild import build_image, build_index
 from ocistore.store import Store
+from ocistore.testing.imagebuild import build_image, build_index
 
 
 def _files(root: Path, limit: int) -> dict[str, bytes]:

@@ -23,7 +23,12 @@ def ocistore_pull(store: str, ref: str, unpack: str = "") -> None:
     """Pull into ``store`` (and unpack into ``unpack`` while downloading, if given)."""
     import ocistore
 
-    ocistore.pull(ref, store=ocistore.Store(store), unpack=unpack or None, plain_http=True)
+    ocistore.pull(
+        ref,
+        store=ocistore.Store(store),
+        unpack=unpack or None,
+        options=ocistore.RegistryOptions(plain_http=True),
+    )
 
 
 def ocistore_unpack(store: str, ref: str, dest: str) -> None:
@@ -38,7 +43,9 @@ def ocistore_repull(store: str, ref: str) -> None:
     import ocistore
     from ocistore.manager import ImageManager
 
-    manager = ImageManager(ocistore.Store(store), pull_options={"plain_http": True})
+    manager = ImageManager(
+        ocistore.Store(store), registry=ocistore.RegistryOptions(plain_http=True)
+    )
     manager.ensure_image(ref, pull_policy="Always")
 
 

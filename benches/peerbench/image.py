@@ -4,7 +4,7 @@ Five layers, like an application image on a distribution base: system libraries 
 the Python standard library, documentation (many small files), one big shared library plus
 incompressible data, and a last layer of whiteouts, an opaque directory, a symlink and a
 hardlink. Layer tars are written by GNU tar (real headers, real modes); compression and the
-manifest come from :mod:`ocistore.imagebuild`. Built images are cached in a seed store.
+manifest come from :mod:`ocistore.testing.imagebuild`. Built images are cached in a seed store.
 """
 
 from __future__ import annotations
@@ -17,8 +17,16 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocistore.imagebuild import BuiltImage, Directory, Hardlink, RawLayer, Symlink, build_image
+from ocistore.registry.options import RegistryOptions
 from ocistore.store import Store
+from ocistore.testing.imagebuild import (
+    BuiltImage,
+    Directory,
+    Hardlink,
+    RawLayer,
+    Symlink,
+    build_image,
+)
 
 MB = 1_000_000
 LIBDIR = Path("/usr/lib/x86_64-linux-gnu")
@@ -184,6 +192,8 @@ def push(store: Store, info: ImageInfo, host: str) -> dict[str, str]:
     for compression in COMPRESSIONS:
         tag = info.tag(compression)
         ref = f"{host}/{REPOSITORY}:{tag}"
-        ocistore.push(ref, store=store, source=f"{REPOSITORY}:{tag}", plain_http=True)
+        ocistore.push(
+            ref, store=store, source=f"{REPOSITORY}:{tag}", options=RegistryOptions(plain_http=True)
+        )
         refs[compression] = ref
     return refs

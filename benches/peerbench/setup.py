@@ -62,7 +62,7 @@ def prepare(
     warm_store = ocistore.Store(run_dir / "warm-store")
     layouts = {}
     for compression, ref in refs.items():
-        ocistore.pull(ref, store=warm_store, plain_http=True)
+        ocistore.pull(ref, store=warm_store, options=ocistore.RegistryOptions(plain_http=True))
         layouts[compression] = run_dir / f"warm-{compression}"
         if shutil.which("skopeo"):
             subprocess.run(

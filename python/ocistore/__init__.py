@@ -54,24 +54,19 @@ from ocistore.errors import (
     UnsupportedMediaTypeError,
 )
 from ocistore.layer import LayerWriter, UnpackLimits, UnpackStats, unpack_layer
+from ocistore.mediatypes import Compression, MediaType
 from ocistore.model import (
     Annotations,
-    Compression,
     Descriptor,
     History,
     ImageConfig,
     Index,
     Manifest,
     chain_ids,
-    is_index_media_type,
-    is_layer_media_type,
-    is_manifest_media_type,
-    layer_compression,
     parse_image_config,
     parse_index,
     parse_manifest,
     parse_manifest_document,
-    sniff_compression,
 )
 from ocistore.platform import Platform, PlatformMatcher, only, only_strict
 from ocistore.policy import PullPolicy, default_pull_policy
@@ -79,8 +74,8 @@ from ocistore.reference import Reference, apply_default_tag
 
 if TYPE_CHECKING:
     from ocistore.credentials import Credential, Keyring, docker_registry_secret, url_matches
-    from ocistore.registry.pull import PulledImage, PullEvent, pull, resolve
-    from ocistore.registry.push import TransferReport, copy, push
+    from ocistore.manager import ImageGCManager, ImageGCPolicy, ImageManager, ImageResult
+    from ocistore.registry.options import RegistryOptions
     from ocistore.store import (
         FsckReport,
         GcReport,
@@ -90,27 +85,34 @@ if TYPE_CHECKING:
         PullRecord,
         Store,
     )
+    from ocistore.transfer.pull import PulledImage, PullEvent, pull, resolve
+    from ocistore.transfer.push import TransferReport, copy, push
 
-# The registry client (httpx), credentials and the store load on first use: a program
-# that only parses references or unpacks layers does not pay for them.
+# The registry client (httpx), credentials, the store and the image manager load on first
+# use: a program that only parses references or unpacks layers does not pay for them.
 _LAZY: dict[str, str] = {
     "Credential": "ocistore.credentials",
     "FsckReport": "ocistore.store",
     "GcReport": "ocistore.store",
+    "ImageGCManager": "ocistore.manager",
+    "ImageGCPolicy": "ocistore.manager",
+    "ImageManager": "ocistore.manager",
     "ImageRecord": "ocistore.store",
+    "ImageResult": "ocistore.manager",
     "Ingest": "ocistore.store",
     "Keyring": "ocistore.credentials",
     "PullCredential": "ocistore.store",
-    "PullEvent": "ocistore.registry.pull",
+    "PullEvent": "ocistore.transfer.pull",
     "PullRecord": "ocistore.store",
-    "PulledImage": "ocistore.registry.pull",
+    "RegistryOptions": "ocistore.registry.options",
+    "PulledImage": "ocistore.transfer.pull",
     "Store": "ocistore.store",
-    "TransferReport": "ocistore.registry.push",
-    "copy": "ocistore.registry.push",
+    "TransferReport": "ocistore.transfer.push",
+    "copy": "ocistore.transfer.push",
     "docker_registry_secret": "ocistore.credentials",
-    "pull": "ocistore.registry.pull",
-    "push": "ocistore.registry.push",
-    "resolve": "ocistore.registry.pull",
+    "pull": "ocistore.transfer.pull",
+    "push": "ocistore.transfer.push",
+    "resolve": "ocistore.transfer.pull",
     "url_matches": "ocistore.credentials",
 }
 
@@ -134,10 +136,14 @@ __all__ = [
     "GcReport",
     "History",
     "ImageConfig",
+    "ImageGCManager",
+    "ImageGCPolicy",
+    "ImageManager",
     "ImageNotFoundError",
     "ImagePullBackOff",
     "ImagePullError",
     "ImageRecord",
+    "ImageResult",
     "Index",
     "Ingest",
     "InvalidDigestError",
@@ -155,6 +161,7 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "ManifestTooLargeError",
+    "MediaType",
     "MediaTypeMismatchError",
     "OciStoreError",
     "Platform",
@@ -167,6 +174,7 @@ __all__ = [
     "PulledImage",
     "Reference",
     "RegistryError",
+    "RegistryOptions",
     "RegistryUnavailable",
     "RegistryUnavailableError",
     "SecretFormatError",
@@ -187,10 +195,6 @@ __all__ = [
     "digest_bytes",
     "digest_file",
     "docker_registry_secret",
-    "is_index_media_type",
-    "is_layer_media_type",
-    "is_manifest_media_type",
-    "layer_compression",
     "only",
     "only_strict",
     "parse_image_config",
@@ -200,7 +204,6 @@ __all__ = [
     "pull",
     "push",
     "resolve",
-    "sniff_compression",
     "unpack_layer",
     "url_matches",
     "validate_digest",

@@ -127,6 +127,14 @@ class LayerWriter:
     ) -> bool:
         """Closes on success (errors propagate), aborts when the block raised."""
 
+# --- media types ---------------------------------------------------------------------------
+
+def layer_media_types() -> list[tuple[str, str]]:
+    """Every layer media type the engine applies, with its compression name."""
+
+def detect_compression(head: bytes) -> str:
+    """The compression the first bytes of a blob show (``none``, ``gzip`` or ``zstd``)."""
+
 # --- credmatch (credentials) ------------------------------------------------------------
 
 @final

@@ -1,4 +1,4 @@
-"""The OCI / Docker image model: media types, descriptors, manifests, indexes and configs.
+"""The OCI / Docker image model: descriptors, manifests, indexes and configs.
 
 Documents come from registries, i.e. from strangers, so parsing is strict: every field has its
 type checked, digests are validated, sizes are non-negative, documents that could be read as
@@ -20,9 +20,9 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Final, NoReturn
 
+from ocistore import mediatypes
 from ocistore._core import validate_digest
 from ocistore.digest import digest_bytes
 from ocistore.errors import (
@@ -34,115 +34,31 @@ from ocistore.errors import (
     MediaTypeMismatchError,
     PlatformNotFoundError,
     UnsupportedManifestError,
-    UnsupportedMediaTypeError,
 )
+from ocistore.mediatypes import MediaType
 from ocistore.platform import Platform, PlatformMatcher, only
 
 __all__ = [
-    "ACCEPT_MANIFEST_MEDIA_TYPES",
     "ANNOTATION_REFERENCE_TYPE",
     "ATTESTATION_MANIFEST",
-    "CONFIG_MEDIA_TYPES",
-    "INDEX_MEDIA_TYPES",
-    "LAYER_MEDIA_TYPES",
-    "MANIFEST_MEDIA_TYPES",
-    "MAX_CONFIG_SIZE",
-    "MAX_MANIFEST_SIZE",
-    "MEDIA_TYPE_DOCKER_CONFIG",
-    "MEDIA_TYPE_DOCKER_FOREIGN_LAYER",
-    "MEDIA_TYPE_DOCKER_FOREIGN_LAYER_GZIP",
-    "MEDIA_TYPE_DOCKER_LAYER",
-    "MEDIA_TYPE_DOCKER_LAYER_GZIP",
-    "MEDIA_TYPE_DOCKER_LAYER_ZSTD",
-    "MEDIA_TYPE_DOCKER_MANIFEST",
-    "MEDIA_TYPE_DOCKER_MANIFEST_LIST",
-    "MEDIA_TYPE_DOCKER_SCHEMA1_MANIFEST",
-    "MEDIA_TYPE_DOCKER_SCHEMA1_SIGNED",
-    "MEDIA_TYPE_OCI_CONFIG",
-    "MEDIA_TYPE_OCI_EMPTY",
-    "MEDIA_TYPE_OCI_INDEX",
-    "MEDIA_TYPE_OCI_LAYER",
-    "MEDIA_TYPE_OCI_LAYER_GZIP",
-    "MEDIA_TYPE_OCI_LAYER_NONDISTRIBUTABLE",
-    "MEDIA_TYPE_OCI_LAYER_NONDISTRIBUTABLE_GZIP",
-    "MEDIA_TYPE_OCI_LAYER_NONDISTRIBUTABLE_ZSTD",
-    "MEDIA_TYPE_OCI_LAYER_ZSTD",
-    "MEDIA_TYPE_OCI_MANIFEST",
-    "NONDISTRIBUTABLE_LAYER_MEDIA_TYPES",
-    "SCHEMA1_MEDIA_TYPES",
     "Annotations",
-    "Compression",
     "Descriptor",
     "History",
     "ImageConfig",
     "Index",
     "Manifest",
     "chain_ids",
-    "is_index_media_type",
-    "is_layer_media_type",
-    "is_manifest_media_type",
-    "layer_compression",
     "parse_image_config",
     "parse_index",
     "parse_manifest",
     "parse_manifest_document",
-    "sniff_compression",
 ]
 
-# --- media types (image-spec media-types.md; containerd core/images/mediatypes.go) ----------
-
-MEDIA_TYPE_OCI_INDEX: Final = "application/vnd.oci.image.index.v1+json"
-MEDIA_TYPE_OCI_MANIFEST: Final = "application/vnd.oci.image.manifest.v1+json"
-MEDIA_TYPE_OCI_CONFIG: Final = "application/vnd.oci.image.config.v1+json"
-MEDIA_TYPE_OCI_EMPTY: Final = "application/vnd.oci.empty.v1+json"
-MEDIA_TYPE_OCI_LAYER: Final = "application/vnd.oci.image.layer.v1.tar"
-MEDIA_TYPE_OCI_LAYER_GZIP: Final = "application/vnd.oci.image.layer.v1.tar+gzip"
-MEDIA_TYPE_OCI_LAYER_ZSTD: Final = "application/vnd.oci.image.layer.v1.tar+zstd"
-MEDIA_TYPE_OCI_LAYER_NONDISTRIBUTABLE: Final = (
-    "application/vnd.oci.image.layer.nondistributable.v1.tar"
-)
-MEDIA_TYPE_OCI_LAYER_NONDISTRIBUTABLE_GZIP: Final = (
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
-)
-MEDIA_TYPE_OCI_LAYER_NONDISTRIBUTABLE_ZSTD: Final = (
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
-)
-MEDIA_TYPE_DOCKER_MANIFEST_LIST: Final = "application/vnd.docker.distribution.manifest.list.v2+json"
-MEDIA_TYPE_DOCKER_MANIFEST: Final = "application/vnd.docker.distribution.manifest.v2+json"
-MEDIA_TYPE_DOCKER_CONFIG: Final = "application/vnd.docker.container.image.v1+json"
-MEDIA_TYPE_DOCKER_LAYER: Final = "application/vnd.docker.image.rootfs.diff.tar"
-MEDIA_TYPE_DOCKER_LAYER_GZIP: Final = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-MEDIA_TYPE_DOCKER_LAYER_ZSTD: Final = "application/vnd.docker.image.rootfs.diff.tar.zstd"
-MEDIA_TYPE_DOCKER_FOREIGN_LAYER: Final = "application/vnd.docker.image.rootfs.foreign.diff.tar"
-MEDIA_TYPE_DOCKER_FOREIGN_LAYER_GZIP: Final = (
-    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
-)
-MEDIA_TYPE_DOCKER_SCHEMA1_MANIFEST: Final = "application/vnd.docker.distribution.manifest.v1+json"
-MEDIA_TYPE_DOCKER_SCHEMA1_SIGNED: Final = (
-    "application/vnd.docker.distribution.manifest.v1+prettyjws"
-)
-
-INDEX_MEDIA_TYPES: Final = frozenset({MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_DOCKER_MANIFEST_LIST})
-MANIFEST_MEDIA_TYPES: Final = frozenset({MEDIA_TYPE_OCI_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST})
-SCHEMA1_MEDIA_TYPES: Final = frozenset(
-    {MEDIA_TYPE_DOCKER_SCHEMA1_MANIFEST, MEDIA_TYPE_DOCKER_SCHEMA1_SIGNED}
-)
-CONFIG_MEDIA_TYPES: Final = frozenset({MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_DOCKER_CONFIG})
-# What to send as Accept when fetching a manifest: every type we parse, no schema 1 and no
-# */* (an old registry would answer those with schema 1).
-ACCEPT_MANIFEST_MEDIA_TYPES: Final = (
-    MEDIA_TYPE_OCI_INDEX,
-    MEDIA_TYPE_OCI_MANIFEST,
-    MEDIA_TYPE_DOCKER_MANIFEST_LIST,
-    MEDIA_TYPE_DOCKER_MANIFEST,
-)
 # Content-Types that say nothing about which document this is.
 _UNSPECIFIC_CONTENT_TYPES: Final = frozenset(
     {"", "application/json", "application/octet-stream", "text/plain", "binary/octet-stream"}
 )
 
-MAX_MANIFEST_SIZE: Final = 4 * 1024 * 1024
-MAX_CONFIG_SIZE: Final = 16 * 1024 * 1024
 ANNOTATION_REFERENCE_TYPE: Final = "vnd.docker.reference.type"
 ATTESTATION_MANIFEST: Final = "attestation-manifest"
 _SCHEMA1_MESSAGE: Final = (
@@ -150,76 +66,6 @@ _SCHEMA1_MESSAGE: Final = (
     "config or layer diff IDs; containerd 2 refuses it too): rebuild or re-push the image "
     "with a current client"
 )
-
-
-class Compression(StrEnum):
-    """How a layer blob is compressed."""
-
-    NONE = "none"
-    GZIP = "gzip"
-    ZSTD = "zstd"
-
-
-_LAYER_COMPRESSION: Final[dict[str, Compression]] = {
-    MEDIA_TYPE_OCI_LAYER: Compression.NONE,
-    MEDIA_TYPE_OCI_LAYER_GZIP: Compression.GZIP,
-    MEDIA_TYPE_OCI_LAYER_ZSTD: Compression.ZSTD,
-    MEDIA_TYPE_OCI_LAYER_NONDISTRIBUTABLE: Compression.NONE,
-    MEDIA_TYPE_OCI_LAYER_NONDISTRIBUTABLE_GZIP: Compression.GZIP,
-    MEDIA_TYPE_OCI_LAYER_NONDISTRIBUTABLE_ZSTD: Compression.ZSTD,
-    MEDIA_TYPE_DOCKER_LAYER: Compression.NONE,
-    MEDIA_TYPE_DOCKER_LAYER_GZIP: Compression.GZIP,
-    MEDIA_TYPE_DOCKER_LAYER_ZSTD: Compression.ZSTD,
-    MEDIA_TYPE_DOCKER_FOREIGN_LAYER: Compression.NONE,
-    MEDIA_TYPE_DOCKER_FOREIGN_LAYER_GZIP: Compression.GZIP,
-}
-LAYER_MEDIA_TYPES: Final = frozenset(_LAYER_COMPRESSION)
-NONDISTRIBUTABLE_LAYER_MEDIA_TYPES: Final = frozenset(
-    {
-        MEDIA_TYPE_OCI_LAYER_NONDISTRIBUTABLE,
-        MEDIA_TYPE_OCI_LAYER_NONDISTRIBUTABLE_GZIP,
-        MEDIA_TYPE_OCI_LAYER_NONDISTRIBUTABLE_ZSTD,
-        MEDIA_TYPE_DOCKER_FOREIGN_LAYER,
-        MEDIA_TYPE_DOCKER_FOREIGN_LAYER_GZIP,
-    }
-)
-
-
-def is_layer_media_type(media_type: str) -> bool:
-    """Whether ``media_type`` is an image layer (OCI, Docker, non-distributable or foreign)."""
-    return _base_media_type(media_type) in LAYER_MEDIA_TYPES
-
-
-def is_manifest_media_type(media_type: str) -> bool:
-    """Whether ``media_type`` is an OCI image manifest or a Docker schema 2 manifest."""
-    return _base_media_type(media_type) in MANIFEST_MEDIA_TYPES
-
-
-def is_index_media_type(media_type: str) -> bool:
-    """Whether ``media_type`` is an OCI image index or a Docker manifest list."""
-    return _base_media_type(media_type) in INDEX_MEDIA_TYPES
-
-
-def layer_compression(media_type: str) -> Compression:
-    """The compression a layer media type declares; UnsupportedMediaTypeError if not a layer."""
-    compression = _LAYER_COMPRESSION.get(_base_media_type(media_type))
-    if compression is None:
-        raise UnsupportedMediaTypeError(f"{media_type!r} is not a layer media type ocistore knows")
-    return compression
-
-
-def sniff_compression(head: bytes) -> Compression:
-    """The compression the first bytes of a blob show (registries sometimes mislabel layers)."""
-    if head[:2] == b"\x1f\x8b":
-        return Compression.GZIP
-    if head[:4] == b"\x28\xb5\x2f\xfd":
-        return Compression.ZSTD
-    return Compression.NONE
-
-
-def _base_media_type(media_type: str) -> str:
-    """A media type without parameters, lower-cased (Content-Type parameters are ignored)."""
-    return media_type.split(";", 1)[0].strip().lower()
 
 
 # --- descriptors --------------------------------------------------------------------------------
@@ -319,12 +165,12 @@ class Descriptor:
     @property
     def is_layer(self) -> bool:
         """Whether this describes an image layer."""
-        return is_layer_media_type(self.media_type)
+        return mediatypes.is_layer(self.media_type)
 
     @property
     def is_nondistributable(self) -> bool:
         """A non-distributable (foreign) layer, usually fetched from ``urls``."""
-        return _base_media_type(self.media_type) in NONDISTRIBUTABLE_LAYER_MEDIA_TYPES
+        return mediatypes.is_nondistributable(self.media_type)
 
     @property
     def is_attestation(self) -> bool:
@@ -360,7 +206,7 @@ class Manifest:
 
     config: Descriptor
     layers: tuple[Descriptor, ...]
-    media_type: str = MEDIA_TYPE_OCI_MANIFEST
+    media_type: str = MediaType.OCI_MANIFEST
     annotations: Annotations = field(default_factory=Annotations)
     subject: Descriptor | None = None
     artifact_type: str | None = None
@@ -370,13 +216,13 @@ class Manifest:
             object.__setattr__(self, "layers", tuple(self.layers))
         if not isinstance(self.annotations, Annotations):
             object.__setattr__(self, "annotations", _annotations(self.annotations))
-        if _base_media_type(self.media_type) not in MANIFEST_MEDIA_TYPES:
+        if not mediatypes.is_manifest(self.media_type):
             raise UnsupportedManifestError(f"{self.media_type!r} is not an image manifest type")
 
     @property
     def is_docker(self) -> bool:
         """A Docker schema 2 manifest (rather than OCI)."""
-        return _base_media_type(self.media_type) == MEDIA_TYPE_DOCKER_MANIFEST
+        return mediatypes.base(self.media_type) == MediaType.DOCKER_MANIFEST
 
     def check_config(self, config: ImageConfig) -> None:
         """Raises ManifestError unless the config lists one diff ID per layer."""
@@ -409,7 +255,7 @@ class Index:
     """An image index (OCI image index or Docker manifest list)."""
 
     manifests: tuple[Descriptor, ...]
-    media_type: str = MEDIA_TYPE_OCI_INDEX
+    media_type: str = MediaType.OCI_INDEX
     annotations: Annotations = field(default_factory=Annotations)
     subject: Descriptor | None = None
     artifact_type: str | None = None
@@ -419,7 +265,7 @@ class Index:
             object.__setattr__(self, "manifests", tuple(self.manifests))
         if not isinstance(self.annotations, Annotations):
             object.__setattr__(self, "annotations", _annotations(self.annotations))
-        if _base_media_type(self.media_type) not in INDEX_MEDIA_TYPES:
+        if not mediatypes.is_index(self.media_type):
             raise UnsupportedManifestError(f"{self.media_type!r} is not an image index type")
 
     def runnable(self) -> list[Descriptor]:
@@ -429,7 +275,7 @@ class Index:
             for entry in self.manifests
             if entry.platform is not None
             and not entry.is_attestation
-            and (is_manifest_media_type(entry.media_type) or is_index_media_type(entry.media_type))
+            and (mediatypes.is_manifest(entry.media_type) or mediatypes.is_index(entry.media_type))
         ]
 
     def matching(
@@ -615,9 +461,9 @@ def parse_manifest_document(data: bytes, content_type: str | None = None) -> Man
     falling back to the document's structure when neither names one (OCI's ``mediaType`` is
     optional). Raises a ManifestError subclass for anything malformed or ambiguous.
     """
-    document = _load_json(data, MAX_MANIFEST_SIZE, "manifest")
-    header_type = _base_media_type(content_type or "")
-    if header_type in SCHEMA1_MEDIA_TYPES:
+    document = _load_json(data, mediatypes.MAX_MANIFEST_SIZE, "manifest")
+    header_type = mediatypes.base(content_type or "")
+    if mediatypes.is_schema1(header_type):
         raise UnsupportedManifestError(_SCHEMA1_MESSAGE)
     schema_version = document.get("schemaVersion")
     if schema_version == 1 and not isinstance(schema_version, bool):
@@ -628,16 +474,18 @@ def parse_manifest_document(data: bytes, content_type: str | None = None) -> Man
     fields = _Fields(document, "")
     body_type = fields.optional_str("mediaType")
     if body_type is not None:
-        body_base = _base_media_type(body_type)
-        if body_base in SCHEMA1_MEDIA_TYPES:
+        body_base = mediatypes.base(body_type)
+        if mediatypes.is_schema1(body_base):
             raise UnsupportedManifestError(_SCHEMA1_MESSAGE)
         if header_type not in _UNSPECIFIC_CONTENT_TYPES and body_base != header_type:
             raise MediaTypeMismatchError(
                 f"the document says mediaType {body_type!r} but was served as {content_type!r}"
             )
     declared = body_type if body_type is not None else header_type
-    declared_base = _base_media_type(declared)
-    if body_type is not None and declared_base not in INDEX_MEDIA_TYPES | MANIFEST_MEDIA_TYPES:
+    declared_base = mediatypes.base(declared)
+    is_index = mediatypes.is_index(declared_base)
+    is_manifest = mediatypes.is_manifest(declared_base)
+    if body_type is not None and not (is_index or is_manifest):
         raise UnsupportedManifestError(f"unsupported manifest media type {body_type!r}")
 
     looks_like_index = "manifests" in document
@@ -647,11 +495,11 @@ def parse_manifest_document(data: bytes, content_type: str | None = None) -> Man
             "the document has both 'manifests' (an index) and 'config'/'layers' (a manifest); "
             "refusing to guess (GHSA-5j5w-g665-5m35)"
         )
-    if declared_base in INDEX_MEDIA_TYPES:
+    if is_index:
         if looks_like_manifest:
             raise AmbiguousManifestError(f"a {declared} must not have 'config' or 'layers'")
         return _parse_index(fields, declared_base)
-    if declared_base in MANIFEST_MEDIA_TYPES:
+    if is_manifest:
         if looks_like_index:
             raise AmbiguousManifestError(f"a {declared} must not have 'manifests'")
         return _parse_manifest(fields, declared_base)
@@ -659,9 +507,9 @@ def parse_manifest_document(data: bytes, content_type: str | None = None) -> Man
         raise UnsupportedManifestError(f"unsupported manifest media type {declared!r}")
     # No type named anywhere: an OCI document without mediaType. Decide by structure.
     if looks_like_index:
-        return _parse_index(fields, MEDIA_TYPE_OCI_INDEX)
+        return _parse_index(fields, MediaType.OCI_INDEX)
     if looks_like_manifest:
-        return _parse_manifest(fields, MEDIA_TYPE_OCI_MANIFEST)
+        return _parse_manifest(fields, MediaType.OCI_MANIFEST)
     raise ManifestError("the document is neither an image manifest nor an index")
 
 
@@ -681,7 +529,7 @@ def parse_index(data: bytes, content_type: str | None = None) -> Index:
     return document
 
 
-def parse_image_config(data: bytes, *, max_size: int = MAX_CONFIG_SIZE) -> ImageConfig:
+def parse_image_config(data: bytes, *, max_size: int = mediatypes.MAX_CONFIG_SIZE) -> ImageConfig:
     """Parses an image config blob (OCI or Docker); raises ManifestError when malformed."""
     fields = _Fields(_load_json(data, max_size, "image config"), "")
     rootfs = fields.required_object("rootfs")

@@ -1,4 +1,4 @@
-"""Kubernetes' ``imagePullPolicy``: its three values and the API server's defaulting rule."""
+"""Kubernetes' ``imagePullPolicy``: its values, the API server's defaulting, kubelet's decision."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from enum import StrEnum
 from ocistore.errors import InvalidPullPolicyError
 from ocistore.reference import DEFAULT_TAG, Reference
 
-__all__ = ["PullPolicy", "default_pull_policy"]
+__all__ = ["PullPolicy", "default_pull_policy", "should_pull"]
 
 
 class PullPolicy(StrEnum):
@@ -47,3 +47,17 @@ def default_pull_policy(image: str | Reference) -> PullPolicy:
     if tag is None and ref.digest is None:
         tag = DEFAULT_TAG
     return PullPolicy.ALWAYS if tag == DEFAULT_TAG else PullPolicy.IF_NOT_PRESENT
+
+
+def should_pull(policy: PullPolicy, present: bool) -> bool:
+    """Whether kubelet pulls (``shouldPullImage``): Always yes, Never no, IfNotPresent if absent.
+
+    ``present`` means usable as it is: an image whose pull credentials must still be verified
+    (KEP-2535) is not present. When the answer is no and the image is absent, the container
+    fails with ``ErrImageNeverPull``.
+    """
+    if policy is PullPolicy.ALWAYS:
+        return True
+    if policy is PullPolicy.NEVER:
+        return False
+    return not present

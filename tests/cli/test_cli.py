@@ -20,8 +20,9 @@ from node_registries import ManagerRegistries
 from regfixtures.registry import registry_requests
 
 import ocistore
-from ocistore.imagebuild import build_image, build_index
+from ocistore.registry.options import RegistryOptions
 from ocistore.store import Store
+from ocistore.testing.imagebuild import build_image, build_index
 
 COMMANDS = [
     "pull",
@@ -92,7 +93,7 @@ def _push(host: str, tmp_path: Path, name: str, *, arches: tuple[str, ...] = ())
             [{"etc/os-release": "ID=demo\n"}, {"app/data.bin": os.urandom(300_000)}]
         )
         image.write_to_store(store, reference)
-    ocistore.push(reference, store=store, plain_http=True)
+    ocistore.push(reference, store=store, options=RegistryOptions(plain_http=True))
     return reference
 
 
@@ -149,6 +150,25 @@ def test_usage_error_is_exit_2() -> None:
     assert result.returncode == 2 and "Missing argument" in result.stderr
     result = run("pull", "x", "--policy", "always", check=False)
     assert result.returncode == 2
+
+
+def test_global_options_work_after_the_subcommand(
+    manager_registries: ManagerRegistries, tmp_path: Path
+) -> None:
+    """``ocistore pull IMAGE --store DIR --json``, as kubectl, crane and skopeo accept it."""
+    store = tmp_path / "store"
+    image = _push(manager_registries.plain.host, tmp_path, f"cli/late-{uuid.uuid4().hex[:6]}:1")
+    pulled = json.loads(run("pull", image, "--store", store, "--json").stdout)
+    assert pulled["pulled"] is True and pulled["digest"].startswith("sha256:")
+    after = json.loads(run("images", f"--store={store}", "--json").stdout)
+    before = json.loads(run("--json", "images", store=store).stdout)
+    assert after == before and [entry["reference"] for entry in after] == [image]
+    quiet = run("pull", image, "-q", "--store", store)
+    assert quiet.stdout.strip() == pulled["digest"]  # -q: only what scripts need
+    # A global option after a nested subcommand, and the store it names is the one used.
+    which = json.loads(run("auth", "which", image, "--json").stdout)
+    assert which["image"] == image
+    assert run("images", "--store", tmp_path / "other", "-q").stdout == ""
 
 
 def test_the_whole_lifecycle(manager_registries: ManagerRegistries, tmp_path: Path) -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ocistore.imagebuild import build_image
 from ocistore.manager import ImageGCManager, ImageGCPolicy
 from ocistore.manager.imagegc import ImageGCError
 from ocistore.store import Store
+from ocistore.testing.imagebuild import build_image
 
 NOW = 1_800_000_000.0
 
@@ -23,8 +23,8 @@ def _store_with_images(tmp_path: Path, ages: dict[str, tuple[float, float]]) -> 
         image.write_to_store(store, f"registry.test/{name}:v1")
         record = store.image(f"registry.test/{name}:v1")
         # Backdate the record the way a long-running node would have it.
-        store._index.touch_image(record.reference, NOW - used_ago)
-        with store._index.write() as conn:
+        store.catalog.touch_image(record.reference, NOW - used_ago)
+        with store.catalog.write() as conn:
             conn.execute(
                 "UPDATE images SET created = ? WHERE reference = ?",
                 (NOW - created_ago, record.reference),

@@ -8,7 +8,6 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +23,14 @@ from ocistore.errors import (
     InvalidImageName,
     RegistryUnavailable,
 )
-from ocistore.imagebuild import build_image
 from ocistore.manager import ImageEvent, ImageManager
+from ocistore.manager.interfaces import Pulled, Puller
+from ocistore.manager.manager import store_puller
 from ocistore.policy import PullPolicy
 from ocistore.registry import RetryPolicy
+from ocistore.registry.options import RegistryOptions
 from ocistore.store import Store
+from ocistore.testing.imagebuild import build_image
 
 
 class FakeClock:
@@ -49,7 +51,7 @@ def _push_image(registry_host: str, name: str, tmp_path: Path, **push: Any) -> s
     )
     store = Store(tmp_path / f"build-{uuid.uuid4().hex[:8]}")
     image.write_to_store(store, reference)
-    ocistore.push(reference, store=store, plain_http=True, **push)
+    ocistore.push(reference, store=store, **push, options=RegistryOptions(plain_http=True))
     return reference
 
 
@@ -67,7 +69,7 @@ def _secret(name: str, host: str, user: str, password: str, namespace: str = "de
 
 def _manager(tmp_path: Path, **kwargs: Any) -> tuple[ImageManager, list[ImageEvent]]:
     seen: list[ImageEvent] = []
-    kwargs.setdefault("pull_options", {"plain_http": True})
+    kwargs.setdefault("registry", RegistryOptions(plain_http=True))
     manager = ImageManager(Store(tmp_path / "store"), on_event=seen.append, **kwargs)
     return manager, seen
 
@@ -126,13 +128,13 @@ def test_always_pulls_only_the_changed_layers(
     store = Store(tmp_path / "build")
     v1 = build_image([base, {"app": "one"}])
     v1.write_to_store(store, f"{host}/{repo}:latest")
-    ocistore.push(f"{host}/{repo}:latest", store=store, plain_http=True)
+    ocistore.push(f"{host}/{repo}:latest", store=store, options=RegistryOptions(plain_http=True))
     manager, _ = _manager(tmp_path)
     manager.ensure_image(f"{host}/{repo}")
 
     v2 = build_image([base, {"app": "two"}])
     v2.write_to_store(store, f"{host}/{repo}:latest")
-    ocistore.push(f"{host}/{repo}:latest", store=store, plain_http=True)
+    ocistore.push(f"{host}/{repo}:latest", store=store, options=RegistryOptions(plain_http=True))
     result = manager.ensure_image(f"{host}/{repo}")
     assert result.digest == v2.digest
     assert result.bytes_downloaded == v2.layers[1].size  # the shared base layer is not fetched
@@ -249,7 +251,7 @@ def test_backoff_forgotten_after_600_idle_seconds(
 
 def test_registry_unavailable_reason(tmp_path: Path) -> None:
     manager, _ = _manager(
-        tmp_path, pull_options={"plain_http": True, "retry": RetryPolicy(attempts=1)}
+        tmp_path, registry=RegistryOptions(plain_http=True, retry=RetryPolicy(attempts=1))
     )
     with pytest.raises(RegistryUnavailable) as info:
         manager.ensure_image("127.0.0.1:9/app:1.0")
@@ -311,7 +313,7 @@ def test_ensure_secret_pulled_images(manager_registries: ManagerRegistries, tmp_
     restarted = ImageManager(
         Store(tmp_path / "store"),
         image_pull_credentials_verification_policy="NeverVerifyPreloadedImages",
-        pull_options={"plain_http": True},
+        registry=RegistryOptions(plain_http=True),
     )
     assert not restarted.ensure_image(image, pull_secrets=[right], pod_uid="d").pulled
     with pytest.raises(ErrImageNeverPull):
@@ -321,12 +323,15 @@ def test_ensure_secret_pulled_images(manager_registries: ManagerRegistries, tmp_
 # --- concurrency and throttling ----------------------------------------------------------------
 
 
-def _counting_puller(calls: list[str], gate: threading.Event | None = None) -> Callable[..., Any]:
-    def puller(reference: str, **options: Any) -> Any:
+def _counting_puller(store: Store, calls: list[str], gate: threading.Event | None = None) -> Puller:
+    """ocistore.pull into ``store``, counting calls (and waiting for ``gate`` first)."""
+    pull_into_store = store_puller(store)
+
+    def puller(reference: str, **request: Any) -> Pulled:
         calls.append(reference)
         if gate is not None:
             gate.wait(10)
-        return ocistore.pull(reference, **options)
+        return pull_into_store(reference, **request)
 
     return puller
 
@@ -339,7 +344,7 @@ def test_concurrent_requests_for_one_image_share_one_pull(
     gate = threading.Event()
     manager, _ = _manager(
         tmp_path,
-        puller=_counting_puller(calls, gate),
+        puller=_counting_puller(Store(tmp_path / "store"), calls, gate),
         serialize_image_pulls=False,
     )
     results: list[Any] = []

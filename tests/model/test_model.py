@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from ocistore import (
     AmbiguousManifestError,
     Annotations,
-    Compression,
     Descriptor,
     History,
     ImageConfig,
@@ -26,21 +25,15 @@ from ocistore import (
     Platform,
     PlatformNotFoundError,
     UnsupportedManifestError,
-    UnsupportedMediaTypeError,
     chain_ids,
     digest_bytes,
-    is_index_media_type,
-    is_layer_media_type,
-    is_manifest_media_type,
-    layer_compression,
     only,
     parse_image_config,
     parse_index,
     parse_manifest,
     parse_manifest_document,
-    sniff_compression,
 )
-from ocistore import model as m
+from ocistore.mediatypes import Compression, compression
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64
@@ -107,62 +100,6 @@ def encode(document: object) -> bytes:
     return json.dumps(document).encode()
 
 
-# --- media types ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("media_type", "compression"),
-    [
-        ("application/vnd.oci.image.layer.v1.tar", Compression.NONE),
-        ("application/vnd.oci.image.layer.v1.tar+gzip", Compression.GZIP),
-        ("application/vnd.oci.image.layer.v1.tar+zstd", Compression.ZSTD),
-        ("application/vnd.oci.image.layer.nondistributable.v1.tar", Compression.NONE),
-        ("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", Compression.GZIP),
-        ("application/vnd.oci.image.layer.nondistributable.v1.tar+zstd", Compression.ZSTD),
-        ("application/vnd.docker.image.rootfs.diff.tar", Compression.NONE),
-        ("application/vnd.docker.image.rootfs.diff.tar.gzip", Compression.GZIP),
-        ("application/vnd.docker.image.rootfs.diff.tar.zstd", Compression.ZSTD),
-        ("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", Compression.GZIP),
-        ("application/vnd.docker.image.rootfs.foreign.diff.tar", Compression.NONE),
-        ("Application/VND.OCI.image.layer.v1.tar+gzip; foo=bar", Compression.GZIP),
-    ],
-)
-def test_layer_media_types(media_type: str, compression: Compression) -> None:
-    assert is_layer_media_type(media_type)
-    assert layer_compression(media_type) is compression
-
-
-@pytest.mark.parametrize(
-    "media_type",
-    [OCI_MANIFEST, OCI_INDEX, "application/vnd.oci.image.config.v1+json", "text/plain", ""],
-)
-def test_non_layer_media_types(media_type: str) -> None:
-    assert not is_layer_media_type(media_type)
-    with pytest.raises(UnsupportedMediaTypeError, match="not a layer media type"):
-        layer_compression(media_type)
-
-
-def test_manifest_and_index_media_types() -> None:
-    assert is_manifest_media_type(OCI_MANIFEST) and is_manifest_media_type(DOCKER_MANIFEST)
-    assert is_index_media_type(OCI_INDEX) and is_index_media_type(DOCKER_LIST)
-    assert not is_manifest_media_type(OCI_INDEX) and not is_index_media_type(OCI_MANIFEST)
-    assert m.ACCEPT_MANIFEST_MEDIA_TYPES == (OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST)
-
-
-@pytest.mark.parametrize(
-    ("head", "expected"),
-    [
-        (b"\x1f\x8b\x08\x00rest", Compression.GZIP),
-        (b"\x28\xb5\x2f\xfd\x00", Compression.ZSTD),
-        (b"ustar-ish tar header", Compression.NONE),
-        (b"", Compression.NONE),
-        (b"\x1f", Compression.NONE),
-    ],
-)
-def test_sniff_compression(head: bytes, expected: Compression) -> None:
-    assert sniff_compression(head) is expected
-
-
 # --- manifests ------------------------------------------------------------------------------
 
 
@@ -171,7 +108,7 @@ def test_parse_oci_manifest() -> None:
     assert manifest.media_type == OCI_MANIFEST
     assert manifest.config.digest == D1 and manifest.config.size == 7
     assert [layer.digest for layer in manifest.layers] == [D2, D3]
-    assert [layer_compression(layer.media_type) for layer in manifest.layers] == [
+    assert [compression(layer.media_type) for layer in manifest.layers] == [
         Compression.GZIP,
         Compression.ZSTD,
     ]
@@ -189,7 +126,7 @@ def test_parse_docker_manifest_with_content_type_parameters() -> None:
     del document["mediaType"]
     untyped = parse_manifest(encode(document), f" {DOCKER_MANIFEST.upper()} ; charset=utf-8")
     assert untyped.media_type == DOCKER_MANIFEST  # parameters dropped, canonical case
-    assert layer_compression(manifest.layers[0].media_type) is Compression.GZIP
+    assert compression(manifest.layers[0].media_type) is Compression.GZIP
 
 
 def test_manifest_round_trip_through_json() -> None:

@@ -1,4 +1,4 @@
-"""imagePullPolicy values and the API server's defaulting rule."""
+"""imagePullPolicy values, the API server's defaulting rule and kubelet's pull decision."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from ocistore import (
     Reference,
     default_pull_policy,
 )
+from ocistore.policy import should_pull
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -63,3 +64,19 @@ def test_parse_is_case_sensitive(text: str) -> None:
     )
     assert isinstance(caught.value, OciStoreError)
     assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("policy", "present", "pulls"),
+    [
+        # kubelet pkg/kubelet/images/image_manager.go shouldPullImage, case by case
+        (PullPolicy.ALWAYS, True, True),
+        (PullPolicy.ALWAYS, False, True),
+        (PullPolicy.IF_NOT_PRESENT, True, False),
+        (PullPolicy.IF_NOT_PRESENT, False, True),
+        (PullPolicy.NEVER, True, False),
+        (PullPolicy.NEVER, False, False),
+    ],
+)
+def test_should_pull_is_kubelets_table(policy: PullPolicy, present: bool, pulls: bool) -> None:
+    assert should_pull(policy, present=present) is pulls

@@ -9,7 +9,7 @@ import pytest
 from containerd_daemon import Containerd
 from regfixtures.registry import free_port, registry_config, running_registry
 
-from ocistore.imagebuild import build_image
+from ocistore.testing.imagebuild import build_image
 
 
 def test_private_containerd_pulls_and_mounts_a_view(containerd: Containerd, tmp_path: Path) -> None:

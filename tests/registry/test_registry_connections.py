@@ -15,7 +15,7 @@ from regfixtures.registry import registry_client_addresses
 from regfixtures.setups import Registries, make_setup, unique_repository
 
 import ocistore
-from ocistore.registry import Connections, RegistryClient, shared_connections
+from ocistore.registry import Connections, RegistryClient, RegistryOptions, shared_connections
 from ocistore.registry.mirrors import upstream_host
 
 pytestmark = pytest.mark.registry
@@ -33,11 +33,11 @@ def _pushed(registries: Registries, name: str) -> tuple[str, str]:
 
 def test_resolves_in_one_process_share_one_tls_connection(registries: Registries) -> None:
     ref, digest = _pushed(registries, "tls")
-    ca_file = str(registries.tls_files.ca_cert)
+    options = RegistryOptions(ca_file=str(registries.tls_files.ca_cert))
     shared_connections().close()
     before = len(registry_client_addresses(registries.tls))
     for _ in range(5):
-        assert ocistore.resolve(ref, ca_file=ca_file) == digest
+        assert ocistore.resolve(ref, options=options) == digest
     addresses = registry_client_addresses(registries.tls)[before:]
     assert len(addresses) == 5
     assert len(set(addresses)) == 1, addresses  # one connection: one TLS handshake
@@ -46,11 +46,12 @@ def test_resolves_in_one_process_share_one_tls_connection(registries: Registries
 def test_resolves_in_one_process_fetch_one_token(registries: Registries) -> None:
     ref, digest = _pushed(registries, "token")
     auth = make_setup(registries, "token").credentials[0]
-    shared_connections().close()
-    issued = len(registries.issuer.requests)
-    for _ in range(5):
-        assert ocistore.resolve(ref, auth=auth) == digest
-    assert len(registries.issuer.requests) == issued + 1
+    with Connections() as connections:  # a process that has no token yet
+        options = RegistryOptions(auth=auth, connections=connections)
+        issued = len(registries.issuer.requests)
+        for _ in range(5):
+            assert ocistore.resolve(ref, options=options) == digest
+        assert len(registries.issuer.requests) == issued + 1
 
 
 def test_ssl_contexts_are_built_once_per_ca_configuration(registries: Registries) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -23,10 +23,11 @@ from ocistore.errors import (
     SizeMismatchError,
     UnsupportedManifestError,
 )
-from ocistore.imagebuild import BuiltImage, build_image
-from ocistore.registry.pull import pull
-from ocistore.registry.push import push
+from ocistore.registry.options import RegistryOptions
 from ocistore.store import ProblemKind, Store
+from ocistore.testing.imagebuild import BuiltImage, build_image
+from ocistore.transfer.pull import pull
+from ocistore.transfer.push import push
 
 
 @dataclass
@@ -54,7 +55,7 @@ def seeded(registries: Registries, tmp_path_factory: pytest.TempPathFactory) -> 
     source = Store(tmp_path_factory.mktemp("fault-seed"))
     name = f"{setup.host}/{repository}:v1"
     image.write_to_store(source, name)
-    push(name, store=source, plain_http=True, retry=FAST_RETRY)
+    push(name, store=source, options=RegistryOptions(plain_http=True, retry=FAST_RETRY))
     return Seeded(repository, image)
 
 
@@ -65,7 +66,7 @@ class Scenario:
     error: type[Exception] | None = None  # None: the pull must succeed
     by_digest: bool = False
     timeout: float = 10.0
-    extra: dict[str, object] = field(default_factory=dict)
+    auth: tuple[str, str] | None = None
 
 
 def _schema1(body: bytes) -> bytes:
@@ -191,7 +192,7 @@ SCENARIOS = [
             )
         ],
         AuthenticationError,
-        extra={"auth": (TEST_USER, TEST_PASSWORD)},
+        auth=(TEST_USER, TEST_PASSWORD),
     ),
     Scenario(
         "redirect loop",
@@ -244,16 +245,17 @@ def test_fault_scenario(
     store = Store(tmp_path / "store")
     name = f"{fault_proxy.host}/{seeded.repository}"
     name += f"@{seeded.image.digest}" if scenario.by_digest else ":v1"
-    kwargs = {"plain_http": True, "retry": FAST_RETRY, "timeout": httpx.Timeout(scenario.timeout)}
-    kwargs.update(scenario.extra)
+    options = RegistryOptions(
+        plain_http=True, retry=FAST_RETRY, timeout=httpx.Timeout(scenario.timeout)
+    ).with_auth(scenario.auth)
     if scenario.error is None:
-        pulled = pull(name, store=store, **kwargs)  # type: ignore[arg-type]
+        pulled = pull(name, store=store, options=options)
         assert pulled.digest == seeded.image.digest
         for digest, (_, data) in seeded.image.blobs().items():
             assert store.read_blob(digest) == data
     else:
         with pytest.raises(scenario.error) as raised:
-            pull(name, store=store, **kwargs)  # type: ignore[arg-type]
+            pull(name, store=store, options=options)
         assert isinstance(raised.value, OciStoreError)
         assert store.find_image(name) is None
     report = store.fsck()
@@ -262,9 +264,9 @@ def test_fault_scenario(
     assert all(p.kind is ProblemKind.LEFTOVER_INGEST for p in report.problems), report.problems
     # whatever happened, the same store completes the pull once the faults are gone
     fault_proxy.reset()
-    assert pull(name, store=store, plain_http=True, retry=FAST_RETRY).digest == (
-        seeded.image.digest
-    )
+    assert pull(
+        name, store=store, options=RegistryOptions(plain_http=True, retry=FAST_RETRY)
+    ).digest == (seeded.image.digest)
     assert store.fsck().ok
 
 
@@ -283,8 +285,7 @@ def test_mirror_serving_bad_content_does_not_fall_through(
         pull(
             f"{upstream.host}/{seeded.repository}:v1",
             store=store,
-            hosts_dir=tmp_path / "certs.d",
-            retry=FAST_RETRY,
+            options=RegistryOptions(hosts_dir=tmp_path / "certs.d", retry=FAST_RETRY),
         )
     assert all(p.kind is ProblemKind.LEFTOVER_INGEST for p in store.fsck().problems)
 
@@ -302,15 +303,16 @@ def test_credentials_never_appear_in_logs_or_errors(
         setup = make_setup(registries, name)
         ref = f"{setup.host}/{seeded.repository}:v1"
         pulled = pull(
-            ref, store=Store(tmp_path / name), auth=(TEST_USER, TEST_PASSWORD), retry=FAST_RETRY
+            ref,
+            store=Store(tmp_path / name),
+            options=RegistryOptions(auth=(TEST_USER, TEST_PASSWORD), retry=FAST_RETRY),
         )
         texts.append(repr(pulled))
         with pytest.raises(AuthenticationError) as raised:
             pull(
                 ref,
                 store=Store(tmp_path / f"{name}-bad"),
-                auth=(TEST_USER, TEST_PASSWORD + "x"),
-                retry=FAST_RETRY,
+                options=RegistryOptions(auth=(TEST_USER, TEST_PASSWORD + "x"), retry=FAST_RETRY),
             )
         texts += [str(raised.value), repr(raised.value)]
     captured = capsys.readouterr()

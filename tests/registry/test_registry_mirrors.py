@@ -15,6 +15,7 @@ from regfixtures.setups import FAST_RETRY, ListSink, Registries, unique_reposito
 
 from ocistore.errors import RegistryError
 from ocistore.registry.mirrors import load_hosts, upstream_host
+from ocistore.registry.options import RegistryOptions
 from ocistore.registry.session import RegistrySession
 
 
@@ -44,7 +45,9 @@ def test_pulls_go_through_the_mirror_and_fall_back_when_it_is_down(
     upstream = registries.plain
     repository = unique_repository("mirrored")
     image = raw_image([4000, 9000])
-    with RegistrySession(upstream.host, repository, plain_http=True, retry=FAST_RETRY) as s:
+    with RegistrySession(
+        upstream.host, repository, RegistryOptions(plain_http=True, retry=FAST_RETRY)
+    ) as s:
         push_raw(s.client(s.hosts[0]), repository, "v1", image)
     counter = FaultProxy(mirror.url)  # counts what reaches the mirror
     config = write_hosts(
@@ -54,7 +57,9 @@ def test_pulls_go_through_the_mirror_and_fall_back_when_it_is_down(
         'capabilities = ["pull", "resolve"]\n',
     )
     try:
-        with RegistrySession(upstream.host, repository, hosts_dir=config, retry=FAST_RETRY) as s:
+        with RegistrySession(
+            upstream.host, repository, RegistryOptions(hosts_dir=config, retry=FAST_RETRY)
+        ) as s:
             assert [h.url for h in s.hosts] == [f"{counter.url}/v2", f"{upstream.url}/v2"]
             head = s.resolve("v1")
             assert head.digest == image.digest
@@ -71,7 +76,9 @@ def test_pulls_go_through_the_mirror_and_fall_back_when_it_is_down(
         assert cached, "the pull-through cache should have stored content"
 
         mirror.stop()
-        with RegistrySession(upstream.host, repository, hosts_dir=config, retry=FAST_RETRY) as s:
+        with RegistrySession(
+            upstream.host, repository, RegistryOptions(hosts_dir=config, retry=FAST_RETRY)
+        ) as s:
             assert s.resolve("v1").digest == image.digest
             sink = ListSink()
             s.download_blob(sha256(image.layers[0]), 4000, sink)
@@ -92,7 +99,9 @@ def test_a_pull_only_mirror_never_resolves_tags(registries: Registries, tmp_path
         f'server = "{upstream.url}"\n[host."{counter.url}"]\ncapabilities = ["pull"]\n',
     )
     try:
-        with RegistrySession(upstream.host, repository, hosts_dir=config, retry=FAST_RETRY) as s:
+        with RegistrySession(
+            upstream.host, repository, RegistryOptions(hosts_dir=config, retry=FAST_RETRY)
+        ) as s:
             push_raw(s.client(s.hosts[-1]), repository, "v1", image)
             assert s.resolve("v1").digest == image.digest
             s.get_manifest(image.digest)

@@ -13,14 +13,16 @@ from pathlib import Path
 from regfixtures.proxy import Fault, FaultProxy
 from regfixtures.setups import FAST_RETRY, Registries, make_setup, unique_repository
 
-from ocistore.imagebuild import build_image
-from ocistore.registry.pull import pull
-from ocistore.registry.push import push
+from ocistore.registry.options import RegistryOptions
 from ocistore.store import ProblemKind, Store
+from ocistore.testing.imagebuild import build_image
+from ocistore.transfer.pull import pull
+from ocistore.transfer.push import push
 
 PULL = (
     "import sys, ocistore\n"
-    "ocistore.pull(sys.argv[2], store=ocistore.Store(sys.argv[1]), plain_http=True)\n"
+    "options = ocistore.RegistryOptions(plain_http=True)\n"
+    "ocistore.pull(sys.argv[2], store=ocistore.Store(sys.argv[1]), options=options)\n"
 )
 
 
@@ -32,7 +34,11 @@ def seed_image(
     repository = unique_repository("proc")
     source = Store(tmp_path / "seed")
     image.write_to_store(source, f"{setup.host}/{repository}:v1")
-    push(f"{setup.host}/{repository}:v1", store=source, plain_http=True, retry=FAST_RETRY)
+    push(
+        f"{setup.host}/{repository}:v1",
+        store=source,
+        options=RegistryOptions(plain_http=True, retry=FAST_RETRY),
+    )
     return repository, [layer.digest for layer in image.layers]
 
 
@@ -61,7 +67,7 @@ def test_a_killed_pull_is_continued_from_its_partial_blob(
     assert kept >= 100_000
     proxy.reset()
     store = Store(store_root)
-    pulled = pull(name, store=store, plain_http=True, retry=FAST_RETRY)
+    pulled = pull(name, store=store, options=RegistryOptions(plain_http=True, retry=FAST_RETRY))
     assert pulled.digest
     resumed = proxy.requests("GET", f"/blobs/{big}")
     assert len(resumed) == 1

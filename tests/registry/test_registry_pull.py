@@ -1,4 +1,4 @@
-"""ocistore.pull / push / copy against the real registry, images from ocistore.imagebuild."""
+"""ocistore.pull / push / copy against the real registry, images from ocistore.testing."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from ocistore.errors import (
     PlatformNotFoundError,
     RegistryError,
 )
-from ocistore.imagebuild import BuiltImage, BuiltIndex, build_image, build_index
-from ocistore.registry.pull import PullEvent, pull, resolve
-from ocistore.registry.push import copy, push
+from ocistore.registry.options import RegistryOptions
 from ocistore.store import Store
+from ocistore.testing.imagebuild import BuiltImage, BuiltIndex, build_image, build_index
+from ocistore.transfer.pull import PullEvent, pull, resolve
+from ocistore.transfer.push import copy, push
 
 
 def sample_image(
@@ -38,9 +39,9 @@ def sample_image(
     )
 
 
-def pull_kwargs(setup: Setup) -> dict[str, object]:
+def setup_options(setup: Setup) -> RegistryOptions:
     auth = (TEST_USER, TEST_PASSWORD) if setup.credentials else None
-    return {"auth": auth, "ca_file": setup.ca_file, "retry": FAST_RETRY}
+    return RegistryOptions(auth=auth, ca_file=setup.ca_file, retry=FAST_RETRY)
 
 
 def seed(
@@ -50,7 +51,7 @@ def seed(
     source = Store(tmp_path / f"seed-{repository.replace('/', '_')}-{tag}")
     name = f"{setup.host}/{repository}:{tag}"
     built.write_to_store(source, name)
-    push(name, store=source, **pull_kwargs(setup))  # type: ignore[arg-type]
+    push(name, store=source, options=setup_options(setup))
     return name
 
 
@@ -59,7 +60,7 @@ def test_pull_into_a_store_in_every_setup(setup: Setup, tmp_path: Path) -> None:
     name = seed(tmp_path, setup, image, unique_repository(setup.name))
     store = Store(tmp_path / "store")
     events: list[PullEvent] = []
-    pulled = pull(name, store=store, progress=events.append, **pull_kwargs(setup))  # type: ignore[arg-type]
+    pulled = pull(name, store=store, progress=events.append, options=setup_options(setup))
     assert pulled.digest == image.digest
     assert pulled.index_digest is None
     assert pulled.platform == "linux/amd64"
@@ -92,16 +93,16 @@ def test_repull_is_one_head_and_no_blob_traffic(
     seed(tmp_path, setup, image, repository)
     name = f"{proxy.host}/{repository}:v1"
     store = Store(tmp_path / "store")
-    first = pull(name, store=store, plain_http=True, retry=FAST_RETRY)
+    first = pull(name, store=store, options=RegistryOptions(plain_http=True, retry=FAST_RETRY))
     assert first.layers_downloaded == 3
     proxy.reset()
-    again = pull(name, store=store, plain_http=True, retry=FAST_RETRY)
+    again = pull(name, store=store, options=RegistryOptions(plain_http=True, retry=FAST_RETRY))
     assert again.digest == first.digest
     assert again.layers_downloaded == 0 and again.layers_skipped == 3
     assert again.bytes_downloaded == 0
     assert [(s.method, "manifests" in s.path) for s in proxy.seen] == [("HEAD", True)]
     proxy.reset()
-    assert resolve(name, plain_http=True) == image.digest
+    assert resolve(name, options=RegistryOptions(plain_http=True)) == image.digest
     assert [s.method for s in proxy.seen] == ["HEAD"]
 
 
@@ -114,14 +115,24 @@ def test_multi_arch_selection_and_platform_not_found(
     index = build_index([amd, arm])
     name = seed(tmp_path, setup, index, unique_repository("multi"))
     store = Store(tmp_path / "store")
-    pulled = pull(name, store=store, platform="linux/arm64", plain_http=True, retry=FAST_RETRY)
+    pulled = pull(
+        name,
+        store=store,
+        platform="linux/arm64",
+        options=RegistryOptions(plain_http=True, retry=FAST_RETRY),
+    )
     assert pulled.digest == arm.digest
     assert pulled.index_digest == index.digest
     assert pulled.platform is not None and pulled.platform.startswith("linux/arm64")
     assert store.has_blob(arm.layers[0].digest)
     assert not store.has_blob(amd.layers[0].digest)
     with pytest.raises(PlatformNotFoundError) as raised:
-        pull(name, store=store, platform="windows/amd64", plain_http=True, retry=FAST_RETRY)
+        pull(
+            name,
+            store=store,
+            platform="windows/amd64",
+            options=RegistryOptions(plain_http=True, retry=FAST_RETRY),
+        )
     assert "linux/amd64" in str(raised.value) and "linux/arm64" in str(raised.value)
 
 
@@ -135,7 +146,11 @@ def test_interrupted_pull_resumes_with_range(
     big = max(image.layers, key=lambda layer: layer.size)
     proxy.add(Fault(path=f"/blobs/{big.digest}", truncate_after=big.size // 2))
     store = Store(tmp_path / "store")
-    pulled = pull(f"{proxy.host}/{repository}:v1", store=store, plain_http=True, retry=FAST_RETRY)
+    pulled = pull(
+        f"{proxy.host}/{repository}:v1",
+        store=store,
+        options=RegistryOptions(plain_http=True, retry=FAST_RETRY),
+    )
     assert pulled.digest == image.digest
     gets = proxy.requests("GET", f"/blobs/{big.digest}")
     assert len(gets) == 2 and gets[1].headers["range"] == f"bytes={big.size // 2}-"
@@ -154,13 +169,21 @@ def test_corrupted_blob_is_refused_and_the_store_stays_clean(
     proxy.add(Fault(path=f"/blobs/{layer.digest}", corrupt_at=100, times=None))
     store = Store(tmp_path / "store")
     with pytest.raises(DigestMismatchError):
-        pull(f"{proxy.host}/{repository}:v1", store=store, plain_http=True, retry=FAST_RETRY)
+        pull(
+            f"{proxy.host}/{repository}:v1",
+            store=store,
+            options=RegistryOptions(plain_http=True, retry=FAST_RETRY),
+        )
     assert not store.has_blob(layer.digest)
     assert store.find_image(f"{proxy.host}/{repository}:v1") is None
     # Layers still downloading when the bad one failed are kept as partials, for resuming.
     assert all(p.kind.value == "leftover-ingest" for p in store.fsck().problems)
     proxy.reset()
-    pulled = pull(f"{proxy.host}/{repository}:v1", store=store, plain_http=True, retry=FAST_RETRY)
+    pulled = pull(
+        f"{proxy.host}/{repository}:v1",
+        store=store,
+        options=RegistryOptions(plain_http=True, retry=FAST_RETRY),
+    )
     assert pulled.digest == image.digest
 
 
@@ -171,8 +194,7 @@ def test_wrong_credentials_fail_and_are_not_leaked(registries: Registries, tmp_p
         pull(
             name,
             store=Store(tmp_path / "s"),
-            auth=(TEST_USER, "not-the-password"),
-            retry=FAST_RETRY,
+            options=RegistryOptions(auth=(TEST_USER, "not-the-password"), retry=FAST_RETRY),
         )
     assert "not-the-password" not in str(raised.value)
 
@@ -185,17 +207,29 @@ def test_push_chunked_and_copy_round_trips(registries: Registries, tmp_path: Pat
     repository = unique_repository("copy")
     name = f"{plain.host}/{repository}:v1"
     index.write_to_store(source_store, name)
-    report = push(name, store=source_store, plain_http=True, chunk_size=4096, retry=FAST_RETRY)
+    report = push(
+        name,
+        store=source_store,
+        chunk_size=4096,
+        options=RegistryOptions(plain_http=True, retry=FAST_RETRY),
+    )
     assert report.digest == index.digest
     unique_blobs = {d for image in index.images for d in image.blobs() if d != image.digest}
     assert report.blobs_uploaded == len(unique_blobs) == 7  # one layer is shared
     assert len(report.manifests) == 3
-    again = push(name, store=source_store, plain_http=True, retry=FAST_RETRY)
+    again = push(
+        name, store=source_store, options=RegistryOptions(plain_http=True, retry=FAST_RETRY)
+    )
     assert again.blobs_uploaded == 0 and again.blobs_skipped == 7
     # registry to registry (another host with auth): every platform
     target = f"{basic.host}/{unique_repository('copied')}:v2"
     copied = copy(
-        name, target, dst_auth=(TEST_USER, TEST_PASSWORD), plain_http=True, retry=FAST_RETRY
+        name,
+        target,
+        options=RegistryOptions(plain_http=True, retry=FAST_RETRY),
+        dst_options=RegistryOptions(
+            auth=(TEST_USER, TEST_PASSWORD), plain_http=True, retry=FAST_RETRY
+        ),
     )
     assert copied.digest == index.digest and copied.blobs_mounted == 0
     store = Store(tmp_path / "dst")
@@ -203,18 +237,25 @@ def test_push_chunked_and_copy_round_trips(registries: Registries, tmp_path: Pat
         target,
         store=store,
         platform="linux/arm64",
-        auth=(TEST_USER, TEST_PASSWORD),
-        plain_http=True,
-        retry=FAST_RETRY,
+        options=RegistryOptions(auth=(TEST_USER, TEST_PASSWORD), plain_http=True, retry=FAST_RETRY),
     )
     assert pulled.index_digest == index.digest
     # within one registry: blobs are mounted, one platform only
     same = f"{plain.host}/{unique_repository('mounted')}:one"
-    mounted = copy(name, same, platform="linux/amd64", plain_http=True, retry=FAST_RETRY)
+    mounted = copy(
+        name,
+        same,
+        platform="linux/amd64",
+        options=RegistryOptions(plain_http=True, retry=FAST_RETRY),
+    )
     assert mounted.blobs_mounted == 4 and mounted.blobs_uploaded == 0
     assert mounted.digest == index.images[0].digest
     with pytest.raises(RegistryError):
-        copy(f"{plain.host}/{unique_repository()}:missing", same, plain_http=True, retry=FAST_RETRY)
+        copy(
+            f"{plain.host}/{unique_repository()}:missing",
+            same,
+            options=RegistryOptions(plain_http=True, retry=FAST_RETRY),
+        )
 
 
 def layered_image(compression: str = "gzip") -> BuiltImage:
@@ -251,9 +292,8 @@ def test_pull_with_unpack_builds_the_tree_in_one_pass(
         store=store,
         unpack=rootfs,
         progress=events.append,
-        plain_http=True,
-        retry=FAST_RETRY,
         max_concurrent_downloads=1,
+        options=RegistryOptions(plain_http=True, retry=FAST_RETRY),
     )
     assert pulled.rootfs == rootfs
     check_tree(rootfs)
@@ -262,7 +302,9 @@ def test_pull_with_unpack_builds_the_tree_in_one_pass(
     assert store.fsck().ok
     # the layers are in the store now: a second unpack applies them from there
     again = tmp_path / "again"
-    second = pull(name, store=store, unpack=again, plain_http=True, retry=FAST_RETRY)
+    second = pull(
+        name, store=store, unpack=again, options=RegistryOptions(plain_http=True, retry=FAST_RETRY)
+    )
     assert second.layers_skipped == 3
     check_tree(again)
 
@@ -280,9 +322,8 @@ def test_unpack_with_concurrent_downloads_and_a_dropped_connection(
         f"{proxy.host}/{repository}:v1",
         store=Store(tmp_path / "store"),
         unpack=rootfs,
-        plain_http=True,
-        retry=FAST_RETRY,
         max_concurrent_downloads=3,
+        options=RegistryOptions(plain_http=True, retry=FAST_RETRY),
     )
     check_tree(rootfs)
     assert proxy.requests("GET", f"/blobs/{image.layers[0].digest}")[1].headers["range"] == (
@@ -306,7 +347,9 @@ def test_keyring_credentials_are_tried_in_order(registries: Registries, tmp_path
         )
         assert len(keyring.lookup(name)) == 2
         pulled = pull(
-            name, store=Store(tmp_path / f"kr-{setup_name}"), auth=keyring, retry=FAST_RETRY
+            name,
+            store=Store(tmp_path / f"kr-{setup_name}"),
+            options=RegistryOptions(auth=keyring, retry=FAST_RETRY),
         )
         assert pulled.credential_hash == keyring.lookup(name)[1].hash
         only_stale = Keyring.from_entries(
@@ -316,8 +359,7 @@ def test_keyring_credentials_are_tried_in_order(registries: Registries, tmp_path
             pull(
                 name,
                 store=Store(tmp_path / f"stale-{setup_name}"),
-                auth=only_stale,
-                retry=FAST_RETRY,
+                options=RegistryOptions(auth=only_stale, retry=FAST_RETRY),
             )
 
 
@@ -329,9 +371,19 @@ def test_a_single_platform_image_must_suit_the_platform(
     name = seed(tmp_path, setup, arm, unique_repository())
     store = Store(tmp_path / "store")
     with pytest.raises(PlatformNotFoundError, match="linux/arm64"):
-        pull(name, store=store, platform="linux/amd64", plain_http=True, retry=FAST_RETRY)
+        pull(
+            name,
+            store=store,
+            platform="linux/amd64",
+            options=RegistryOptions(plain_http=True, retry=FAST_RETRY),
+        )
     assert not store.has_blob(arm.layers[0].digest)  # refused before any layer traffic
-    pulled = pull(name, store=store, platform="linux/arm64", plain_http=True, retry=FAST_RETRY)
+    pulled = pull(
+        name,
+        store=store,
+        platform="linux/arm64",
+        options=RegistryOptions(plain_http=True, retry=FAST_RETRY),
+    )
     assert pulled.platform == "linux/arm64/v8"
 
 
@@ -342,7 +394,7 @@ def test_a_hostile_layer_is_stopped_during_the_streaming_unpack(
     import tarfile
 
     from ocistore.errors import UnsafeLayerError
-    from ocistore.imagebuild import RawLayer
+    from ocistore.testing.imagebuild import RawLayer
 
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:
@@ -356,7 +408,12 @@ def test_a_hostile_layer_is_stopped_during_the_streaming_unpack(
     rootfs = tmp_path / "jail" / "rootfs"
     store = Store(tmp_path / "store")
     with pytest.raises(UnsafeLayerError):
-        pull(name, store=store, unpack=rootfs, plain_http=True, retry=FAST_RETRY)
+        pull(
+            name,
+            store=store,
+            unpack=rootfs,
+            options=RegistryOptions(plain_http=True, retry=FAST_RETRY),
+        )
     assert not (tmp_path / "jail" / "escaped.txt").exists()
     assert store.find_image(name) is None
     assert all(p.kind.value == "leftover-ingest" for p in store.fsck().problems)

@@ -18,28 +18,30 @@ from node_registries import ManagerRegistries
 from regfixtures.registry import registry_requests
 
 import ocistore
-from ocistore.imagebuild import build_image
+from ocistore.registry.options import RegistryOptions
 from ocistore.store import ProblemKind, Store
+from ocistore.testing.imagebuild import build_image
 
 from .killproxy import CountingRelay
 
 PULL = (
     "import sys, ocistore\n"
     "from ocistore.store import Store\n"
-    "ocistore.pull(sys.argv[2], store=Store(sys.argv[1]), plain_http=True)\n"
+    "options = ocistore.RegistryOptions(plain_http=True)\n"
+    "ocistore.pull(sys.argv[2], store=Store(sys.argv[1]), options=options)\n"
 )
 KILL_POINTS = 200 if os.environ.get("OCISTORE_LONG") == "1" else 50
 SEED = 20261127
 
 
-def _layers_total(image: ocistore.imagebuild.BuiltImage) -> int:
+def _layers_total(image: ocistore.testing.imagebuild.BuiltImage) -> int:
     return sum(layer.size for layer in image.layers)
 
 
 @pytest.fixture(scope="module")
 def crash_image(
     manager_registries: ManagerRegistries, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[str, ocistore.imagebuild.BuiltImage]:
+) -> tuple[str, ocistore.testing.imagebuild.BuiltImage]:
     """A four-layer image of incompressible data (byte offsets map straight to blobs)."""
     rng = random.Random(SEED)
     image = build_image(
@@ -52,11 +54,11 @@ def crash_image(
     reference = f"{manager_registries.plain.host}/crash/{uuid.uuid4().hex[:8]}:v1"
     store = Store(tmp_path_factory.mktemp("crash-seed"))
     image.write_to_store(store, reference)
-    ocistore.push(reference, store=store, plain_http=True)
+    ocistore.push(reference, store=store, options=RegistryOptions(plain_http=True))
     return reference, image
 
 
-def _persisted_layer_bytes(root: Path, image: ocistore.imagebuild.BuiltImage) -> int:
+def _persisted_layer_bytes(root: Path, image: ocistore.testing.imagebuild.BuiltImage) -> int:
     """Bytes of the image's layers that a resumed pull need not fetch again."""
     store = Store(root)
     kept = 0
@@ -99,7 +101,7 @@ def _kill_at(reference: str, root: Path, upstream: str, mark: int) -> bool:
 
 def test_sigkill_at_seeded_points_then_fsck_is_clean_and_the_pull_completes(
     manager_registries: ManagerRegistries,
-    crash_image: tuple[str, ocistore.imagebuild.BuiltImage],
+    crash_image: tuple[str, ocistore.testing.imagebuild.BuiltImage],
     tmp_path: Path,
 ) -> None:
     reference, image = crash_image
@@ -133,7 +135,7 @@ def test_sigkill_at_seeded_points_then_fsck_is_clean_and_the_pull_completes(
         resumed_partials += any(
             store._blobs.partial_path(layer.digest).exists() for layer in image.layers
         )
-        pulled = ocistore.pull(reference, store=store, plain_http=True)
+        pulled = ocistore.pull(reference, store=store, options=RegistryOptions(plain_http=True))
         assert pulled.digest == image.digest
         # Only what was missing is fetched: committed layers and partial bytes are kept.
         assert pulled.bytes_downloaded == total - persisted, f"kill point {mark}"
@@ -159,7 +161,7 @@ def test_eight_processes_pulling_different_images_that_share_layers(
         image = build_image([base, middle, {"app": f"app {number}".encode() * 1000}])
         reference = f"{registry.host}/shared/{uuid.uuid4().hex[:8]}:v{number}"
         image.write_to_store(seed_store, reference)
-        ocistore.push(reference, store=seed_store, plain_http=True)
+        ocistore.push(reference, store=seed_store, options=RegistryOptions(plain_http=True))
         references.append(reference)
         images.append(image)
     shared = {images[0].layers[0].digest, images[0].layers[1].digest}

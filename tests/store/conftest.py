@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ocistore.imagebuild import BuiltImage, build_image
 from ocistore.store import Store
+from ocistore.testing.imagebuild import BuiltImage, build_image
 
 
 @pytest.fixture

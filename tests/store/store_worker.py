@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ocistore.imagebuild import BuiltImage, build_image
 from ocistore.store import PullCredential, Store
+from ocistore.testing.imagebuild import BuiltImage, build_image
 
 CHUNK = 16 * 1024
 resumed_bytes = 0

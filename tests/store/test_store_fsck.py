@@ -8,8 +8,8 @@ import sys
 import time
 
 from ocistore.digest import digest_bytes
-from ocistore.imagebuild import BuiltImage
 from ocistore.store import ProblemKind, Store
+from ocistore.testing.imagebuild import BuiltImage
 
 
 def kinds(report: object) -> set[ProblemKind]:

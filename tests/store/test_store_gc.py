@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from ocistore.digest import digest_bytes
-from ocistore.imagebuild import BuiltImage, build_image
 from ocistore.store import Store
+from ocistore.testing.imagebuild import BuiltImage, build_image
 
 
 def all_blobs(store: Store) -> set[str]:

@@ -17,8 +17,8 @@ from ocistore.errors import (
     LayoutError,
     ManifestError,
 )
-from ocistore.imagebuild import BuiltImage, build_image, build_index
 from ocistore.store import ProblemKind, Store
+from ocistore.testing.imagebuild import BuiltImage, build_image, build_index
 
 
 def index_json(layout: Path) -> dict[str, object]:

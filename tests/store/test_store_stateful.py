@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from ocistore.digest import digest_bytes
-from ocistore.imagebuild import BuiltImage, build_image
 from ocistore.store import Store
+from ocistore.testing.imagebuild import BuiltImage, build_image
 
 TAGS = ["a", "b", "c", "d"]
 _IMAGES: dict[int, BuiltImage] = {}

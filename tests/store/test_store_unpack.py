@@ -9,8 +9,9 @@ import pytest
 from ocistore import model
 from ocistore.digest import digest_bytes
 from ocistore.errors import DigestMismatchError, ManifestError, StoreError
-from ocistore.imagebuild import BuiltImage, Symlink, build_image
+from ocistore.mediatypes import MediaType
 from ocistore.store import Store
+from ocistore.testing.imagebuild import BuiltImage, Symlink, build_image
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ def test_a_config_that_lies_about_diff_ids_is_caught(store: Store, tmp_path: Pat
         architecture="amd64", os="linux", diff_ids=(digest_bytes(b"something else"),)
     ).to_json()
     manifest = model.Manifest(
-        config=model.Descriptor.of(model.MEDIA_TYPE_OCI_CONFIG, lying_config),
+        config=model.Descriptor.of(MediaType.OCI_CONFIG, lying_config),
         layers=tuple(layer.descriptor() for layer in honest.layers),
     ).to_json()
     for layer in honest.layers:
@@ -99,7 +100,7 @@ def test_layer_count_must_match_the_config(store: Store) -> None:
         architecture="amd64", os="linux", diff_ids=(image.layers[0].diff_id,)
     ).to_json()
     manifest = model.Manifest(
-        config=model.Descriptor.of(model.MEDIA_TYPE_OCI_CONFIG, config),
+        config=model.Descriptor.of(MediaType.OCI_CONFIG, config),
         layers=tuple(layer.descriptor() for layer in image.layers),
     ).to_json()
     for layer in image.layers:

@@ -36,7 +36,7 @@ from ocistore import (
     UnpackLimits,
     UnsafeLayerError,
 )
-from ocistore.layer import OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD
+from ocistore.mediatypes import MediaType
 
 Build = Callable[[Sandbox], list[bytes]]
 Check = Callable[[Sandbox, list[ocistore.UnpackStats]], None]
@@ -49,7 +49,7 @@ class Case:
     build: Build
     error: type[Exception] | None = None
     entry: str | None = None
-    media_type: str = OCI_LAYER
+    media_type: str = MediaType.OCI_LAYER
     limits: UnpackLimits | None = None
     check: Check | None = None
     digest: Callable[[bytes], str] | None = None
@@ -307,20 +307,20 @@ CASES: dict[str, Case] = {
     "gzip-bomb": Case(
         lambda b: [gzip_stream(zeros_layer_stream("zeros", 64 << 20))],
         LayerLimitError,
-        media_type=OCI_LAYER_GZIP,
+        media_type=MediaType.OCI_LAYER_GZIP,
         limits=UnpackLimits(max_bytes=4 << 20),
     ),
     "zstd-bomb": Case(
         lambda b: [zstd_stream(zeros_layer_stream("zeros", 64 << 20))],
         LayerLimitError,
-        media_type=OCI_LAYER_ZSTD,
+        media_type=MediaType.OCI_LAYER_ZSTD,
         limits=UnpackLimits(max_bytes=4 << 20),
     ),
     "file-size-limit": Case(
         lambda b: [gz(TarWriter().file("f", b"\0" * (2 << 20)).bytes())],
         LayerLimitError,
         "f",
-        media_type=OCI_LAYER_GZIP,
+        media_type=MediaType.OCI_LAYER_GZIP,
         limits=UnpackLimits(max_file_size=1 << 20),
     ),
     "entry-count-limit": Case(
@@ -388,22 +388,22 @@ CASES: dict[str, Case] = {
     "truncated-gzip": Case(
         lambda b: [gz(TarWriter().file("f", os.urandom(20000)).bytes())[:5000]],
         LayerFormatError,
-        media_type=OCI_LAYER_GZIP,
+        media_type=MediaType.OCI_LAYER_GZIP,
     ),
     "truncated-zstd": Case(
         lambda b: [zst(TarWriter().file("f", os.urandom(20000)).bytes())[:5000]],
         LayerFormatError,
-        media_type=OCI_LAYER_ZSTD,
+        media_type=MediaType.OCI_LAYER_ZSTD,
     ),
     "garbage-after-gzip": Case(
         lambda b: [gz(TarWriter().file("f", b"x").bytes()) + b"GARBAGE!"],
         LayerFormatError,
-        media_type=OCI_LAYER_GZIP,
+        media_type=MediaType.OCI_LAYER_GZIP,
     ),
     "wrong-compression-magic": Case(
         lambda b: [zst(TarWriter().file("f", b"x").bytes())],
         LayerFormatError,
-        media_type=OCI_LAYER_GZIP,
+        media_type=MediaType.OCI_LAYER_GZIP,
     ),
     "garbage-after-tar-end": Case(
         lambda b: [TarWriter().file("f", b"x").bytes() + b"trailing garbage"],
@@ -429,7 +429,7 @@ CASES: dict[str, Case] = {
     "wrong-digest": Case(
         lambda b: [gz(TarWriter().file("f", b"x").bytes())],
         DigestMismatchError,
-        media_type=OCI_LAYER_GZIP,
+        media_type=MediaType.OCI_LAYER_GZIP,
         digest=lambda blob: sha256(blob + b"!"),
     ),
 }

@@ -27,9 +27,10 @@ from ocistore import (
     UnpackLimits,
     UnsafeLayerError,
     UnsupportedMediaTypeError,
+    mediatypes,
     unpack_layer,
 )
-from ocistore.layer import OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, is_layer_media_type
+from ocistore.mediatypes import MediaType
 
 
 def tree(root: Path) -> dict[str, tuple[str, object]]:
@@ -80,7 +81,11 @@ def test_oci_whiteouts_over_three_layers(sandbox: Sandbox, tmp_path: Path) -> No
     )
     top = TarWriter().file("var/cache/.wh.fresh").file(".wh.lib").bytes()
     for i, (blob, media_type) in enumerate(
-        [(base, OCI_LAYER), (gz(middle), OCI_LAYER_GZIP), (zst(top), OCI_LAYER_ZSTD)]
+        [
+            (base, MediaType.OCI_LAYER),
+            (gz(middle), MediaType.OCI_LAYER_GZIP),
+            (zst(top), MediaType.OCI_LAYER_ZSTD),
+        ]
     ):
         path = tmp_path / f"layer{i}"
         path.write_bytes(blob)
@@ -105,7 +110,7 @@ def test_a_whiteout_never_hides_its_own_layer(sandbox: Sandbox, tmp_path: Path) 
     layer = TarWriter().file("a", b"mine").file(".wh.a").dir("d").file("d/x", b"x").bytes()
     path = tmp_path / "l"
     path.write_bytes(layer)
-    stats = unpack_layer(path, sandbox.dest, OCI_LAYER)
+    stats = unpack_layer(path, sandbox.dest, MediaType.OCI_LAYER)
     assert (sandbox.dest / "a").read_bytes() == b"mine"
     assert stats.whiteouts == 1
 
@@ -114,7 +119,7 @@ def test_directory_mtimes_are_set_after_their_contents(sandbox: Sandbox, tmp_pat
     layer = TarWriter().dir("d").file("d/a", b"1").file("d/b", b"2").bytes()
     path = tmp_path / "l"
     path.write_bytes(layer)
-    unpack_layer(path, sandbox.dest, OCI_LAYER)
+    unpack_layer(path, sandbox.dest, MediaType.OCI_LAYER)
     assert (sandbox.dest / "d").stat().st_mtime == MTIME
 
 
@@ -149,7 +154,7 @@ def test_corrupt_blob_with_digest_is_reported_as_a_mismatch(
     path = tmp_path / "blob"
     path.write_bytes(bytes(blob))
     with pytest.raises(DigestMismatchError):
-        unpack_layer(path, sandbox.dest, OCI_LAYER_GZIP, digest=good)
+        unpack_layer(path, sandbox.dest, MediaType.OCI_LAYER_GZIP, digest=good)
 
 
 def test_unsupported_media_type_and_bad_digest_strings(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -158,15 +163,17 @@ def test_unsupported_media_type_and_bad_digest_strings(sandbox: Sandbox, tmp_pat
     with pytest.raises(UnsupportedMediaTypeError):
         unpack_layer(path, sandbox.dest, "application/vnd.oci.image.config.v1+json")
     with pytest.raises(InvalidDigestError):
-        unpack_layer(path, sandbox.dest, OCI_LAYER, digest="sha256:../../etc")
-    assert is_layer_media_type(OCI_LAYER_ZSTD) and not is_layer_media_type("text/plain")
+        unpack_layer(path, sandbox.dest, MediaType.OCI_LAYER, digest="sha256:../../etc")
+    assert mediatypes.is_layer(MediaType.OCI_LAYER_ZSTD) and not mediatypes.is_layer("text/plain")
     assert not any(sandbox.dest.iterdir())
 
 
 def test_file_object_source(sandbox: Sandbox) -> None:
     tar = TarWriter().file("a", b"x" * 3_000_000).bytes()
     blob = zst(tar)
-    stats = unpack_layer(io.BytesIO(blob), sandbox.dest, OCI_LAYER_ZSTD, diff_id=sha256(tar))
+    stats = unpack_layer(
+        io.BytesIO(blob), sandbox.dest, MediaType.OCI_LAYER_ZSTD, diff_id=sha256(tar)
+    )
     assert stats.diff_id == sha256(tar)
     assert (sandbox.dest / "a").stat().st_size == 3_000_000
 
@@ -185,7 +192,9 @@ def test_layer_writer_saves_blob_and_verifies_diff_id(sandbox: Sandbox, tmp_path
     tar = TarWriter().file("big", os.urandom(2_000_000)).dir("d").file("d/x", b"x").bytes()
     blob = gz(tar)
     blob_path = tmp_path / "blob"
-    with LayerWriter(sandbox.dest, OCI_LAYER_GZIP, diff_id=sha256(tar), blob_path=blob_path) as w:
+    with LayerWriter(
+        sandbox.dest, MediaType.OCI_LAYER_GZIP, diff_id=sha256(tar), blob_path=blob_path
+    ) as w:
         view = memoryview(blob)
         for start in range(0, len(blob), 65536):
             w.write(view[start : start + 65536])
@@ -201,7 +210,7 @@ def test_layer_writer_saves_blob_and_verifies_diff_id(sandbox: Sandbox, tmp_path
 
 def test_layer_writer_fails_early_on_a_hostile_entry(sandbox: Sandbox) -> None:
     tar = TarWriter().file("../evil", b"x").file("pad", os.urandom(4_000_000)).bytes()
-    w = LayerWriter(sandbox.dest, OCI_LAYER)
+    w = LayerWriter(sandbox.dest, MediaType.OCI_LAYER)
     with pytest.raises(UnsafeLayerError) as err:
         for start in range(0, len(tar), 4096):
             w.write(tar[start : start + 4096])
@@ -212,15 +221,15 @@ def test_layer_writer_fails_early_on_a_hostile_entry(sandbox: Sandbox) -> None:
 
 def test_layer_writer_diff_id_mismatch_and_abort(sandbox: Sandbox) -> None:
     tar = TarWriter().file("a", b"a").bytes()
-    w = LayerWriter(sandbox.dest, OCI_LAYER, diff_id=sha256(b"nope"))
+    w = LayerWriter(sandbox.dest, MediaType.OCI_LAYER, diff_id=sha256(b"nope"))
     w.write(tar)
     with pytest.raises(DigestMismatchError):
         w.close()
-    w2 = LayerWriter(sandbox.dest, OCI_LAYER)
+    w2 = LayerWriter(sandbox.dest, MediaType.OCI_LAYER)
     w2.write(tar[:100])
     w2.abort()
     assert w2.closed
-    with pytest.raises(RuntimeError), LayerWriter(sandbox.dest, OCI_LAYER) as w3:
+    with pytest.raises(RuntimeError), LayerWriter(sandbox.dest, MediaType.OCI_LAYER) as w3:
         w3.write(tar[:100])
         raise RuntimeError("download failed")
     assert w3.closed
@@ -228,7 +237,7 @@ def test_layer_writer_diff_id_mismatch_and_abort(sandbox: Sandbox) -> None:
 
 def test_layer_writer_truncated_blob(sandbox: Sandbox) -> None:
     blob = gz(TarWriter().file("a", os.urandom(10_000)).bytes())
-    w = LayerWriter(sandbox.dest, OCI_LAYER_GZIP)
+    w = LayerWriter(sandbox.dest, MediaType.OCI_LAYER_GZIP)
     w.write(blob[:-20])
     with pytest.raises(LayerFormatError):
         w.close()
@@ -245,7 +254,7 @@ def test_gil_is_released_while_unpacking(sandbox: Sandbox, tmp_path: Path) -> No
     tar = TarWriter().file("a", os.urandom(300_000)).bytes()
     result: list[object] = []
     worker = threading.Thread(
-        target=lambda: result.append(unpack_layer(fifo, sandbox.dest, OCI_LAYER))
+        target=lambda: result.append(unpack_layer(fifo, sandbox.dest, MediaType.OCI_LAYER))
     )
     worker.start()
     with open(fifo, "wb") as pipe:
@@ -263,7 +272,7 @@ def test_two_layers_in_two_threads(tmp_path: Path) -> None:
     def run(i: int) -> None:
         path = tmp_path / f"blob{i}"
         path.write_bytes(blobs[i])
-        results[i] = unpack_layer(path, tmp_path / f"dest{i}", OCI_LAYER_GZIP)
+        results[i] = unpack_layer(path, tmp_path / f"dest{i}", MediaType.OCI_LAYER_GZIP)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
     for t in threads:
@@ -393,10 +402,10 @@ def test_random_trees_round_trip(
 
 def test_layer_writer_verifies_the_compressed_digest_when_given(sandbox: Sandbox) -> None:
     blob = gz(TarWriter().file("a", b"a").bytes())
-    with LayerWriter(sandbox.dest, OCI_LAYER_GZIP, digest=sha256(blob)) as w:
+    with LayerWriter(sandbox.dest, MediaType.OCI_LAYER_GZIP, digest=sha256(blob)) as w:
         w.write(blob)
         assert w.close().digest == sha256(blob)
-    bad = LayerWriter(sandbox.dest, OCI_LAYER_GZIP, digest=sha256(blob + b"x"))
+    bad = LayerWriter(sandbox.dest, MediaType.OCI_LAYER_GZIP, digest=sha256(blob + b"x"))
     bad.write(blob)
     with pytest.raises(DigestMismatchError):
         bad.close()

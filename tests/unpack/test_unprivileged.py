@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from unpack_layers import TarWriter, info
 
-from ocistore.layer import OCI_LAYER
+from ocistore.mediatypes import MediaType
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root to switch to an unprivileged user"
@@ -53,7 +53,7 @@ def unpack_as_nobody(work: Path, layers: list[bytes]) -> subprocess.CompletedPro
             UNPACK_AS_NOBODY,
             str(work),
             str(len(layers)),
-            OCI_LAYER,
+            MediaType.OCI_LAYER,
         ],
         capture_output=True,
         text=True,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import zstandard
 
-from ocistore.layer import OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD
+from ocistore.mediatypes import MediaType
 
 MTIME = 1_600_000_000
 BLOCK = 512
@@ -150,9 +150,9 @@ def zst(data: bytes) -> bytes:
 
 
 COMPRESSORS = {
-    OCI_LAYER: lambda data: data,
-    OCI_LAYER_GZIP: gz,
-    OCI_LAYER_ZSTD: zst,
+    MediaType.OCI_LAYER: lambda data: data,
+    MediaType.OCI_LAYER_GZIP: gz,
+    MediaType.OCI_LAYER_ZSTD: zst,
 }
 
 

@@ -108,9 +108,70 @@ def handle_errors(command: F) -> F:
 
 
 EPILOG = """\b
+Global options (--store, --json, -q, --debug) go before or after the subcommand.
 Exit codes: 0 success, 1 failure (one line on stderr says why), 2 usage error.
 The store lives in --store, $OCISTORE_ROOT, or the user data directory.
 """
+
+
+def _apply_global_option(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """A global option given after the subcommand: update what the group set up."""
+    state = ctx.find_object(State)
+    if state is None or value is None or value is False:
+        return
+    if param.name == "store_root":
+        state.store_root = value
+    elif param.name == "json_output":
+        state.output.json = True
+    elif param.name == "quiet":
+        state.output.quiet = True
+    elif param.name == "debug":
+        state.output.debug = True
+        _log_debug()
+
+
+def _global_options() -> list[click.Parameter]:
+    """The group's options, accepted after the subcommand too (as kubectl, crane, skopeo do)."""
+    common: dict[str, Any] = {"expose_value": False, "callback": _apply_global_option}
+    return [
+        click.Option(
+            ["--store", "store_root"],
+            type=click.Path(file_okay=False, path_type=str),
+            help="Store directory (global option).",
+            **common,
+        ),
+        click.Option(
+            ["--json", "json_output"],
+            is_flag=True,
+            help="Print one JSON document (global).",
+            **common,
+        ),
+        click.Option(
+            ["-q", "--quiet"], is_flag=True, help="Only what scripts need (global).", **common
+        ),
+        click.Option(
+            ["--debug"], is_flag=True, help="Log HTTP, show tracebacks (global).", **common
+        ),
+    ]
+
+
+class GlobalOptionsCommand(click.Command):
+    """A subcommand that also takes the global options."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.extend(_global_options())
+
+
+class OcistoreGroup(click.Group):
+    """Every command and subgroup registered on it takes the global options after its name."""
+
+    command_class = GlobalOptionsCommand
+    group_class = type  # subgroups are OcistoreGroups: their commands take them too
+
+
+def _log_debug() -> None:
+    logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
 
 
 #: The module that defines each command: a run imports only its own command's module (and
@@ -125,7 +186,7 @@ COMMAND_MODULES = {
 }
 
 
-class LazyGroup(click.Group):
+class LazyGroup(OcistoreGroup):
     """A group whose commands are registered when first looked up, by importing their module."""
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
@@ -166,7 +227,7 @@ def cli(
       ocistore ensure -f pod.yaml --secrets secrets.yaml
     """
     if debug:
-        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+        _log_debug()
     ctx.obj = State(Output(json=json_output, quiet=quiet, debug=debug), store_root)
 
 

@@ -16,7 +16,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from ocistore.registry.pull import PullEvent
+from ocistore.transfer.pull import PullEvent
 
 
 def short(digest: str | None) -> str:

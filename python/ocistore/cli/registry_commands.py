@@ -5,13 +5,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ocistore.cli.app import State, cli, handle_errors, pass_state
 from ocistore.cli.output import human_size
 from ocistore.errors import ImagePullError
+
+if TYPE_CHECKING:
+    from ocistore.registry.auth import AuthSpec
+    from ocistore.registry.options import RegistryOptions
 
 POLICIES = click.Choice(["Always", "IfNotPresent", "Never"], case_sensitive=True)
 
@@ -54,18 +58,21 @@ secret_option = click.option(
 )
 
 
-def transport_options(
-    plain_http: bool | None, ca_file: str | None, hosts_dir: str | None
-) -> dict[str, Any]:
-    """Keyword arguments for pull/push/copy from the shared options."""
-    options: dict[str, Any] = {}
-    if plain_http:
-        options["plain_http"] = True
-    if ca_file:
-        options["ca_file"] = ca_file
-    if hosts_dir:
-        options["hosts_dir"] = hosts_dir
-    return options
+def registry_options_from(
+    plain_http: bool | None,
+    ca_file: str | None,
+    hosts_dir: str | None,
+    auth: AuthSpec = None,
+) -> RegistryOptions:
+    """The RegistryOptions the shared command-line options describe."""
+    from ocistore.registry.options import RegistryOptions
+
+    return RegistryOptions(
+        auth=auth,
+        hosts_dir=hosts_dir or None,
+        ca_file=ca_file or None,
+        plain_http=plain_http or None,
+    )
 
 
 def load_objects(paths: tuple[Path, ...]) -> list[Mapping[str, Any]]:
@@ -128,7 +135,7 @@ def pull(
     manager = ImageManager(
         state.store,
         node_keyring(docker_config),
-        pull_options=transport_options(plain_http, ca_file, hosts_dir),
+        registry=registry_options_from(plain_http, ca_file, hosts_dir),
         on_event=lambda event: out.say(event.message) if event.reason not in ("Pulled",) else None,
     )
     pull_secrets = load_objects(secrets)
@@ -215,7 +222,7 @@ def ensure(
     manager = ImageManager(
         state.store,
         node_keyring(docker_config),
-        pull_options=transport_options(plain_http, ca_file, hosts_dir),
+        registry=registry_options_from(plain_http, ca_file, hosts_dir),
     )
     documents = [obj for path in manifests for obj in load_objects((path,))]
     results = manager.ensure_pod(
@@ -261,9 +268,8 @@ def resolve(
     """
     import ocistore
 
-    digest = ocistore.resolve(
-        image, auth=node_keyring(docker_config), **transport_options(plain_http, ca_file, hosts_dir)
-    )
+    options = registry_options_from(plain_http, ca_file, hosts_dir, node_keyring(docker_config))
+    digest = ocistore.resolve(image, options=options)
     state.output.result({"image": image, "digest": digest}, digest)
 
 
@@ -296,8 +302,7 @@ def push(
         destination or image,
         store=state.store,
         source=image if destination else None,
-        auth=node_keyring(docker_config),
-        **transport_options(plain_http, ca_file, hosts_dir),
+        options=registry_options_from(plain_http, ca_file, hosts_dir, node_keyring(docker_config)),
     )
     state.output.result(
         report,
@@ -338,9 +343,7 @@ def copy(
         source,
         destination,
         platform=platform,
-        auth=keyring,
-        dst_auth=keyring,
-        **transport_options(plain_http, ca_file, hosts_dir),
+        options=registry_options_from(plain_http, ca_file, hosts_dir, keyring),
     )
     state.output.result(
         report,

@@ -54,47 +54,47 @@ def already_present(image: str, *, verified_access: bool) -> str:
     """``Pulled`` message when nothing had to be pulled."""
     if verified_access:
         return (
-            f"Container image {_quote(image)} already present on machine "
+            f"Container image {go_quote(image)} already present on machine "
             "and can be accessed by the pod"
         )
-    return f"Container image {_quote(image)} already present on machine"
+    return f"Container image {go_quote(image)} already present on machine"
 
 
 def never_pull(image: str) -> str:
     """``ErrImageNeverPull`` message (also used when a present image may not be accessed)."""
-    return f"Container image {_quote(image)} is not present with pull policy of Never"
+    return f"Container image {go_quote(image)} is not present with pull policy of Never"
 
 
 def pulling(image: str) -> str:
     """``Pulling`` message."""
-    return f"Pulling image {_quote(image)}"
+    return f"Pulling image {go_quote(image)}"
 
 
 def pulled(image: str, duration: float, total: float, size: int) -> str:
     """``Pulled`` message after a pull, with kubelet's duration and size formatting."""
     return (
-        f"Successfully pulled image {_quote(image)} in {go_duration(duration)} "
+        f"Successfully pulled image {go_quote(image)} in {go_duration(duration)} "
         f"({go_duration(total)} including waiting). Image size: {size} bytes."
     )
 
 
 def failed(image: str, error: str) -> str:
     """``Failed`` message."""
-    return f"Failed to pull image {_quote(image)}: {error}"
+    return f"Failed to pull image {go_quote(image)}: {error}"
 
 
 def back_off(image: str, previous_error: str | None) -> str:
     """``BackOff`` message; newest kubelets append the previous failure."""
-    message = f"Back-off pulling image {_quote(image)}"
+    message = f"Back-off pulling image {go_quote(image)}"
     return f"{message}: {previous_error}" if previous_error else message
 
 
 def inspect_failed(image: str, error: str) -> str:
     """``InspectFailed`` message."""
-    return f"Failed to inspect image {_quote(image)}: {error}"
+    return f"Failed to inspect image {go_quote(image)}: {error}"
 
 
-def _quote(text: str) -> str:
+def go_quote(text: str) -> str:
     """Go's ``%q``: a double-quoted string with Go escapes (ASCII printable kept)."""
     out = ['"']
     for char in text:

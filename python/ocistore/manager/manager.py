@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ocistore.credentials import Credential, Keyring
 from ocistore.errors import (
@@ -27,6 +27,7 @@ from ocistore.errors import (
 from ocistore.manager import events
 from ocistore.manager.backoff import Backoff
 from ocistore.manager.events import ImageEvent
+from ocistore.manager.interfaces import ImageStore, Pulled, Puller
 from ocistore.manager.pods import PodImages, load_documents, pod_images, resolve_pull_secrets
 from ocistore.manager.pullrecords import PullRecords, VerificationPolicy
 from ocistore.manager.throttle import (
@@ -38,9 +39,15 @@ from ocistore.manager.throttle import (
     TokenBucket,
 )
 from ocistore.platform import Platform
-from ocistore.policy import PullPolicy, default_pull_policy
+from ocistore.policy import PullPolicy, default_pull_policy, should_pull
 from ocistore.reference import Reference
+from ocistore.registry.auth import KeyringLike
+from ocistore.registry.options import RegistryOptions
 from ocistore.store.records import PullCredential
+
+if TYPE_CHECKING:
+    from ocistore.manager.pods import ContainerImage
+    from ocistore.transfer.pull import PullEvent
 
 logger = logging.getLogger("ocistore.manager")
 
@@ -83,7 +90,7 @@ class ContainerResult:
 @dataclass
 class _PullOutcome:
     digest: str
-    credential: Any
+    credential: Credential | None
     bytes_downloaded: int
 
 
@@ -98,12 +105,16 @@ class _Context:
 
 
 class ImageManager:
-    """Ensures images exist in a store exactly as kubelet's image manager would."""
+    """Ensures images exist in a store exactly as kubelet's image manager would.
+
+    ``registry`` says how to reach registries (its ``auth`` is replaced by each credential the
+    keyring and pull secrets offer); ``puller`` replaces ``ocistore.pull`` into ``store``.
+    """
 
     def __init__(
         self,
-        store: Any,
-        keyring: Any = None,
+        store: ImageStore,
+        keyring: Keyring | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
         serialize_image_pulls: bool = True,
@@ -115,8 +126,8 @@ class ImageManager:
         preloaded_images_verification_allowlist: Sequence[str] = (),
         on_event: EventSink | None = None,
         platform: str | None = None,
-        pull_options: Mapping[str, Any] | None = None,
-        puller: Callable[..., Any] | None = None,
+        registry: RegistryOptions | None = None,
+        puller: Puller | None = None,
     ) -> None:
         self.store = store
         self.keyring = keyring
@@ -130,8 +141,8 @@ class ImageManager:
         self._slots = PullSlots(serialize_image_pulls, max_parallel_image_pulls)
         self._qps = TokenBucket(registry_pull_qps, registry_burst, clock)
         self._flight: SingleFlight[_PullOutcome] = SingleFlight()
-        self._puller = puller
-        self.pull_options = dict(pull_options or {})
+        self._puller = puller if puller is not None else store_puller(store)
+        self.registry = registry if registry is not None else RegistryOptions()
         self.records: PullRecords | None = None
         if image_pull_credentials_verification_policy is not None:
             self.records = PullRecords(
@@ -170,7 +181,7 @@ class ImageManager:
         container: str | None = None,
         platform: str | None = None,
         unpack: str | os.PathLike[str] | None = None,
-        progress: Callable[[Any], None] | None = None,
+        progress: Callable[[PullEvent], None] | None = None,
     ) -> ImageResult:
         """Makes ``image`` available as kubelet would, or raises an ``ImagePullError``.
 
@@ -184,7 +195,7 @@ class ImageManager:
         try:
             reference = Reference.parse(image).with_default_tag()
         except OciStoreError as error:
-            message = f"Failed to apply default image tag {events._quote(image)}: {error}"
+            message = f"Failed to apply default image tag {events.go_quote(image)}: {error}"
             self._emit(ctx, "Warning", events.INSPECT_FAILED, message)
             raise InvalidImageName(message, image=image) from None
 
@@ -201,49 +212,40 @@ class ImageManager:
             ):
                 record = None  # present, but for another platform than the one asked for
             image_ref = record.digest if record is not None else ""
-            if not image_ref and policy is PullPolicy.NEVER:
-                message = events.never_pull(image)
-                self._emit(ctx, "Warning", events.ERR_IMAGE_NEVER_PULL, message)
-                raise ErrImageNeverPull(message, image=image)
 
-        credentials_cache: list[list[Any]] = []
+        credentials_cache: list[list[Credential]] = []
 
-        def credentials() -> list[Any]:
+        def credentials() -> list[Credential]:
             # Looked up lazily and at most once, as kubelet does.
             if not credentials_cache:
                 credentials_cache.append(self._lookup_credentials(reference, pull_secrets))
             return credentials_cache[0]
 
-        if image_ref:
-            if self.records is None:
-                self._emit(
-                    ctx,
-                    "Normal",
-                    events.PULLED,
-                    events.already_present(image, verified_access=False),
-                )
-                return self._present_result(ctx, reference, image_ref, policy, unpack)
+        verified_access = False
+        if image_ref and self.records is not None:
             pod_credentials = [
                 tracked for cred in credentials() if (tracked := _tracked(cred)) is not None
             ]
-            if not self.records.must_attempt_pull(image, image_ref, pod_credentials):
-                self._emit(
-                    ctx,
-                    "Normal",
-                    events.PULLED,
-                    events.already_present(image, verified_access=True),
-                )
-                return self._present_result(ctx, reference, image_ref, policy, unpack)
-            if policy is PullPolicy.NEVER:
-                # Deliberately the same message as an absent image: nothing is revealed.
+            if self.records.must_attempt_pull(image, image_ref, pod_credentials):
+                image_ref = ""  # present, but this pod must prove access first (KEP-2535)
+            else:
+                verified_access = True
+        if not should_pull(policy, present=bool(image_ref)):
+            if not image_ref:
+                # Also when the image is there but unverified: nothing is revealed.
                 message = events.never_pull(image)
                 self._emit(ctx, "Warning", events.ERR_IMAGE_NEVER_PULL, message)
                 raise ErrImageNeverPull(message, image=image)
+            self._emit(
+                ctx,
+                "Normal",
+                events.PULLED,
+                events.already_present(image, verified_access=verified_access),
+            )
+            return self._present_result(ctx, reference, image_ref, policy, unpack)
 
-        options = {**self.pull_options, "platform": platform or self.platform, "unpack": unpack}
-        if progress is not None:
-            options["progress"] = progress
-        return self._pull(ctx, reference, policy, credentials, pod_uid, options)
+        request = _PullRequest(platform or self.platform, unpack, progress)
+        return self._pull(ctx, reference, policy, credentials, pod_uid, request)
 
     def _effective_policy(self, image: str, pull_policy: PullPolicy | str | None) -> PullPolicy:
         if self.always_pull_images:
@@ -286,9 +288,9 @@ class ImageManager:
         ctx: _Context,
         reference: Reference,
         policy: PullPolicy,
-        credentials: Callable[[], list[Any]],
+        credentials: Callable[[], list[Credential]],
         pod_uid: str | None,
-        options: Mapping[str, Any],
+        request: _PullRequest,
     ) -> ImageResult:
         image = ctx.image
         key = f"{pod_uid or ''}_{image}"
@@ -312,8 +314,8 @@ class ImageManager:
             with self._slots:
                 waited_until = self.clock()
                 outcome, _shared = self._flight.do(
-                    f"{reference}|{options.get('platform') or ''}",
-                    lambda: self._pull_with_credentials(reference, credentials(), options),
+                    f"{reference}|{request.platform or ''}",
+                    lambda: self._pull_with_credentials(reference, credentials(), request),
                 )
         except (OciStoreError, PullQPSExceeded, OSError) as error:
             reason_cls, message = _classify_pull_error(image, error)
@@ -353,17 +355,26 @@ class ImageManager:
         self,
         reference: Reference,
         credentials: list[Credential],
-        options: Mapping[str, Any],
+        request: _PullRequest,
     ) -> _PullOutcome:
         """kubelet's CRI pull: no credentials → one anonymous pull; else each in order."""
-        puller = self._puller or _registry_pull
+
+        def pull(auth: KeyringLike | None) -> Pulled:
+            return self._puller(
+                str(reference),
+                options=self.registry.with_auth(auth),
+                platform=request.platform,
+                unpack=request.unpack,
+                progress=request.progress,
+            )
+
         if not credentials:
-            pulled = puller(str(reference), store=self.store, auth=None, **options)
+            pulled = pull(None)
             return _PullOutcome(pulled.digest, None, int(pulled.bytes_downloaded))
         errors: list[OciStoreError] = []
         for credential in credentials:
             try:
-                pulled = puller(str(reference), store=self.store, auth=_Only(credential), **options)
+                pulled = pull(_Only(credential))
             except OciStoreError as error:
                 errors.append(error)
                 continue
@@ -380,7 +391,7 @@ class ImageManager:
 
     def _lookup_credentials(
         self, reference: Reference, pull_secrets: Sequence[Mapping[str, Any]]
-    ) -> list[Any]:
+    ) -> list[Credential]:
         keyring = self.keyring
         if pull_secrets:
             secrets_keyring = Keyring.from_secrets(list(pull_secrets))
@@ -411,15 +422,24 @@ class ImageManager:
         return results
 
     def _ensure_container(
-        self, pod: PodImages, container: Any, found: list[Mapping[str, Any]]
+        self, pod: PodImages, container: ContainerImage, found: list[Mapping[str, Any]]
     ) -> ContainerResult:
-        base = {
-            "pod": pod.name,
-            "namespace": pod.namespace,
-            "container": container.name,
-            "image": container.image,
-            "pull_policy": container.pull_policy,
-        }
+        def outcome(
+            result: ImageResult | None = None,
+            reason: str | None = None,
+            message: str | None = None,
+        ) -> ContainerResult:
+            return ContainerResult(
+                pod=pod.name,
+                namespace=pod.namespace,
+                container=container.name,
+                image=container.image,
+                pull_policy=container.pull_policy,
+                result=result,
+                reason=reason,
+                message=message,
+            )
+
         try:
             result = self.ensure_image(
                 container.image,
@@ -431,18 +451,27 @@ class ImageManager:
                 container=container.name,
             )
         except ImagePullError as error:
-            return ContainerResult(**base, reason=error.reason, message=error.message)
-        return ContainerResult(**base, result=result)
+            return outcome(reason=error.reason, message=error.message)
+        return outcome(result=result)
 
 
 class _Only:
     """A keyring of exactly one credential, so the puller tries just that one."""
 
-    def __init__(self, credential: Any) -> None:
+    def __init__(self, credential: Credential) -> None:
         self._credential = credential
 
-    def lookup(self, image: str) -> list[Any]:
+    def lookup(self, image: str) -> list[Credential]:
         return [self._credential]
+
+
+@dataclass(frozen=True)
+class _PullRequest:
+    """What one ``ensure_image`` call asks the puller for, besides the image."""
+
+    platform: str | None
+    unpack: str | os.PathLike[str] | None
+    progress: Callable[[PullEvent], None] | None
 
 
 def _tracked(credential: Credential | None) -> PullCredential | None:
@@ -465,16 +494,37 @@ def _same_platform(recorded: str | None, wanted: str | None) -> bool:
     return str(Platform.parse(recorded)) == str(Platform.parse(wanted))
 
 
-def _registry_pull(reference: str, **options: Any) -> Any:
-    from ocistore.registry.pull import pull
+def store_puller(store: ImageStore) -> Puller:
+    """The default Puller: ``ocistore.pull`` into ``store`` (an ``ocistore.store.Store``)."""
+    from ocistore.store import Store
 
-    return pull(reference, **options)
+    if not isinstance(store, Store):
+        raise TypeError("an ImageManager over another ImageStore needs a puller")
+
+    def pull_into_store(
+        reference: str,
+        *,
+        options: RegistryOptions,
+        platform: str | None,
+        unpack: str | os.PathLike[str] | None,
+        progress: Callable[[PullEvent], None] | None,
+    ) -> Pulled:
+        from ocistore.transfer.pull import pull
+
+        return pull(
+            reference,
+            store=store,
+            options=options,
+            platform=platform,
+            unpack=unpack,
+            progress=progress,
+        )
+
+    return pull_into_store
 
 
-def _source_name(credential: Any) -> str | None:
-    if credential is None:
-        return None
-    return str(getattr(credential, "source", "unknown"))
+def _source_name(credential: Credential | None) -> str | None:
+    return None if credential is None else str(credential.source)
 
 
 def _classify_pull_error(image: str, error: BaseException) -> tuple[type[ImagePullError], str]:

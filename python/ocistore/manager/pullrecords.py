@@ -22,7 +22,7 @@ from ocistore.errors import OciStoreError
 from ocistore.store.records import PullCredential, PullCredentialKind
 
 if TYPE_CHECKING:
-    from ocistore.store import Store
+    from ocistore.manager.interfaces import ImageStore
 
 #: kubelet's ``writeRecordWhileMatchingLimit``.
 WRITE_RECORD_WHILE_MATCHING_LIMIT = 100
@@ -97,7 +97,7 @@ class PullRecords:
 
     def __init__(
         self,
-        store: Store,
+        store: ImageStore,
         policy: VerificationPolicy | str = VerificationPolicy.NEVER_VERIFY_PRELOADED_IMAGES,
         allowlist: Sequence[str] = (),
     ) -> None:

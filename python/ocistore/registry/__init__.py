@@ -1,4 +1,7 @@
-"""The OCI distribution protocol: a registry client, mirrors, pull, push and copy."""
+"""The OCI distribution protocol: transport, auth, a registry client, mirrors, sessions.
+
+It knows nothing of the store; ``ocistore.transfer`` (pull, push, copy) uses both.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from ocistore.registry.auth import Authenticator, Challenge, StaticCredential, p
 from ocistore.registry.client import FetchedManifest, ManifestHead, RegistryClient
 from ocistore.registry.connections import Connections, shared_connections
 from ocistore.registry.mirrors import RegistryHost, load_hosts
+from ocistore.registry.options import RegistryOptions
 from ocistore.registry.session import RegistrySession
 from ocistore.registry.transport import RetryPolicy, Transport
 
@@ -17,6 +21,7 @@ __all__ = [
     "ManifestHead",
     "RegistryClient",
     "RegistryHost",
+    "RegistryOptions",
     "RegistrySession",
     "RetryPolicy",
     "StaticCredential",

@@ -12,6 +12,7 @@ from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 import httpx
 
+from ocistore import mediatypes
 from ocistore.digest import digest_bytes, validate_digest
 from ocistore.errors import (
     DigestMismatchError,
@@ -21,6 +22,7 @@ from ocistore.errors import (
     SizeMismatchError,
     UnsupportedManifestError,
 )
+from ocistore.mediatypes import MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, MediaType
 from ocistore.registry.auth import CredentialLike
 from ocistore.registry.connections import Connections, shared_connections
 from ocistore.registry.errors import read_limited, registry_error
@@ -33,20 +35,9 @@ from ocistore.registry.transport import (
 
 log = logging.getLogger("ocistore.registry")
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-MANIFEST_MEDIA_TYPES = (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST)
-SCHEMA1_MEDIA_TYPES = frozenset(
-    {
-        "application/vnd.docker.distribution.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.v1+prettyjws",
-    }
-)
-MANIFEST_ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
-MAX_MANIFEST_SIZE = 4 * 1024 * 1024
-MAX_CONFIG_SIZE = 16 * 1024 * 1024
+MANIFEST_ACCEPT = ", ".join(mediatypes.ACCEPT_MANIFEST)
+# Content-Types that do not say which document a body is: the body itself is looked at.
+_UNSPECIFIC_TYPES = frozenset({"application/json", "application/octet-stream", "text/plain"})
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 # Blobs up to this size are uploaded in one PUT; larger ones in PATCH chunks.
 MONOLITHIC_UPLOAD_LIMIT = 64 * 1024 * 1024
@@ -86,13 +77,11 @@ def repository_scope(repository: str, actions: str = "pull") -> str:
 
 
 def _media_type(header: str | None) -> str | None:
-    if not header:
-        return None
-    return header.split(";", 1)[0].strip().lower() or None
+    return mediatypes.base(header) or None if header else None
 
 
 def _check_not_schema1(media_type: str | None, what: str) -> None:
-    if media_type in SCHEMA1_MEDIA_TYPES or media_type == "text/plain":
+    if mediatypes.is_schema1(media_type):
         raise UnsupportedManifestError(
             f"{what} is a Docker schema 1 manifest ({media_type}); schema 1 is a legacy format "
             "that ocistore does not support — rebuild and push the image with a current tool"
@@ -288,10 +277,10 @@ class RegistryClient:
                     expected=header_digest,
                     actual=check,
                 )
-        if media_type is None or media_type in ("application/json", "application/octet-stream"):
+        if media_type is None or media_type in _UNSPECIFIC_TYPES:
             media_type = _sniff_media_type(data)
         _check_not_schema1(media_type, what)
-        return FetchedManifest(data, media_type or OCI_MANIFEST, actual)
+        return FetchedManifest(data, media_type or MediaType.OCI_MANIFEST, actual)
 
     def resolve(self, repository: str, reference: str) -> ManifestHead:
         """The digest a tag points to: HEAD, or GET and hash when HEAD gives no digest."""
@@ -554,11 +543,11 @@ def _sniff_media_type(data: bytes) -> str | None:
     if isinstance(media_type, str):
         return media_type
     if document.get("schemaVersion") == 1:
-        return "application/vnd.docker.distribution.manifest.v1+json"
+        return MediaType.DOCKER_SCHEMA1_MANIFEST
     if "manifests" in document:
-        return OCI_INDEX
+        return MediaType.OCI_INDEX
     if "layers" in document:
-        return OCI_MANIFEST
+        return MediaType.OCI_MANIFEST
     return None
 
 
@@ -582,7 +571,6 @@ class _BytesSink:
 
 __all__ = [
     "MANIFEST_ACCEPT",
-    "MAX_MANIFEST_SIZE",
     "BlobSink",
     "FetchedManifest",
     "ManifestHead",

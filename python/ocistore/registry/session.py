@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-import httpx
-
 from ocistore.errors import RegistryError, RegistryUnavailableError
 from ocistore.reference import Reference
-from ocistore.registry.auth import AuthSpec, CredentialLike, KeyringLike, credentials_for
+from ocistore.registry.auth import CredentialLike, KeyringLike, credentials_for
 from ocistore.registry.client import BlobSink, FetchedManifest, ManifestHead, RegistryClient
 from ocistore.registry.mirrors import RegistryHost, load_hosts
-from ocistore.registry.transport import RetryPolicy
+from ocistore.registry.options import RegistryOptions
 
 log = logging.getLogger("ocistore.registry")
 T = TypeVar("T")
@@ -33,27 +30,20 @@ class RegistrySession:
         self,
         registry: str,
         repository: str,
+        options: RegistryOptions | None = None,
         *,
-        auth: AuthSpec = None,
-        hosts_dir: str | os.PathLike[str] | None = None,
         hosts: Sequence[RegistryHost] | None = None,
-        ca_file: str | None = None,
-        plain_http: bool | None = None,
-        timeout: float | httpx.Timeout = 30.0,
-        retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.registry = registry
         self.repository = repository
+        self.options = options if options is not None else RegistryOptions()
         self.hosts = (
             list(hosts)
             if hosts is not None
-            else load_hosts(registry, hosts_dir, plain_http=plain_http)
+            else load_hosts(registry, self.options.hosts_dir, plain_http=self.options.plain_http)
         )
-        self._auth = auth
-        self._ca_file = ca_file
-        self._timeout = timeout
-        self._retry = retry
+        self._auth = self.options.auth
         self._sleep = sleep
         self._clients: dict[str, RegistryClient] = {}
         self._dead: set[str] = set()
@@ -90,10 +80,11 @@ class RegistrySession:
                 client = RegistryClient(
                     host,
                     credentials=self._credentials(host),
-                    ca_file=self._ca_file,
-                    timeout=self._timeout,
-                    retry=self._retry,
+                    ca_file=self.options.ca_file,
+                    timeout=self.options.timeout,
+                    retry=self.options.retry,
                     sleep=self._sleep,
+                    connections=self.options.connections,
                 )
                 self._clients[host.url] = client
             return client
@@ -178,23 +169,10 @@ def _falls_through(error: RegistryError) -> bool:
     return status is None or status in (401, 403, 404) or status >= 500
 
 
-def session_for(
-    reference: Reference,
-    auth: AuthSpec,
-    hosts_dir: str | os.PathLike[str] | None,
-    ca_file: str | None,
-    plain_http: bool | None,
-    timeout: float | httpx.Timeout,
-    retry: RetryPolicy | None,
-) -> RegistrySession:
-    """The session for a reference's registry and repository (pull, push and copy use it)."""
-    return RegistrySession(
-        reference.registry,
-        reference.repository,
-        auth=auth,
-        hosts_dir=hosts_dir,
-        ca_file=ca_file,
-        plain_http=plain_http,
-        timeout=timeout,
-        retry=retry,
-    )
+def session_for(reference: Reference, options: RegistryOptions | None = None) -> RegistrySession:
+    """The session for a reference's registry and repository (resolve, pull, push and copy).
+
+    The session is short-lived; what is worth keeping (connections, TLS contexts, tokens, the
+    plain-HTTP decision) lives on in ``options.connections`` or the process-wide pool.
+    """
+    return RegistrySession(reference.registry, reference.repository, options)

@@ -1,4 +1,4 @@
-"""The content store: crash-safe content-addressed blobs, an SQLite index, GC, fsck, layouts."""
+"""The content store: crash-safe content-addressed blobs, an SQLite catalogue, GC, fsck, layouts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What the store needs to know about manifests, indexes and configs (parsed by ``ocistore.model``).
+"""Stored manifests, indexes and configs as the store sees them (parsed by ``ocistore.model``).
 
 This module adapts the model's documents into the flat views the store keeps in its index:
 children with a kind (config, layer, manifest), platforms as strings, diff_ids and chain IDs.
@@ -10,25 +10,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ocistore import model
+from ocistore import mediatypes, model
 from ocistore.digest import digest_bytes
 from ocistore.errors import DigestMismatchError, ManifestError
 from ocistore.model import ImageConfig, Index, Manifest
 from ocistore.platform import Platform
 
-__all__ = [
-    "MAX_CONFIG_SIZE",
-    "MAX_MANIFEST_SIZE",
-    "OCI_INDEX",
-    "OCI_MANIFEST",
-    "Child",
-    "chain_id",
-]
+__all__ = ["Child", "chain_id", "verified_config", "verified_index", "verified_manifest"]
 
-MAX_MANIFEST_SIZE = model.MAX_MANIFEST_SIZE
-MAX_CONFIG_SIZE = model.MAX_CONFIG_SIZE
-OCI_INDEX = model.MEDIA_TYPE_OCI_INDEX
-OCI_MANIFEST = model.MEDIA_TYPE_OCI_MANIFEST
 _HASH_RE = re.compile(r"(?:[a-z0-9]+:)?[0-9a-f]{32,128}")
 
 
@@ -68,26 +57,20 @@ def _verify(data: bytes, digest: str | None) -> None:
         raise DigestMismatchError(f"document {digest} hashes to {actual}", digest, actual)
 
 
-def parse_manifest(data: bytes, digest: str | None) -> Manifest:
-    """An image manifest (``ManifestError`` if the blob is an index or malformed)."""
+def verified_manifest(data: bytes, digest: str | None) -> Manifest:
+    """A stored image manifest, checked against its digest (``ManifestError`` if an index)."""
     _verify(data, digest)
-    document = model.parse_manifest_document(data)
-    if not isinstance(document, Manifest):
-        raise ManifestError(f"{digest or 'document'} is an index, not an image manifest")
-    return document
+    return model.parse_manifest(data)
 
 
-def parse_index(data: bytes, digest: str | None) -> Index:
-    """An image index (``ManifestError`` if the blob is a manifest or malformed)."""
+def verified_index(data: bytes, digest: str | None) -> Index:
+    """A stored image index, checked against its digest (``ManifestError`` if a manifest)."""
     _verify(data, digest)
-    document = model.parse_manifest_document(data)
-    if not isinstance(document, Index):
-        raise ManifestError(f"{digest or 'document'} is an image manifest, not an index")
-    return document
+    return model.parse_index(data)
 
 
-def parse_config(data: bytes, digest: str | None) -> ImageConfig:
-    """An image configuration."""
+def verified_config(data: bytes, digest: str | None) -> ImageConfig:
+    """A stored image configuration, checked against its digest."""
     _verify(data, digest)
     return model.parse_image_config(data)
 
@@ -113,31 +96,6 @@ def index_children(index: Index) -> list[Child]:
 def may_be_absent(child: Child) -> bool:
     """Whether a store may lack this blob (non-distributable layers fetched from ``urls``)."""
     return child.kind == "layer" and child.nondistributable
-
-
-def is_image_config(media_type: str | None) -> bool:
-    """Whether a config media type is a runnable image's config (not an artifact's)."""
-    return media_type in model.CONFIG_MEDIA_TYPES
-
-
-def is_manifest(media_type: str | None) -> bool:
-    """Whether a media type names an image manifest."""
-    return media_type is not None and model.is_manifest_media_type(media_type)
-
-
-def is_index(media_type: str | None) -> bool:
-    """Whether a media type names an image index / manifest list."""
-    return media_type is not None and model.is_index_media_type(media_type)
-
-
-def diff_ids(config: ImageConfig) -> list[str]:
-    """The config's ``rootfs.diff_ids`` (base first)."""
-    return list(config.diff_ids)
-
-
-def check_layers_match_config(manifest: Manifest, config: ImageConfig) -> None:
-    """The manifest must have as many layers as the config has diff_ids."""
-    manifest.check_config(config)
 
 
 def chain_id(ids: list[str]) -> str | None:
@@ -176,7 +134,7 @@ def platform_descriptor(platform: str | None) -> dict[str, object] | None:
 def choose_platform(index: Index, platform: str | None) -> Child:
     """The index entry to use for ``platform`` (default: this host), containerd-style."""
     chosen = index.select(platform)
-    if not is_manifest(chosen.media_type):
+    if not mediatypes.is_manifest(chosen.media_type):
         raise ManifestError(f"nested index {chosen.digest} is not supported here")
     return _child(chosen, "manifest")
 

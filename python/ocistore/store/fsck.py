@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ocistore.digest import digest_file
-from ocistore.store.gc import TMP_PREFIX, live_blobs, remove_tree, unpack_lock_path
+from ocistore.store.gc import live_blobs
 from ocistore.store.leases import lease_is_alive
 from ocistore.store.locks import FileLock, is_locked
+from ocistore.store.paths import TMP_PREFIX, remove_tree, unpack_lock_path
 from ocistore.store.records import FsckProblem, FsckReport, ImageRecord, ProblemKind
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ class _Checker:
     # --- the index ----------------------------------------------------------------------
 
     def check_index(self, conn: sqlite3.Connection, sound: dict[str, int]) -> None:
-        index = self.store.index
+        index = self.store.catalog
         indexed = index.blob_sizes()
         for digest, size in sorted(indexed.items()):
             if digest not in sound:
@@ -142,7 +143,7 @@ class _Checker:
         self.check_references(conn, set(sound))
 
     def check_references(self, conn: sqlite3.Connection, present: set[str]) -> None:
-        index = self.store.index
+        index = self.store.catalog
         edges: dict[str, list[str]] = {}
         for parent, child in index.refs(conn):
             edges.setdefault(parent, []).append(child)
@@ -179,13 +180,13 @@ class _Checker:
             self.report.unreferenced_blobs = len(present - live)
 
     def _live_readonly(self, conn: sqlite3.Connection) -> set[str]:
-        roots = {r.digest for r in self.store.index.images(conn)}
-        roots |= {r.index_digest for r in self.store.index.images(conn) if r.index_digest}
-        for digests in self.store.index.leases(conn).values():
+        roots = {r.digest for r in self.store.catalog.images(conn)}
+        roots |= {r.index_digest for r in self.store.catalog.images(conn) if r.index_digest}
+        for digests in self.store.catalog.leases(conn).values():
             roots |= digests
         roots |= {r[0] for r in conn.execute("SELECT digest FROM blobs WHERE pinned = 1")}
         edges: dict[str, list[str]] = {}
-        for parent, child in self.store.index.refs(conn):
+        for parent, child in self.store.catalog.refs(conn):
             edges.setdefault(parent, []).append(child)
         marked: set[str] = set()
         stack = list(roots)
@@ -304,11 +305,11 @@ class _Checker:
         )
 
     def check_leases(self, conn: sqlite3.Connection) -> None:
-        for lease_id in sorted(self.store.index.leases(conn)):
+        for lease_id in sorted(self.store.catalog.leases(conn)):
             if lease_is_alive(self.store.leases_dir, lease_id):
                 continue
             if self.repair:
-                self.store.index.remove_lease(lease_id, conn)
+                self.store.catalog.remove_lease(lease_id, conn)
                 with contextlib.suppress(FileNotFoundError):
                     (self.store.leases_dir / f"{lease_id}.lock").unlink()
             self.found(ProblemKind.STALE_LEASE, lease_id, "owner process is gone", self.repair)
@@ -317,7 +318,7 @@ class _Checker:
 def _index_pass(store: Store, checker: _Checker, hashed_sizes: dict[str, int]) -> _Checker:
     """Cross-checks leases and the index against the blobs now on disk (a fresh checker)."""
     result = _Checker(store, checker.repair, checker.ingest_max_age)
-    transaction = store.index.write() if checker.repair else store.index.read()
+    transaction = store.catalog.write() if checker.repair else store.catalog.read()
     # The layout lock first (the order every writer uses): index.json and the records agree.
     with FileLock(store.blobs.locks_dir / "layout-index.lock"), transaction as conn:
         result.check_leases(conn)
@@ -337,7 +338,7 @@ def _index_pass(store: Store, checker: _Checker, hashed_sizes: dict[str, int]) -
 def check_store(store: Store, *, repair: bool, ingest_max_age: float) -> FsckReport:
     """Implements :meth:`Store.fsck`."""
     checker = _Checker(store, repair, ingest_max_age)
-    for message in store.index.integrity_problems():
+    for message in store.catalog.integrity_problems():
         checker.found(ProblemKind.INDEX_CORRUPT, "index.db", message)
     checker.check_ingests()
     checker.check_unpacked()

@@ -1,4 +1,5 @@
-"""Mark-and-sweep garbage collection of blobs, unpacked trees and stale ingests.
+"""Blob GC: mark-and-sweep of blobs, unpacked trees and stale ingests (kubelet's image GC is
+``ocistore.manager.imagegc``).
 
 Roots are image records (manifest and index digests), pinned blobs and the blobs of live
 leases; edges are the manifest/index references recorded in the index. The sweep runs inside
@@ -9,46 +10,40 @@ decides; a blob whose digest lock is held (an ingest is committing or reusing it
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import sqlite3
-import stat
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ocistore.store.blobs import fsync_dir
 from ocistore.store.leases import lease_is_alive
 from ocistore.store.locks import FileLock, is_locked
+from ocistore.store.paths import TMP_PREFIX, remove_tree, unpack_dir_name, unpack_lock_path
 from ocistore.store.records import GcReport
 
 if TYPE_CHECKING:
     from ocistore.store.store import Store
 
-__all__ = ["collect_garbage", "live_blobs", "remove_tree"]
-
-# Unpacked trees being built live in ".tmp-*" directories next to the finished ones.
-TMP_PREFIX = ".tmp-"
+__all__ = ["collect_garbage", "live_blobs"]
 
 
 def live_blobs(store: Store, conn: sqlite3.Connection) -> set[str]:
     """Every blob reachable from an image, a pinned blob or a live lease (prunes dead leases)."""
     roots: set[str] = set()
-    for record in store.index.images(conn):
+    for record in store.catalog.images(conn):
         roots.add(record.digest)
         if record.index_digest:
             roots.add(record.index_digest)
     roots.update(r[0] for r in conn.execute("SELECT digest FROM blobs WHERE pinned = 1"))
-    for lease_id, digests in store.index.leases(conn).items():
+    for lease_id, digests in store.catalog.leases(conn).items():
         if lease_is_alive(store.leases_dir, lease_id):
             roots.update(digests)
         else:
-            store.index.remove_lease(lease_id, conn)
+            store.catalog.remove_lease(lease_id, conn)
             stale = FileLock(store.leases_dir / f"{lease_id}.lock")
             if stale.acquire(blocking=False):
                 stale.release(unlink=True)
     edges: dict[str, list[str]] = {}
-    for parent, child in store.index.refs(conn):
+    for parent, child in store.catalog.refs(conn):
         edges.setdefault(parent, []).append(child)
     marked: set[str] = set()
     stack = list(roots)
@@ -63,45 +58,16 @@ def live_blobs(store: Store, conn: sqlite3.Connection) -> set[str]:
 
 def live_chain_ids(store: Store, conn: sqlite3.Connection) -> set[str]:
     """Chain IDs of every recorded image (the names of the unpacked trees to keep)."""
-    return {r.chain_id for r in store.index.images(conn) if r.chain_id}
-
-
-def unpack_dir_name(chain_id: str) -> str:
-    """The directory name of an unpacked tree (``sha256-<hex>``)."""
-    return chain_id.replace(":", "-", 1)
-
-
-def unpack_lock_path(store: Store, name: str) -> Path:
-    """The lock taken while an unpacked tree is built or deleted."""
-    return store.blobs.locks_dir / f"unpack-{name}.lock"
-
-
-def remove_tree(path: Path) -> None:
-    """Deletes a directory tree, even one containing read-only directories."""
-    if path.is_symlink() or not path.is_dir():
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        return
-    # Make every real directory writable first (never through a symlink: that could chmod
-    # something outside the tree), then delete.
-    with contextlib.suppress(OSError):
-        os.chmod(path, stat.S_IRWXU)
-    for dirpath, dirnames, _ in os.walk(path):
-        for name in dirnames:
-            child = os.path.join(dirpath, name)
-            with contextlib.suppress(OSError):
-                if stat.S_ISDIR(os.lstat(child).st_mode):
-                    os.chmod(child, stat.S_IRWXU)
-    shutil.rmtree(path)
+    return {r.chain_id for r in store.catalog.images(conn) if r.chain_id}
 
 
 def collect_garbage(store: Store, *, dry_run: bool, ingest_max_age: float) -> GcReport:
     """Implements :meth:`Store.gc`."""
     report = GcReport(dry_run=dry_run)
     now = time.time()
-    with store.index.write() as conn:
+    with store.catalog.write() as conn:
         marked = live_blobs(store, conn)
-        indexed = store.index.blob_sizes()
+        indexed = store.catalog.blob_sizes()
         on_disk = {digest: path for digest, path in store.blobs.files() if digest is not None}
         candidates = sorted((set(indexed) | set(on_disk)) - marked)
         removed_rows: list[str] = []
@@ -123,7 +89,7 @@ def collect_garbage(store: Store, *, dry_run: bool, ingest_max_age: float) -> Gc
             finally:
                 lock.release(unlink=not dry_run)
         if not dry_run and removed_rows:
-            store.index.remove_blob_rows(conn, removed_rows)
+            store.catalog.remove_blob_rows(conn, removed_rows)
             for algo_dir in {p.parent for d, p in on_disk.items() if d in set(removed_rows)}:
                 fsync_dir(algo_dir)
         keep_trees = {unpack_dir_name(c) for c in live_chain_ids(store, conn)}

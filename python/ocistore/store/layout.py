@@ -21,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from ocistore import mediatypes
 from ocistore.digest import digest_bytes, validate_digest
 from ocistore.errors import (
     BlobNotFoundError,
@@ -29,6 +30,7 @@ from ocistore.errors import (
     LayoutError,
     SizeMismatchError,
 )
+from ocistore.mediatypes import MAX_MANIFEST_SIZE, MediaType
 from ocistore.reference import Reference
 from ocistore.store import content
 from ocistore.store.records import ImageRecord
@@ -41,7 +43,6 @@ __all__ = ["CONTAINERD_NAME_ANNOTATION", "REF_NAME_ANNOTATION", "LayoutWriter"]
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME_ANNOTATION = "io.containerd.image.name"
 LAYOUT_VERSION = "1.0.0"
-_MAX_INDEX_JSON = 4 << 20
 _COPY_CHUNK = 1 << 20
 
 
@@ -153,7 +154,7 @@ class LayoutWriter:
         )
         document: dict[str, Any] = {
             "schemaVersion": 2,
-            "mediaType": content.OCI_INDEX,
+            "mediaType": MediaType.OCI_INDEX,
             "manifests": self._manifests,
         }
         if self._index_annotations:
@@ -185,7 +186,7 @@ def _read_bounded(path: Path, limit: int, missing: str) -> bytes:
 
 def _load_json(path: Path, what: str) -> dict[str, Any]:
     try:
-        data = _read_bounded(path, _MAX_INDEX_JSON, what)
+        data = _read_bounded(path, MAX_MANIFEST_SIZE, what)
     except BlobNotFoundError:
         raise LayoutError(f"{path.parent} is not an OCI image layout: no {what}") from None
     try:
@@ -222,7 +223,7 @@ def store_index_document(store: Store) -> bytes:
                 REF_NAME_ANNOTATION: record.reference,
             }
         manifests.append(descriptor)
-    document = {"schemaVersion": 2, "mediaType": content.OCI_INDEX, "manifests": manifests}
+    document = {"schemaVersion": 2, "mediaType": MediaType.OCI_INDEX, "manifests": manifests}
     return json.dumps(document, indent=2).encode()
 
 
@@ -343,17 +344,17 @@ def import_layout(
     if not isinstance(marker.get("imageLayoutVersion"), str):
         raise LayoutError(f"{path}/oci-layout has no imageLayoutVersion")
     try:
-        index_bytes = _read_bounded(path / "index.json", _MAX_INDEX_JSON, "index.json")
+        index_bytes = _read_bounded(path / "index.json", MAX_MANIFEST_SIZE, "index.json")
     except BlobNotFoundError:
         raise LayoutError(f"{path} is not an OCI image layout: no index.json") from None
-    top = content.parse_index(index_bytes, None)
+    top = content.verified_index(index_bytes, None)
     records: list[ImageRecord] = []
     with store.lease():
         for descriptor in content.index_children(top):
             annotations = descriptor.annotations
-            if content.is_index(descriptor.media_type):
+            if mediatypes.is_index(descriptor.media_type):
                 records.append(_import_index(store, path, descriptor, annotations, name, platform))
-            elif content.is_manifest(descriptor.media_type):
+            elif mediatypes.is_manifest(descriptor.media_type):
                 _import_manifest_tree(store, path, descriptor)
                 reference = _name_for(annotations, name, descriptor.digest)
                 records.append(
@@ -369,13 +370,13 @@ def import_layout(
 
 
 def _import_manifest_tree(store: Store, layout: Path, descriptor: content.Child) -> None:
-    data = _read_layout_blob(layout, descriptor.digest, content.MAX_MANIFEST_SIZE)
+    data = _read_layout_blob(layout, descriptor.digest, MAX_MANIFEST_SIZE)
     if len(data) != descriptor.size:
         raise SizeMismatchError(
             f"manifest {descriptor.digest}: descriptor says {descriptor.size} bytes,"
             f" blob has {len(data)}"
         )
-    manifest = content.parse_manifest(data, descriptor.digest)
+    manifest = content.verified_manifest(data, descriptor.digest)
     for child in content.manifest_children(manifest):
         if content.may_be_absent(child) and not _blob_path(layout, child.digest).exists():
             continue
@@ -391,8 +392,8 @@ def _import_index(
     name: str | None,
     platform: str | None,
 ) -> ImageRecord:
-    data = _read_layout_blob(layout, descriptor.digest, content.MAX_MANIFEST_SIZE)
-    index = content.parse_index(data, descriptor.digest)
+    data = _read_layout_blob(layout, descriptor.digest, MAX_MANIFEST_SIZE)
+    index = content.verified_index(data, descriptor.digest)
     chosen = content.choose_platform(index, platform)
     _import_manifest_tree(store, layout, chosen)
     _copy_in(store, layout, descriptor.digest, len(data), descriptor.media_type)

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 
-from ocistore.store.index import Index
+from ocistore.store.catalog import Catalog
 from ocistore.store.locks import FileLock, is_locked
 
 __all__ = ["Lease", "LeaseSet", "lease_is_alive"]
@@ -30,8 +30,8 @@ def lease_is_alive(leases_dir: Path, lease_id: str) -> bool:
 class LeaseSet:
     """The leases one :class:`Store` object has open (shared by its threads)."""
 
-    def __init__(self, index: Index, leases_dir: Path) -> None:
-        self._index = index
+    def __init__(self, catalog: Catalog, leases_dir: Path) -> None:
+        self._catalog = catalog
         self._dir = leases_dir
         self._open: list[str] = []
         self._mutex = threading.Lock()
@@ -45,7 +45,7 @@ class LeaseSet:
         """Adds a blob to every open lease."""
         ids = self.active()
         if ids:
-            self._index.add_lease_blobs(ids, digest)
+            self._catalog.add_lease_blobs(ids, digest)
 
     def open(self) -> Lease:
         """Creates and registers a new lease."""
@@ -53,7 +53,7 @@ class LeaseSet:
         lease._lock = FileLock(_lock_path(self._dir, lease.id))
         lease._lock.acquire()
         try:
-            self._index.add_lease(lease.id)
+            self._catalog.add_lease(lease.id)
         except BaseException:
             lease._lock.release(unlink=True)
             raise
@@ -67,7 +67,7 @@ class LeaseSet:
             if lease.id in self._open:
                 self._open.remove(lease.id)
         try:
-            self._index.remove_lease(lease.id)
+            self._catalog.remove_lease(lease.id)
         finally:
             if lease._lock is not None:
                 lease._lock.release(unlink=True)
@@ -83,7 +83,7 @@ class Lease:
 
     def add(self, digest: str) -> None:
         """Protects one more blob (committed through another store object, say)."""
-        self._owner._index.add_lease_blobs([self.id], digest)
+        self._owner._catalog.add_lease_blobs([self.id], digest)
 
     def close(self) -> None:
         """Ends the lease (idempotent)."""

@@ -10,6 +10,7 @@ from typing import BinaryIO
 
 import platformdirs
 
+from ocistore import mediatypes
 from ocistore.digest import digest_bytes, validate_digest
 from ocistore.errors import (
     BlobNotFoundError,
@@ -17,11 +18,12 @@ from ocistore.errors import (
     ManifestError,
 )
 from ocistore.layer import UnpackLimits
+from ocistore.mediatypes import MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, MediaType
 from ocistore.model import ImageConfig, Index, Manifest
 from ocistore.reference import Reference
 from ocistore.store import content
 from ocistore.store.blobs import BlobStore, Ingest
-from ocistore.store.index import Index as StoreIndex
+from ocistore.store.catalog import Catalog
 from ocistore.store.leases import Lease, LeaseSet
 from ocistore.store.locks import FileLock
 from ocistore.store.records import (
@@ -74,8 +76,8 @@ class Store:
         self.leases_dir = self.root / "leases"
         self.unpacked_dir.mkdir(exist_ok=True)
         self.leases_dir.mkdir(exist_ok=True)
-        self._index = StoreIndex(self.root / "index.db")
-        self._leases = LeaseSet(self._index, self.leases_dir)
+        self._catalog = Catalog(self.root / "index.db")
+        self._leases = LeaseSet(self._catalog, self.leases_dir)
         if not (self.root / "index.json").exists():
             self._refresh_layout()
 
@@ -84,7 +86,7 @@ class Store:
 
     def close(self) -> None:
         """Closes this thread's index connection (the object stays usable)."""
-        self._index.close()
+        self._catalog.close()
 
     @property
     def blobs(self) -> BlobStore:
@@ -92,9 +94,9 @@ class Store:
         return self._blobs
 
     @property
-    def index(self) -> StoreIndex:
-        """The SQLite index."""
-        return self._index
+    def catalog(self) -> Catalog:
+        """The SQLite catalogue (image names, references between blobs, leases)."""
+        return self._catalog
 
     # --- blobs --------------------------------------------------------------------------
 
@@ -122,7 +124,7 @@ class Store:
 
     def blob_info(self, digest: str) -> BlobInfo:
         """Index metadata of a blob (media type, size, which manifests reference it)."""
-        info = self._index.blob(digest)
+        info = self._catalog.blob(digest)
         if info is None:
             raise BlobNotFoundError(f"blob {digest} is not in the store index")
         return info
@@ -158,7 +160,7 @@ class Store:
 
     def _committed(self, digest: str, size: int, media_type: str | None) -> None:
         # Runs under the digest lock, so GC cannot delete the blob before it is protected.
-        self._index.add_blob(digest, size, media_type)
+        self._catalog.add_blob(digest, size, media_type)
         self._leases.protect(digest)
 
     def lease(self) -> Lease:
@@ -171,7 +173,7 @@ class Store:
 
     def pin_blob(self, digest: str, pinned: bool = True) -> None:
         """Makes a blob a GC root (or stops it being one)."""
-        if not self._index.set_blob_pinned(digest, pinned):
+        if not self._catalog.set_blob_pinned(digest, pinned):
             raise BlobNotFoundError(f"blob {digest} is not in the store index")
 
     # --- images -------------------------------------------------------------------------
@@ -189,8 +191,8 @@ class Store:
     ) -> ImageRecord:
         """Names an image whose manifest (and index, config, layers) are already committed."""
         key, repository, tag = self._record_key(reference, manifest_digest)
-        manifest_bytes = self._read_committed(manifest_digest, content.MAX_MANIFEST_SIZE)
-        manifest = content.parse_manifest(manifest_bytes, manifest_digest)
+        manifest_bytes = self._read_committed(manifest_digest, MAX_MANIFEST_SIZE)
+        manifest = content.verified_manifest(manifest_bytes, manifest_digest)
         children = content.manifest_children(manifest)
         for child in children:
             if not self._blobs.has(child.digest) and not content.may_be_absent(child):
@@ -199,8 +201,8 @@ class Store:
                 )
         index_children: list[content.Child] = []
         if index_digest is not None:
-            index_doc = content.parse_index(
-                self._read_committed(index_digest, content.MAX_MANIFEST_SIZE), index_digest
+            index_doc = content.verified_index(
+                self._read_committed(index_digest, MAX_MANIFEST_SIZE), index_digest
             )
             index_children = [
                 c for c in content.index_children(index_doc) if self.has_blob(c.digest)
@@ -212,31 +214,33 @@ class Store:
             if platform is None:
                 platform = content.platform_in_index(index_doc, manifest_digest)
         config: ImageConfig | None = None
-        if content.is_image_config(manifest.config.media_type) and self.has_blob(
+        if mediatypes.is_config(manifest.config.media_type) and self.has_blob(
             manifest.config.digest
         ):
-            config = content.parse_config(
-                self._read_committed(manifest.config.digest, content.MAX_CONFIG_SIZE),
+            config = content.verified_config(
+                self._read_committed(manifest.config.digest, MAX_CONFIG_SIZE),
                 manifest.config.digest,
             )
-            content.check_layers_match_config(manifest, config)
+            manifest.check_config(config)
             if platform is None:
                 platform = content.config_platform(config)
-        chain = content.chain_id(content.diff_ids(config)) if config is not None else None
+        chain = content.chain_id(list(config.diff_ids)) if config is not None else None
         size = len(manifest_bytes) + sum(c.size for c in children)
         now = datetime.now(UTC)
         with self._layout_lock():
-            with self._index.write() as conn:
+            with self._catalog.write() as conn:
                 # Under the index write lock GC cannot run, so what we checked stays true.
                 for digest in [manifest_digest, *([index_digest] if index_digest else [])]:
                     if not self._blobs.has(digest):
                         raise BlobNotFoundError(f"blob {digest} vanished while recording {key}")
-                self._index.add_refs(conn, manifest_digest, [(c.digest, c.kind) for c in children])
+                self._catalog.add_refs(
+                    conn, manifest_digest, [(c.digest, c.kind) for c in children]
+                )
                 if index_digest is not None:
-                    self._index.add_refs(
+                    self._catalog.add_refs(
                         conn, index_digest, [(c.digest, c.kind) for c in index_children]
                     )
-                previous = self._index.image(key, conn)
+                previous = self._catalog.image(key, conn)
                 record = ImageRecord(
                     reference=key,
                     repository=repository,
@@ -244,7 +248,7 @@ class Store:
                     digest=manifest_digest,
                     index_digest=index_digest,
                     platform=platform,
-                    media_type=manifest.media_type or content.OCI_MANIFEST,
+                    media_type=manifest.media_type or MediaType.OCI_MANIFEST,
                     size=size,
                     created=previous.created
                     if previous is not None and previous.digest == manifest_digest
@@ -257,7 +261,7 @@ class Store:
                     config_digest=manifest.config.digest,
                     chain_id=chain,
                 )
-                self._index.put_image(conn, record)
+                self._catalog.put_image(conn, record)
             self._write_layout_files()
         if credential_hash is not None:
             self.record_pull(
@@ -295,12 +299,12 @@ class Store:
     def find_image(self, ref: Reference | str) -> ImageRecord | None:
         """The record a reference (tag, digest or bare digest) names, or None."""
         if isinstance(ref, str) and _is_digest(ref):
-            matches = self._index.images_by_digest(ref)
+            matches = self._catalog.images_by_digest(ref)
             return matches[0] if matches else None
         parsed = ref if isinstance(ref, Reference) else Reference.parse(ref)
         if parsed.tag is not None or parsed.digest is None:
             key, _, _ = self._record_key(parsed, "")
-            record = self._index.image(key)
+            record = self._catalog.image(key)
             if record is not None and (
                 parsed.digest is None
                 or parsed.digest
@@ -313,7 +317,7 @@ class Store:
             if parsed.digest is None:
                 return None
         assert parsed.digest is not None
-        for record in self._index.images_by_digest(parsed.digest):
+        for record in self._catalog.images_by_digest(parsed.digest):
             if record.repository == parsed.name:
                 return record
         return None
@@ -327,7 +331,7 @@ class Store:
 
     def images(self) -> list[ImageRecord]:
         """Every image record, sorted by reference."""
-        return self._index.images()
+        return self._catalog.images()
 
     def resolve(self, ref: Reference | str) -> str:
         """The manifest digest a tag or digest reference stands for."""
@@ -337,19 +341,19 @@ class Store:
         """Marks an image as used now (kubelet's last-used time for image GC)."""
         record = self.image(ref)
         stamp = (when or datetime.now(UTC)).timestamp()
-        self._index.touch_image(record.reference, stamp)
+        self._catalog.touch_image(record.reference, stamp)
 
     def pin(self, ref: Reference | str, pinned: bool = True) -> None:
         """Pins an image (kubelet's image GC must not evict it) or unpins it."""
         record = self.image(ref)
-        self._index.set_image_pinned(record.reference, pinned)
+        self._catalog.set_image_pinned(record.reference, pinned)
 
     def remove(self, ref: Reference | str) -> None:
         """Forgets an image name; its blobs go at the next :meth:`gc` if nothing else uses them."""
         record = self.image(ref)
         with self._layout_lock():
-            with self._index.write() as conn:
-                self._index.remove_image(conn, record.reference)
+            with self._catalog.write() as conn:
+                self._catalog.remove_image(conn, record.reference)
             self._write_layout_files()
 
     # The root doubles as an OCI image layout (skopeo and umoci read it): index.json follows
@@ -374,19 +378,17 @@ class Store:
             digest = ref_or_digest
         else:
             digest = self.resolve(ref_or_digest)
-        return content.parse_manifest(
-            self._read_committed(digest, content.MAX_MANIFEST_SIZE), digest
-        )
+        return content.verified_manifest(self._read_committed(digest, MAX_MANIFEST_SIZE), digest)
 
     def config(self, ref: Reference | str) -> ImageConfig:
         """The image configuration of a reference."""
         manifest = self.manifest(ref)
         digest = manifest.config.digest
-        return content.parse_config(self._read_committed(digest, content.MAX_CONFIG_SIZE), digest)
+        return content.verified_config(self._read_committed(digest, MAX_CONFIG_SIZE), digest)
 
     def index_document(self, digest: str) -> Index:
         """A stored image index (manifest list)."""
-        return content.parse_index(self._read_committed(digest, content.MAX_MANIFEST_SIZE), digest)
+        return content.verified_index(self._read_committed(digest, MAX_MANIFEST_SIZE), digest)
 
     # --- pull records (KEP-2535) --------------------------------------------------------
 
@@ -405,25 +407,25 @@ class Store:
         for cred in creds:
             if cred.credential_hash and not content.looks_like_hash(cred.credential_hash):
                 raise ValueError("credential_hash must be a hex hash, never the secret itself")
-        self._index.add_pull_credentials(image_ref, image_name, creds)
+        self._catalog.add_pull_credentials(image_ref, image_name, creds)
 
     def pull_records(self, image_ref: str | None = None) -> list[PullRecord]:
         """KEP-2535 pulled records, all or for one image."""
-        return self._index.pull_records(image_ref)
+        return self._catalog.pull_records(image_ref)
 
     def pull_record(self, image_ref: str) -> PullRecord | None:
         """The pulled record of one image, if any."""
-        records = self._index.pull_records(image_ref)
+        records = self._catalog.pull_records(image_ref)
         return records[0] if records else None
 
     def remove_pull_records(self, image_ref: str) -> None:
         """Deletes the pulled record of an image."""
-        self._index.remove_pull_records(image_ref)
+        self._catalog.remove_pull_records(image_ref)
 
     def prune_pull_records(self, until: datetime) -> list[str]:
         """Drops pulled records of images no longer stored, last updated before ``until``."""
         keep = {r.digest for r in self.images()}
-        return self._index.prune_pull_records(keep, until.timestamp())
+        return self._catalog.prune_pull_records(keep, until.timestamp())
 
     # --- unpack, GC, fsck, layouts ------------------------------------------------------
 

@@ -14,11 +14,11 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ocistore import mediatypes
 from ocistore.errors import BlobNotFoundError, ManifestError, StoreError
 from ocistore.layer import UnpackLimits, unpack_layer
-from ocistore.store import content
-from ocistore.store.gc import TMP_PREFIX, remove_tree, unpack_dir_name, unpack_lock_path
 from ocistore.store.locks import FileLock
+from ocistore.store.paths import TMP_PREFIX, remove_tree, unpack_dir_name, unpack_lock_path
 from ocistore.store.records import ImageRecord
 
 if TYPE_CHECKING:
@@ -31,13 +31,13 @@ def _apply_layers(
     store: Store, record: ImageRecord, target: Path, limits: UnpackLimits | None
 ) -> None:
     manifest = store.manifest(record.digest)
-    if not content.is_image_config(manifest.config.media_type):
+    if not mediatypes.is_config(manifest.config.media_type):
         raise ManifestError(
             f"{record.reference} is not a runnable image (config {manifest.config.media_type})"
         )
     config = store.config(record.digest)
-    content.check_layers_match_config(manifest, config)
-    for layer, diff_id in zip(manifest.layers, content.diff_ids(config), strict=True):
+    manifest.check_config(config)
+    for layer, diff_id in zip(manifest.layers, config.diff_ids, strict=True):
         path = store.blob_path(layer.digest)
         if not path.is_file():
             raise BlobNotFoundError(f"{record.reference}: layer {layer.digest} is not in the store")

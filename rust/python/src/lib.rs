@@ -7,6 +7,7 @@ mod buffer;
 mod credmatch;
 mod digest;
 mod errors;
+mod mediatypes;
 mod unpack;
 
 #[pymodule]
@@ -14,6 +15,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     digest::register(m)?;
     unpack::register(m)?;
+    mediatypes::register(m)?;
     credmatch::register(m)?;
     Ok(())
 }

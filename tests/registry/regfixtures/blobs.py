@@ -1,6 +1,6 @@
 """Raw test content for protocol-level tests: random blobs and a minimal manifest over them.
 
-(Real images come from ``ocistore.imagebuild``; these only exercise the wire protocol.)
+(Real images come from ``ocistore.testing.imagebuild``; these only exercise the wire protocol.)
 """
 
 from __future__ import annotations

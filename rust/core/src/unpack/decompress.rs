@@ -32,37 +32,88 @@ pub enum Compression {
     Zstd,
 }
 
+/// Every layer media type the engine applies, with the compression it declares. This table is
+/// the authority: Python's `ocistore.mediatypes` is checked against it (`_core.layer_media_types`).
+pub const LAYER_MEDIA_TYPES: &[(&str, Compression)] = &[
+    ("application/vnd.oci.image.layer.v1.tar", Compression::None),
+    (
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        Compression::Gzip,
+    ),
+    (
+        "application/vnd.oci.image.layer.v1.tar+zstd",
+        Compression::Zstd,
+    ),
+    (
+        "application/vnd.oci.image.layer.nondistributable.v1.tar",
+        Compression::None,
+    ),
+    (
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        Compression::Gzip,
+    ),
+    (
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+        Compression::Zstd,
+    ),
+    (
+        "application/vnd.docker.image.rootfs.diff.tar",
+        Compression::None,
+    ),
+    (
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        Compression::Gzip,
+    ),
+    (
+        "application/vnd.docker.image.rootfs.diff.tar.zstd",
+        Compression::Zstd,
+    ),
+    (
+        "application/vnd.docker.image.rootfs.foreign.diff.tar",
+        Compression::None,
+    ),
+    (
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        Compression::Gzip,
+    ),
+];
+
 impl Compression {
-    /// The compression a layer media type declares; other media types are refused.
-    pub fn from_media_type(media_type: &str) -> Result<Compression> {
-        let compression = match media_type {
-            "application/vnd.oci.image.layer.v1.tar"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar"
-            | "application/vnd.docker.image.rootfs.diff.tar"
-            | "application/vnd.docker.image.rootfs.foreign.diff.tar" => Compression::None,
-            "application/vnd.oci.image.layer.v1.tar+gzip"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
-            | "application/vnd.docker.image.rootfs.diff.tar.gzip"
-            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Compression::Gzip,
-            "application/vnd.oci.image.layer.v1.tar+zstd"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
-            | "application/vnd.docker.image.rootfs.diff.tar.zstd" => Compression::Zstd,
-            other => return Err(UnpackError::UnsupportedMediaType(other.to_owned())),
-        };
-        Ok(compression)
+    /// The name Python's `ocistore.mediatypes.Compression` uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
     }
 
-    /// What the first bytes say. Registries mislabel: a `tar` media type holding gzip or zstd
-    /// bytes is decompressed; a compressed media type holding anything else is refused.
-    fn sniff(self, head: &[u8]) -> Result<Compression> {
-        let detected = if head.starts_with(&GZIP_MAGIC) {
+    /// The compression a layer media type declares (parameters and case ignored, as in a
+    /// `Content-Type`); other media types are refused.
+    pub fn from_media_type(media_type: &str) -> Result<Compression> {
+        let base = media_type.split(';').next().unwrap_or("").trim();
+        LAYER_MEDIA_TYPES
+            .iter()
+            .find(|(known, _)| known.eq_ignore_ascii_case(base))
+            .map(|&(_, compression)| compression)
+            .ok_or_else(|| UnpackError::UnsupportedMediaType(media_type.to_owned()))
+    }
+
+    /// What the first bytes of a blob show, whatever its media type says.
+    pub fn detect(head: &[u8]) -> Compression {
+        if head.starts_with(&GZIP_MAGIC) {
             Compression::Gzip
         } else if head.starts_with(&ZSTD_MAGIC) {
             Compression::Zstd
         } else {
             Compression::None
-        };
-        match (self, detected) {
+        }
+    }
+
+    /// What the first bytes say. Registries mislabel: a `tar` media type holding gzip or zstd
+    /// bytes is decompressed; a compressed media type holding anything else is refused.
+    fn sniff(self, head: &[u8]) -> Result<Compression> {
+        match (self, Compression::detect(head)) {
             (declared, found) if declared == found => Ok(found),
             (Compression::None, found) => Ok(found),
             (declared, _) if head.is_empty() => Err(UnpackError::format(

@@ -23,7 +23,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 pub use apply::Privileges;
-pub use decompress::Compression;
+pub use decompress::{Compression, LAYER_MEDIA_TYPES};
 pub use error::{Result, UnpackError};
 pub use limits::UnpackLimits;
 pub use root::Resolver;

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ocistore import model
 from ocistore.digest import digest_bytes
+from ocistore.mediatypes import Compression, MediaType
 from ocistore.platform import Platform
 
 if TYPE_CHECKING:
@@ -44,16 +45,15 @@ __all__ = [
     "layer_tar",
 ]
 
-Compression = Literal["gzip", "zstd", "none"]
 MediaTypes = Literal["oci", "docker"]
 
-_LAYER_TYPES: dict[tuple[MediaTypes, Compression], str] = {
-    ("oci", "none"): model.MEDIA_TYPE_OCI_LAYER,
-    ("oci", "gzip"): model.MEDIA_TYPE_OCI_LAYER_GZIP,
-    ("oci", "zstd"): model.MEDIA_TYPE_OCI_LAYER_ZSTD,
-    ("docker", "none"): model.MEDIA_TYPE_DOCKER_LAYER,
-    ("docker", "gzip"): model.MEDIA_TYPE_DOCKER_LAYER_GZIP,
-    ("docker", "zstd"): model.MEDIA_TYPE_DOCKER_LAYER_ZSTD,
+_LAYER_TYPES: dict[tuple[MediaTypes, Compression], MediaType] = {
+    ("oci", Compression.NONE): MediaType.OCI_LAYER,
+    ("oci", Compression.GZIP): MediaType.OCI_LAYER_GZIP,
+    ("oci", Compression.ZSTD): MediaType.OCI_LAYER_ZSTD,
+    ("docker", Compression.NONE): MediaType.DOCKER_LAYER,
+    ("docker", Compression.GZIP): MediaType.DOCKER_LAYER_GZIP,
+    ("docker", Compression.ZSTD): MediaType.DOCKER_LAYER_ZSTD,
 }
 # Docker-style config keys accepted by build_image(config=...) -> ImageConfig fields.
 _CONFIG_KEYS = {
@@ -186,13 +186,13 @@ def _as_bytes(value: bytes | str) -> bytes:
     return value.encode() if isinstance(value, str) else value
 
 
-def compress(data: bytes, compression: Compression, *, level: int | None = None) -> bytes:
+def compress(data: bytes, compression: Compression | str, *, level: int | None = None) -> bytes:
     """Compresses a layer tar deterministically (gzip with mtime 0; zstd single frame)."""
-    if compression == "none":
+    if compression == Compression.NONE:
         return data
-    if compression == "gzip":
+    if compression == Compression.GZIP:
         return gzip.compress(data, compresslevel=6 if level is None else level, mtime=0)
-    if compression == "zstd":
+    if compression == Compression.ZSTD:
         import zstandard  # optional: only needed to build zstd layers
 
         return zstandard.ZstdCompressor(level=3 if level is None else level).compress(data)
@@ -359,7 +359,7 @@ def _write_layout(
 def build_image(
     files_per_layer: Sequence[LayerSpec],
     *,
-    compression: Compression | Sequence[Compression] = "gzip",
+    compression: Compression | str | Sequence[Compression | str] = Compression.GZIP,
     platform: str = "linux/amd64",
     media_types: MediaTypes = "oci",
     config: Mapping[str, Any] | None = None,
@@ -384,7 +384,7 @@ def build_image(
             BuiltLayer(
                 data=blob,
                 digest=digest_bytes(blob),
-                media_type=_LAYER_TYPES[(media_types, kind)],
+                media_type=_LAYER_TYPES[(media_types, Compression(kind))],
                 diff_id=digest_bytes(tar),
             )
         )
@@ -401,17 +401,13 @@ def build_image(
         diff_ids=tuple(layer.diff_id for layer in layers),
         created=EPOCH,
         history=tuple(
-            model.History(created=EPOCH, created_by="ocistore.imagebuild") for _ in layers
+            model.History(created=EPOCH, created_by="ocistore.testing.imagebuild") for _ in layers
         ),
         **fields,
     )
     config_bytes = image_config.to_json()
-    config_type = (
-        model.MEDIA_TYPE_OCI_CONFIG if media_types == "oci" else model.MEDIA_TYPE_DOCKER_CONFIG
-    )
-    manifest_type = (
-        model.MEDIA_TYPE_OCI_MANIFEST if media_types == "oci" else model.MEDIA_TYPE_DOCKER_MANIFEST
-    )
+    config_type = MediaType.OCI_CONFIG if media_types == "oci" else MediaType.DOCKER_CONFIG
+    manifest_type = MediaType.OCI_MANIFEST if media_types == "oci" else MediaType.DOCKER_MANIFEST
     manifest = model.Manifest(
         config=model.Descriptor.of(config_type, config_bytes),
         layers=tuple(layer.descriptor() for layer in layers),
@@ -436,11 +432,7 @@ def build_index(
     extra_manifests: Sequence[tuple[model.Descriptor, bytes]] = (),
 ) -> BuiltIndex:
     """Builds an image index listing ``images`` (plus raw ``(descriptor, blob)`` extras)."""
-    media_type = (
-        model.MEDIA_TYPE_OCI_INDEX
-        if media_types == "oci"
-        else model.MEDIA_TYPE_DOCKER_MANIFEST_LIST
-    )
+    media_type = MediaType.OCI_INDEX if media_types == "oci" else MediaType.DOCKER_MANIFEST_LIST
     manifests = [image.descriptor() for image in images]
     extra: dict[str, tuple[str, bytes]] = {}
     for descriptor, blob in extra_manifests:

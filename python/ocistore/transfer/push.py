@@ -7,17 +7,15 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
-import httpx
-
 from ocistore.digest import digest_file
 from ocistore.errors import DigestMismatchError, RegistryError
+from ocistore.mediatypes import MAX_MANIFEST_SIZE
 from ocistore.model import Index, Manifest, parse_manifest_document
 from ocistore.platform import Platform
 from ocistore.reference import Reference
-from ocistore.registry.auth import AuthSpec
-from ocistore.registry.client import MAX_MANIFEST_SIZE, RegistryClient
+from ocistore.registry.client import RegistryClient
+from ocistore.registry.options import RegistryOptions
 from ocistore.registry.session import RegistrySession, session_for
-from ocistore.registry.transport import RetryPolicy
 
 if TYPE_CHECKING:
     from ocistore.store import Store
@@ -103,13 +101,8 @@ def push(
     *,
     store: Store | None = None,
     source: Reference | str | None = None,
-    auth: AuthSpec = None,
-    hosts_dir: str | os.PathLike[str] | None = None,
-    ca_file: str | None = None,
-    plain_http: bool | None = None,
+    options: RegistryOptions | None = None,
     chunk_size: int | None = None,
-    timeout: float | httpx.Timeout = 30.0,
-    retry: RetryPolicy | None = None,
 ) -> TransferReport:
     """Push an image from the store to ``ref`` (``source`` names it in the store if different).
 
@@ -131,7 +124,7 @@ def push(
     ):
         mount_from = origin_ref.repository
     tag = target.tag or target.digest or "latest"
-    with session_for(target, auth, hosts_dir, ca_file, plain_http, timeout, retry) as session:
+    with session_for(target, options) as session:
         client = _push_client(session)
         report = TransferReport(str(target), record.digest)
         uploader = _Uploader(
@@ -166,16 +159,13 @@ def copy(
     dst: Reference | str,
     *,
     platform: Platform | str | None = None,
-    auth: AuthSpec = None,
-    dst_auth: AuthSpec = None,
-    hosts_dir: str | os.PathLike[str] | None = None,
-    ca_file: str | None = None,
-    plain_http: bool | None = None,
+    options: RegistryOptions | None = None,
+    dst_options: RegistryOptions | None = None,
     chunk_size: int | None = None,
-    timeout: float | httpx.Timeout = 30.0,
-    retry: RetryPolicy | None = None,
 ) -> TransferReport:
     """Copy an image between registries: every platform of an index, or just ``platform``.
+
+    ``dst_options`` reaches the destination (default: ``options``), e.g. other credentials.
 
     Blobs go through a temporary file (bounded memory, resumable, verified before upload);
     within one registry they are mounted instead.
@@ -184,13 +174,10 @@ def copy(
     target = _parse(dst)
     same_registry = source.registry == target.registry
     with (
-        session_for(source, auth, hosts_dir, ca_file, plain_http, timeout, retry) as src_session,
-        session_for(
-            target, dst_auth if dst_auth is not None else auth, hosts_dir, ca_file, plain_http,
-            timeout, retry,
-        ) as dst_session,
+        session_for(source, options) as src_session,
+        session_for(target, dst_options if dst_options is not None else options) as dst_session,
         tempfile.TemporaryDirectory(prefix="ocistore-copy-") as scratch,
-    ):  # fmt: skip
+    ):
         top = source.digest or src_session.resolve(source.identifier).digest
         assert top is not None
         client = _push_client(dst_session)

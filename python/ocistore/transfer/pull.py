@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
-
 from ocistore.errors import (
     DigestMismatchError,
     ManifestError,
@@ -20,6 +18,7 @@ from ocistore.errors import (
     PlatformNotFoundError,
 )
 from ocistore.layer import LayerWriter, UnpackLimits, unpack_layer
+from ocistore.mediatypes import MAX_CONFIG_SIZE
 from ocistore.model import (
     Descriptor,
     Index,
@@ -29,10 +28,8 @@ from ocistore.model import (
 )
 from ocistore.platform import Platform, only
 from ocistore.reference import Reference
-from ocistore.registry.auth import AuthSpec
-from ocistore.registry.client import MAX_CONFIG_SIZE
+from ocistore.registry.options import RegistryOptions
 from ocistore.registry.session import RegistrySession, session_for
-from ocistore.registry.transport import RetryPolicy
 
 if TYPE_CHECKING:
     from ocistore.store import ImageRecord, Ingest, Store
@@ -85,21 +82,12 @@ def _parse_reference(ref: Reference | str) -> Reference:
     return reference
 
 
-def resolve(
-    ref: Reference | str,
-    *,
-    auth: AuthSpec = None,
-    hosts_dir: str | os.PathLike[str] | None = None,
-    ca_file: str | None = None,
-    plain_http: bool | None = None,
-    timeout: float | httpx.Timeout = 30.0,
-    retry: RetryPolicy | None = None,
-) -> str:
+def resolve(ref: Reference | str, *, options: RegistryOptions | None = None) -> str:
     """The digest a reference names now: one HEAD (GET only if HEAD gives no digest)."""
     reference = _parse_reference(ref)
     if reference.digest is not None:
         return reference.digest
-    with session_for(reference, auth, hosts_dir, ca_file, plain_http, timeout, retry) as session:
+    with session_for(reference, options) as session:
         head = session.resolve(reference.identifier)
     assert head.digest is not None
     return head.digest
@@ -110,16 +98,11 @@ def pull(
     *,
     store: Store | None = None,
     platform: Platform | str | None = None,
-    auth: AuthSpec = None,
+    options: RegistryOptions | None = None,
     unpack: str | os.PathLike[str] | None = None,
     progress: ProgressCallback | None = None,
-    hosts_dir: str | os.PathLike[str] | None = None,
-    ca_file: str | None = None,
-    plain_http: bool | None = None,
     max_concurrent_downloads: int = DEFAULT_CONCURRENT_DOWNLOADS,
     unpack_limits: UnpackLimits | None = None,
-    timeout: float | httpx.Timeout = 30.0,
-    retry: RetryPolicy | None = None,
 ) -> PulledImage:
     """Pull an image into the store (and its root filesystem into ``unpack`` if given).
 
@@ -139,7 +122,7 @@ def pull(
     # record_image names it.
     with (
         store.lease(),
-        session_for(reference, auth, hosts_dir, ca_file, plain_http, timeout, retry) as session,
+        session_for(reference, options) as session,
     ):
         if reference.digest is not None:
             top_digest = reference.digest

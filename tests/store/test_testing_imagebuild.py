@@ -14,7 +14,8 @@ import zstandard
 
 from ocistore import model
 from ocistore.digest import digest_bytes
-from ocistore.imagebuild import (
+from ocistore.mediatypes import MediaType
+from ocistore.testing.imagebuild import (
     Directory,
     FileEntry,
     Hardlink,
@@ -105,8 +106,8 @@ def test_config_fields_and_unknown_keys() -> None:
 def test_docker_media_types() -> None:
     image = build_image([{"f": b""}], media_types="docker")
     manifest = json.loads(image.manifest)
-    assert manifest["mediaType"] == model.MEDIA_TYPE_DOCKER_MANIFEST
-    assert manifest["layers"][0]["mediaType"] == model.MEDIA_TYPE_DOCKER_LAYER_GZIP
+    assert manifest["mediaType"] == MediaType.DOCKER_MANIFEST
+    assert manifest["layers"][0]["mediaType"] == MediaType.DOCKER_LAYER_GZIP
 
 
 def test_index_lists_every_platform(tmp_path: Path) -> None:

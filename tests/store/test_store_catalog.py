@@ -13,9 +13,9 @@ from ocistore.errors import (
     InvalidReferenceError,
     StoreError,
 )
-from ocistore.imagebuild import BuiltImage, build_image, build_index
 from ocistore.store import PullCredential, PullCredentialKind, Store
-from ocistore.store.index import SCHEMA_VERSION
+from ocistore.store.catalog import SCHEMA_VERSION
+from ocistore.testing.imagebuild import BuiltImage, build_image, build_index
 
 
 def test_record_image_normalises_and_sizes(store: Store, small_image: BuiltImage) -> None:

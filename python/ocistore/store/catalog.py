@@ -1,4 +1,4 @@
-"""The store's embedded index: SQLite in WAL mode, shared safely by several processes.
+"""The store's catalogue: SQLite in WAL mode (image names, refs, leases), shared by processes.
 
 Blobs stay immutable files; everything mutable (image names, last-used times, references
 between blobs, pull records, leases) lives here. Every write runs in one ``BEGIN IMMEDIATE``
@@ -27,7 +27,7 @@ from ocistore.store.records import (
     PullRecord,
 )
 
-__all__ = ["SCHEMA_VERSION", "Index"]
+__all__ = ["SCHEMA_VERSION", "Catalog"]
 
 # Waiting this long for another process's transaction is normal (a GC sweep can take a while).
 _BUSY_TIMEOUT_MS = 120_000
@@ -120,7 +120,7 @@ def _image_from_row(row: sqlite3.Row) -> ImageRecord:
     )
 
 
-class Index:
+class Catalog:
     """The SQLite index of one store (``index.db`` under the root)."""
 
     def __init__(self, path: Path) -> None:
