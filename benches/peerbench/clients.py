@@ -57,7 +57,9 @@ def ocistore_warm_repulls(store: str, ref: str, count: str) -> None:
 
     # kubelet's registryPullQPS (5/s) would throttle back-to-back checks: 0 lifts it.
     manager = ImageManager(
-        ocistore.Store(store), pull_options={"plain_http": True}, registry_pull_qps=0
+        ocistore.Store(store),
+        registry=ocistore.RegistryOptions(plain_http=True),
+        registry_pull_qps=0,
     )
     manager.ensure_image(ref, pull_policy="Always")
     seconds = []
