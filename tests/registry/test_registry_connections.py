@@ -7,6 +7,7 @@ one bearer token per scope, one ``SSLContext`` per CA configuration and the plai
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -114,3 +115,22 @@ def test_closing_drops_connections_and_later_calls_reconnect(registries: Registr
     assert ocistore.resolve(ref) == digest
     after = registry_client_addresses(registries.plain)[len(before) :]
     assert after and after[0] != before[-1]  # a new connection after close()
+
+
+def test_a_forked_child_does_not_share_its_parents_connections(registries: Registries) -> None:
+    ref, digest = _pushed(registries, "plain")
+    parent = shared_connections()
+    assert ocistore.resolve(ref) == digest
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its own pool, and resolving still works
+        try:
+            fresh = shared_connections() is not parent and ocistore.resolve(ref) == digest
+            os.write(write, b"ok" if fresh else b"shared")
+        finally:
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 16)
+    os.waitpid(pid, 0)
+    assert answer == b"ok"
+    assert shared_connections() is parent

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import os
 import ssl
 import threading
 from collections import OrderedDict
@@ -167,3 +168,12 @@ def shared_connections() -> Connections:
             _shared = Connections()
             atexit.register(_shared.close)
         return _shared
+
+
+def _forget_in_child() -> None:
+    # A forked child must not talk on its parent's sockets: it starts its own pool.
+    global _shared, _shared_lock
+    _shared, _shared_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
