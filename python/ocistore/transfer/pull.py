@@ -328,6 +328,13 @@ class _LayerPipeline:
 
     def run(self) -> None:
         """Download every missing layer; apply all of them in order when unpacking."""
+        if self.rootfs is None and all(self.store.has_blob(layer.digest) for layer in self.layers):
+            # A re-pull of a present image: nothing to download, so no threads to start.
+            for i, layer in enumerate(self.layers):
+                self.skipped += 1
+                self.states[i] = _State.DOWNLOADED
+                self.emit(PullEvent("layer-skipped", self.name, layer.digest, i, layer.size))
+            return
         executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ocistore-pull")
         futures: list[Future[None]] = []
         try:
