@@ -41,8 +41,8 @@ def test_a_registry_that_is_not_a_host_is_refused(tmp_path: Path) -> None:
 def test_mirror_hosts_command_writes_the_file(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from ocistore.cli.app import cli
     from ocistore.cli import serve_commands
+    from ocistore.cli.app import cli
 
     assert serve_commands.mirror_hosts is not None
     argv = ["--json", "mirror-hosts", "registry.example.com", "--hosts-dir", str(tmp_path)]
@@ -63,8 +63,8 @@ def test_mirror_hosts_command_writes_the_file(tmp_path: Path) -> None:
 def test_serve_refuses_a_bad_listen_address(listen: str) -> None:
     from click.testing import CliRunner
 
-    from ocistore.cli.app import cli
     from ocistore.cli import serve_commands
+    from ocistore.cli.app import cli
 
     assert serve_commands.serve is not None
     result = CliRunner().invoke(cli, ["serve", "--listen", listen])
