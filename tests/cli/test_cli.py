@@ -112,7 +112,7 @@ def test_every_command_is_found_lazily_in_its_module() -> None:
 
 
 # What a quiet re-pull must not import: YAML parsing, rich's consoles, the store's upkeep.
-NOT_FOR_A_QUIET_PULL = ("yaml", "rich", "ocistore.store.gc", "ocistore.store.fsck")
+NOT_FOR_A_QUIET_PULL = ("yaml", "rich", "ocistore.store.blobgc", "ocistore.store.fsck")
 IMPORTED_BY_A_RUN = """
 import runpy, sys
 sys.argv = ["ocistore", *sys.argv[1:]]
