@@ -75,8 +75,8 @@ def test_serve_refuses_a_bad_listen_address(listen: str) -> None:
 def test_the_mirror_is_store_side_and_does_not_load_the_registry_client() -> None:
     code = (
         "import json, sys, ocistore.serve.app, ocistore.serve.server, ocistore.serve.peers\n"
-        "print(json.dumps(sorted(m for m, mod in sys.modules.items()\n"
-        "    if mod is not None and m.startswith(('ocistore', 'httpx')))))"
+        "print(json.dumps(sorted(m for m, module in sys.modules.items()\n"
+        "    if module is not None and m.startswith(('ocistore', 'httpx')))))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(json.loads(done.stdout))
