@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from waiting import join_all, write_fifo
 
 import ocistore
 from ocistore import Digester, DigestMismatchError, InvalidDigestError
@@ -135,8 +136,7 @@ def test_threads_share_one_digester_safely() -> None:
     threads = [threading.Thread(target=feed) for _ in range(4)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    join_all(threads)
     assert digester.hexdigest() == hashlib.sha256(block * 200).hexdigest()
 
 
@@ -176,7 +176,7 @@ def test_file_truncated_while_being_read_gives_a_digest(tmp_path: Path) -> None:
         results = [ocistore.digest_file(path) for _ in range(3)]
     finally:
         done.set()
-        shrinker.join()
+        join_all([shrinker])
     for result in results:
         ocistore.validate_digest(result)
 
@@ -202,9 +202,7 @@ def test_digest_file_releases_the_gil_and_runs_concurrently(tmp_path: Path) -> N
     second_thread = _digest_fifo_in_thread(second, results)
     payload = os.urandom(3 * 1024 * 1024)
     for fifo, thread in ((second, second_thread), (first, first_thread)):
-        with fifo.open("wb") as writer:
-            writer.write(payload)
-        thread.join(timeout=60)
-        assert not thread.is_alive()
+        write_fifo(fifo, payload)
+        join_all([thread])
     expected = "sha256:" + hashlib.sha256(payload).hexdigest()
     assert results == {first: expected, second: expected}

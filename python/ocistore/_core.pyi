@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from os import PathLike
 from types import TracebackType
-from typing import Protocol, final
+from typing import Literal, Protocol, final
 
 from typing_extensions import Buffer
 
@@ -93,6 +93,7 @@ def unpack_layer(
     digest: str | None = None,
     diff_id: str | None = None,
     limits: UnpackLimits | None = None,
+    resolver: Literal["auto", "walk"] = "auto",
 ) -> UnpackStats:
     """Unpacks one layer blob (a path or a binary file object) into ``dest``, verifying digests."""
 
@@ -108,6 +109,8 @@ class LayerWriter:
         diff_id: str | None = None,
         blob_path: str | PathLike[str] | None = None,
         limits: UnpackLimits | None = None,
+        *,
+        resolver: Literal["auto", "walk"] = "auto",
     ) -> LayerWriter: ...
     def write(self, data: Buffer) -> None:
         """Queues a bytes-like chunk of the compressed blob (blocks while the queue is full)."""

@@ -6,6 +6,11 @@ catches ``ValueError`` keeps working. The native module raises these same classe
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+from collections.abc import Iterator
+
 
 class OciStoreError(Exception):
     """Base class of every error ocistore raises."""
@@ -98,6 +103,32 @@ class LayerSourceError(OciStoreError, OSError):
 
 class StoreError(OciStoreError):
     """The content store is unusable or an operation on it failed."""
+
+
+class StoreWriteError(StoreError, OSError):
+    """The store could not be written: disk full, out of inodes, an I/O error, read-only.
+
+    ``errno`` and ``filename`` are those of the failed call. What was written and verified
+    before stays in the store; nothing partial becomes visible.
+    """
+
+
+#: errno values meaning the filesystem failed a write (as opposed to a wrong path).
+WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG})
+
+
+@contextlib.contextmanager
+def store_writes(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Raises a write failure under ``path`` (disk full, I/O error) as :class:`StoreWriteError`."""
+    try:
+        yield
+    except OciStoreError:
+        raise
+    except OSError as exc:
+        if exc.errno not in WRITE_FAILURES:
+            raise
+        filename = os.fspath(exc.filename if exc.filename is not None else path)
+        raise StoreWriteError(exc.errno, exc.strerror or str(exc), filename) from exc
 
 
 class BlobNotFoundError(StoreError, KeyError):

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from ci import cannot_run
 
 from ocistore.credentials import (
     DockerConfigEntry,
@@ -238,8 +239,9 @@ def kubectl(*args: str) -> dict[str, Any]:
     return loaded
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 def test_against_the_installed_kubectl(tmp_path: Path) -> None:
+    if shutil.which("kubectl") is None:
+        cannot_run("kubectl is not installed (scripts/setup installs kubernetes-client)")
     live = kubectl(
         "-n",
         "ns",

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from node_registries import ManagerRegistries
 from regfixtures.registry import registry_requests
+from waiting import join_all
 
 import ocistore
 from ocistore.errors import (
@@ -264,26 +265,36 @@ def test_registry_unavailable_reason(tmp_path: Path) -> None:
 # --- credentials and KEP-2535 ---------------------------------------------------------------
 
 
-def _private_image(regs: ManagerRegistries, tmp_path: Path) -> str:
+def _private_image(regs: ManagerRegistries, tmp_path: Path, host: str | None = None) -> str:
     repo = _repo() + ":1.0"
-    _push_image(regs.plain.host, repo, tmp_path)  # same storage: the basic registry serves it
-    return f"{regs.basic.host}/{repo}"
+    _push_image(regs.plain.host, repo, tmp_path)  # same storage: the other registries serve it
+    return f"{host or regs.basic.host}/{repo}"
+
+
+def _users_since(regs: ManagerRegistries, mark: int) -> list[str]:
+    """Users that asked the token issuer for a token since ``mark`` (anonymous left out)."""
+    return [user for user in regs.token_users()[mark:] if user is not None]
 
 
 def test_pull_secret_credentials_tried_in_order(
     manager_registries: ManagerRegistries, tmp_path: Path
 ) -> None:
     regs = manager_registries
-    image = _private_image(regs, tmp_path)
+    image = _private_image(regs, tmp_path, regs.token.host)
     manager, _ = _manager(tmp_path)
-    with pytest.raises(ErrImagePull) as info:
+    with pytest.raises(ErrImagePull, match="refused every credential"):
         manager.ensure_image(image)
-    assert "UNAUTHORIZED" in info.value.message or "unauthorized" in info.value.message.lower()
 
-    wrong = _secret("wrong", regs.basic.host, regs.user, "not-the-password")
-    right = _secret("right", regs.basic.host, regs.user, regs.password)
-    result = manager.ensure_image(image, pull_secrets=[wrong, right], pod_uid="fresh")
+    # Every matching credential is tried, in the secrets' order, until one works: the token
+    # issuer's log shows who asked, in order.
+    first = _secret("first", regs.token.host, "first-user", "nope")
+    second = _secret("second", regs.token.host, "second-user", "nope")
+    right = _secret("right", regs.token.host, regs.user, regs.password)
+    after = _secret("after", regs.token.host, "after-user", "nope")
+    mark = len(regs.token_users())
+    result = manager.ensure_image(image, pull_secrets=[first, second, right, after], pod_uid="x")
     assert result.pulled and result.credential_source == "secret default/right"
+    assert _users_since(regs, mark) == ["first-user", "second-user", regs.user]
 
 
 def test_ensure_secret_pulled_images(manager_registries: ManagerRegistries, tmp_path: Path) -> None:
@@ -363,10 +374,59 @@ def test_concurrent_requests_for_one_image_share_one_pull(
     while manager._flight.joined(flight_key) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     gate.set()
-    for thread in threads:
-        thread.join()
+    join_all(threads)
     assert len(calls) == 1
     assert len({r.digest for r in results}) == 1 and len(results) == 3
+
+
+def _peak_pulls(
+    manager_kwargs: dict[str, Any], images: list[str], tmp_path: Path, want: int
+) -> int:
+    """The most pulls the manager ran at once for ``images`` requested together. Each pull
+    waits (up to 1.5 s) until ``want`` are running, so a tighter bound shows as a lower peak
+    and a looser one as a higher peak, whatever the scheduling."""
+    running = 0
+    peak = 0
+    changed = threading.Condition()
+    pull_into_store = store_puller(Store(tmp_path / "store"))
+
+    def puller(reference: str, **request: Any) -> Pulled:
+        nonlocal running, peak
+        with changed:
+            running += 1
+            peak = max(peak, running)
+            changed.notify_all()
+            changed.wait_for(lambda: running >= want, timeout=1.5)
+        try:
+            return pull_into_store(reference, **request)
+        finally:
+            with changed:
+                running -= 1
+
+    manager, _ = _manager(tmp_path, puller=puller, **manager_kwargs)
+    threads = [threading.Thread(target=manager.ensure_image, args=(image,)) for image in images]
+    for thread in threads:
+        thread.start()
+    join_all(threads)
+    assert sorted(record.reference for record in Store(tmp_path / "store").images()) == sorted(
+        images
+    )
+    return peak
+
+
+def test_pulls_are_serial_by_default(manager_registries: ManagerRegistries, tmp_path: Path) -> None:
+    images = [_push_image(manager_registries.plain.host, _repo() + ":s", tmp_path) for _ in "ab"]
+    assert _peak_pulls({}, images, tmp_path, want=2) == 1
+
+
+def test_max_parallel_image_pulls_bounds_parallel_pulls(
+    manager_registries: ManagerRegistries, tmp_path: Path
+) -> None:
+    images = [_push_image(manager_registries.plain.host, _repo() + ":p", tmp_path) for _ in "abcd"]
+    bounded = {"serialize_image_pulls": False, "max_parallel_image_pulls": 2}
+    assert _peak_pulls(bounded, images, tmp_path / "bounded", want=2) == 2
+    unbounded = {"serialize_image_pulls": False}
+    assert _peak_pulls(unbounded, images, tmp_path / "unbounded", want=4) == 4
 
 
 def test_registry_qps_exceeded_is_err_image_pull(
@@ -389,7 +449,7 @@ def test_registry_qps_exceeded_is_err_image_pull(
 def test_ensure_pod(manager_registries: ManagerRegistries, tmp_path: Path) -> None:
     regs = manager_registries
     public = _push_image(regs.plain.host, _repo() + ":1.0", tmp_path)
-    private = _private_image(regs, tmp_path)
+    private = _private_image(regs, tmp_path, regs.token.host)
     pod = f"""
 apiVersion: v1
 kind: Pod
@@ -402,10 +462,13 @@ spec:
     - {{name: never, image: "{regs.plain.host}/absent:1", imagePullPolicy: Never}}
 """
     manager, _ = _manager(tmp_path)
+    # A same-named secret from another namespace comes first: were it not filtered out, the
+    # token issuer would see its user before the right one.
     secrets = [
-        _secret("regcred", regs.basic.host, regs.user, "wrong", namespace="other"),
-        _secret("regcred", regs.basic.host, regs.user, regs.password, namespace="shop"),
+        _secret("regcred", regs.token.host, "other-namespace-user", "x", namespace="other"),
+        _secret("regcred", regs.token.host, regs.user, regs.password, namespace="shop"),
     ]
+    mark = len(regs.token_users())
     results = manager.ensure_pod(pod, secrets=secrets)
     assert [(r.container, r.ok, r.reason) for r in results] == [
         ("init", True, None),
@@ -414,6 +477,7 @@ spec:
     ]
     assert results[1].result is not None
     assert results[1].result.credential_source == "secret shop/regcred"
+    assert _users_since(regs, mark) == [regs.user]
 
 
 def test_unpack_through_the_manager(manager_registries: ManagerRegistries, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from waiting import join_all
 
 from ocistore.manager.throttle import PullSlots, SingleFlight, TokenBucket
 
@@ -38,37 +39,45 @@ def test_bad_qps() -> None:
         TokenBucket(qps=-1, burst=1, clock=FakeClock())
 
 
-def _max_concurrency(slots: PullSlots, workers: int) -> int:
+def _max_concurrency(slots: PullSlots, workers: int, limit: int, wait: float = 2.0) -> int:
+    """The most workers ever inside ``slots`` at once. Each waits inside (up to ``wait`` s) until
+    ``limit`` are in, so a bound below ``limit`` shows as a lower peak and no bound as a higher
+    one, however the threads are scheduled."""
     active = 0
     peak = 0
-    lock = threading.Lock()
+    changed = threading.Condition()
     barrier = threading.Barrier(workers)
 
     def work() -> None:
         nonlocal active, peak
         barrier.wait()
         with slots:
-            with lock:
+            with changed:
                 active += 1
                 peak = max(peak, active)
-            time.sleep(0.02)
-            with lock:
+                changed.notify_all()
+                changed.wait_for(lambda: active >= limit, timeout=wait)
+            time.sleep(0.05)  # others that were let in (an unbounded pool) arrive meanwhile
+            with changed:
                 active -= 1
 
     threads = [threading.Thread(target=work) for _ in range(workers)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    join_all(threads)
     return peak
 
 
 def test_serialized_pulls_run_one_at_a_time() -> None:
-    assert _max_concurrency(PullSlots(serialize=True), 4) == 1
+    assert _max_concurrency(PullSlots(serialize=True), 2, limit=2, wait=1.0) == 1
 
 
 def test_parallel_pulls_are_bounded() -> None:
-    assert _max_concurrency(PullSlots(serialize=False, max_parallel=2), 6) <= 2
+    assert _max_concurrency(PullSlots(serialize=False, max_parallel=2), 6, limit=2) == 2
+
+
+def test_parallel_pulls_without_a_bound_all_run_at_once() -> None:
+    assert _max_concurrency(PullSlots(serialize=False), 4, limit=4) == 4
 
 
 def test_max_parallel_requires_serialize_false() -> None:
@@ -103,8 +112,7 @@ def test_single_flight_shares_one_call() -> None:
         time.sleep(0.005)
     assert flight.joined("img") == 3
     release.set()
-    for thread in [leader, *followers]:
-        thread.join()
+    join_all([leader, *followers])
     assert calls == 1
     assert sorted(results) == [(42, False), (42, True), (42, True), (42, True)]
 

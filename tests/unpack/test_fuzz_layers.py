@@ -1,5 +1,6 @@
 """Bounded fuzzing without nightly Rust: random and mutated layer bytes through the engine.
-Only OciStoreError subclasses may escape, and nothing may appear outside the destination.
+Only OciStoreError subclasses may escape, and nothing may appear outside the destination,
+with either path resolver.
 ``OCISTORE_LONG=1`` runs many more examples."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import contextlib
 import os
 import tarfile
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -64,7 +66,11 @@ def mutated(draw: st.DrawFn) -> bytes:
     compress_after=st.booleans(),
 )
 def test_fuzzed_layers_fail_typed_and_stay_inside(
-    data: bytes, media_type: str, compress_after: bool, tmp_path_factory: pytest.TempPathFactory
+    data: bytes,
+    media_type: str,
+    compress_after: bool,
+    resolver: Literal["auto", "walk"],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     top = tmp_path_factory.mktemp("fuzz")
     dest = top / "dest"
@@ -75,5 +81,5 @@ def test_fuzzed_layers_fail_typed_and_stay_inside(
     blob_path: Path = top / "blob"
     blob_path.write_bytes(blob)
     with contextlib.suppress(ocistore.OciStoreError):
-        ocistore.unpack_layer(blob_path, dest, media_type, limits=LIMITS)
+        ocistore.unpack_layer(blob_path, dest, media_type, limits=LIMITS, resolver=resolver)
     assert snapshot(top, exclude=dest) == {**before, "blob": snapshot(top)["blob"]}

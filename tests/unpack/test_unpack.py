@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -14,9 +15,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from ci import cannot_run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from unpack_layers import COMPRESSORS, MTIME, Sandbox, TarWriter, gz, info, sha256, zst
+from waiting import join_all, write_fifo
 
 import ocistore
 from ocistore import (
@@ -257,10 +260,8 @@ def test_gil_is_released_while_unpacking(sandbox: Sandbox, tmp_path: Path) -> No
         target=lambda: result.append(unpack_layer(fifo, sandbox.dest, MediaType.OCI_LAYER))
     )
     worker.start()
-    with open(fifo, "wb") as pipe:
-        pipe.write(tar)
-    worker.join(timeout=60)
-    assert not worker.is_alive()
+    write_fifo(fifo, tar)
+    join_all([worker])
     assert isinstance(result[0], ocistore.UnpackStats)
     assert result[0].diff_id == sha256(tar)
 
@@ -277,8 +278,7 @@ def test_two_layers_in_two_threads(tmp_path: Path) -> None:
     threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join(timeout=60)
+    join_all(threads)
     assert results[0].digest is None and len(results) == 2
     assert (tmp_path / "dest1/f1").stat().st_size == 500_000
 
@@ -286,7 +286,9 @@ def test_two_layers_in_two_threads(tmp_path: Path) -> None:
 # --- unprivileged extraction ---------------------------------------------------------------
 
 
-def test_unprivileged_strips_setuid_and_skips_devices(nobody_work: Path) -> None:
+def test_unprivileged_strips_setuid_and_skips_devices(
+    nobody_work: Path, nobody_python: list[str]
+) -> None:
     work = nobody_work
     layer = (
         TarWriter()
@@ -306,16 +308,7 @@ def test_unprivileged_strips_setuid_and_skips_devices(nobody_work: Path) -> None
         """
     )
     out = subprocess.run(
-        [
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            sys.executable,
-            "-c",
-            script,
-            str(work),
-        ],
+        [*nobody_python, "-c", script, str(work)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -409,3 +402,46 @@ def test_layer_writer_verifies_the_compressed_digest_when_given(sandbox: Sandbox
     bad.write(blob)
     with pytest.raises(DigestMismatchError):
         bad.close()
+
+
+# --- the path resolver switch -------------------------------------------------------------
+
+RESOLVER_PROBE = textwrap.dedent(
+    """
+    import sys, ocistore
+    ocistore.unpack_layer(sys.argv[1], sys.argv[2], sys.argv[3], resolver=sys.argv[4])
+    """
+)
+
+
+@pytest.mark.parametrize(("resolver", "kernel_resolves"), [("auto", True), ("walk", False)])
+def test_resolver_walk_never_asks_the_kernel_to_resolve(
+    resolver: str, kernel_resolves: bool, tmp_path: Path
+) -> None:
+    """``resolver="walk"`` really runs the component-wise fallback: strace sees no openat2."""
+    if shutil.which("strace") is None:
+        cannot_run("strace is not installed (scripts/setup installs it)")
+    layer = tmp_path / "layer.tar"
+    layer.write_bytes(TarWriter().dir("a").dir("a/b").file("a/b/f", b"x").symlink("l", "a").bytes())
+    trace = tmp_path / "trace"
+    subprocess.run(
+        [
+            *("strace", "-f", "-qq", "-e", "trace=openat2", "-o", str(trace)),
+            *(sys.executable, "-c", RESOLVER_PROBE),
+            *(str(layer), str(tmp_path / "dest"), MediaType.OCI_LAYER, resolver),
+        ],
+        check=True,
+        timeout=120,
+    )
+    assert (tmp_path / "dest/a/b/f").read_bytes() == b"x"
+    assert ("openat2(" in trace.read_text()) is kernel_resolves
+
+
+def test_unknown_resolver_is_a_value_error(tmp_path: Path) -> None:
+    layer = tmp_path / "layer.tar"
+    layer.write_bytes(TarWriter().file("f", b"x").bytes())
+    with pytest.raises(ValueError, match="resolver"):
+        unpack_layer(layer, tmp_path / "dest", MediaType.OCI_LAYER, resolver="kernel")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="resolver"):
+        LayerWriter(tmp_path / "dest", MediaType.OCI_LAYER, resolver="kernel")  # type: ignore[arg-type]
+    assert not (tmp_path / "dest").exists()

@@ -24,6 +24,7 @@ from ocistore.errors import (
     DigestMismatchError,
     SizeMismatchError,
     StoreError,
+    store_writes,
 )
 from ocistore.store.locks import FileLock
 
@@ -187,9 +188,11 @@ class Ingest:
     # --- context ------------------------------------------------------------------------
 
     def __enter__(self) -> Ingest:
-        self._lock.acquire(timeout=self._lock_timeout)
+        with store_writes(self._lock.path):
+            self._lock.acquire(timeout=self._lock_timeout)
         try:
-            self._open()
+            with store_writes(self.path):
+                self._open()
         except BaseException:
             self._close_fd()
             self._lock.release()
@@ -271,9 +274,10 @@ class Ingest:
             # this thread writes. Small chunks are not worth the hand-off.
             hashing = self._pool().submit(self._digester.update, view)
         try:
-            written = 0
-            while written < len(view):
-                written += os.write(fd, view[written:])
+            with store_writes(self.path):
+                written = 0
+                while written < len(view):
+                    written += os.write(fd, view[written:])
         except BaseException:
             if hashing is not None:
                 hashing.result()
@@ -318,13 +322,14 @@ class Ingest:
                 expected=self.digest,
                 actual=actual,
             )
-        os.fsync(fd)
-        os.fchmod(fd, _READ_ONLY)  # committed blobs are immutable: drop the write bits
-        self._close_fd()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(self.path, target)
-        fsync_dir(target.parent)
-        fsync_dir(self.path.parent)
+        with store_writes(self.path):
+            os.fsync(fd)
+            os.fchmod(fd, _READ_ONLY)  # committed blobs are immutable: drop the write bits
+            self._close_fd()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(self.path, target)
+            fsync_dir(target.parent)
+            fsync_dir(self.path.parent)
         self.done = True
         if self._on_commit is not None:
             self._on_commit(self.digest, self.offset, self.media_type)

@@ -9,6 +9,7 @@ killed mid-transaction leaves nothing behind (the WAL rolls it back).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 import threading
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ocistore.errors import StoreError
+from ocistore.errors import StoreError, StoreWriteError
 from ocistore.store.records import (
     BlobInfo,
     ImageRecord,
@@ -140,11 +141,16 @@ class Catalog:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the store index {self.path}: {exc}") from exc
         conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        self._set_wal(conn)
-        # FULL: a committed transaction survives power loss, not only a killed process.
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            self._set_wal(conn)
+            # FULL: a committed transaction survives power loss, not only a killed process.
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            conn.close()
+            self._raise_if_write_failure(exc)
+            raise StoreError(f"cannot open the store index {self.path}: {exc}") from exc
         self._local.conn = conn
         self._local.pid = os.getpid()
         return conn
@@ -170,27 +176,57 @@ class Catalog:
         self._local.conn = None
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE``): commits on success, rolls back on error."""
+    def write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``): commits on success, rolls back on error.
+
+        ``durable=False`` is for rows that mean nothing after a power loss (leases: their
+        owners are gone with it): the commit is atomic and at once visible to every process,
+        but it skips the fsync, which is most of a small transaction's cost. The next durable
+        commit makes it durable too.
+        """
         conn = self._connection()
         if conn.in_transaction:  # nested use joins the outer transaction
             yield conn
             return
+        if not durable:
+            conn.execute("PRAGMA synchronous = NORMAL")  # WAL: no fsync at commit
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreError(f"store index is unavailable: {exc}") from exc
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise StoreError(f"store index commit failed: {exc}") from exc
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"store index is unavailable: {exc}") from exc
+            try:
+                yield conn
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    self._raise_if_write_failure(exc)
+                    raise StoreError(f"store index write failed: {exc}") from exc
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                self._raise_if_write_failure(exc)
+                raise StoreError(f"store index commit failed: {exc}") from exc
+        finally:
+            if not durable:
+                conn.execute("PRAGMA synchronous = FULL")
+
+    def _raise_if_write_failure(self, exc: sqlite3.Error) -> None:
+        """SQLite's "disk is full" and I/O errors as the typed error a failed write is."""
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary result code
+        failure = {sqlite3.SQLITE_FULL: errno.ENOSPC, sqlite3.SQLITE_IOERR: errno.EIO}.get(code)
+        if failure == errno.EIO:
+            # SQLite reports a full disk while growing its -wal/-shm files as an I/O error.
+            with contextlib.suppress(OSError):
+                fs = os.statvfs(self.path.parent)
+                if fs.f_bavail == 0 or fs.f_favail == 0:
+                    failure = errno.ENOSPC
+        if failure is not None:
+            raise StoreWriteError(failure, os.strerror(failure), str(self.path)) from exc
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
@@ -199,11 +235,17 @@ class Catalog:
         if conn.in_transaction:
             yield conn
             return
-        conn.execute("BEGIN")
+        try:
+            conn.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise StoreError(f"store index is unavailable: {exc}") from exc
         try:
             yield conn
+        except sqlite3.Error as exc:
+            raise StoreError(f"store index read failed: {exc}") from exc
         finally:
-            conn.execute("COMMIT")
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("COMMIT")
 
     def _migrate(self) -> None:
         with self.write() as conn:
@@ -453,18 +495,20 @@ class Catalog:
 
     def add_lease(self, lease_id: str) -> None:
         """Registers a lease owned by this process."""
-        with self.write() as conn:
+        with self.write(durable=False) as conn:
             conn.execute(
                 "INSERT INTO leases (id, pid, created) VALUES (?, ?, ?)",
                 (lease_id, os.getpid(), time.time()),
             )
 
     def add_lease_blobs(self, lease_ids: Iterable[str], digest: str) -> None:
-        """Protects a blob from GC for as long as the leases live."""
-        with self.write() as conn:
+        """Protects a blob from GC for as long as the leases live (an ended one is skipped:
+        another thread of the store may end its lease meanwhile)."""
+        with self.write(durable=False) as conn:
             conn.executemany(
-                "INSERT OR IGNORE INTO lease_blobs (lease, digest) VALUES (?, ?)",
-                [(lease_id, digest) for lease_id in lease_ids],
+                "INSERT OR IGNORE INTO lease_blobs (lease, digest)"
+                " SELECT id, ? FROM leases WHERE id = ?",
+                [(digest, lease_id) for lease_id in lease_ids],
             )
 
     def remove_lease(self, lease_id: str, conn: sqlite3.Connection | None = None) -> None:
@@ -472,7 +516,7 @@ class Catalog:
         if conn is not None:
             conn.execute("DELETE FROM leases WHERE id = ?", (lease_id,))
             return
-        with self.write() as own:
+        with self.write(durable=False) as own:
             own.execute("DELETE FROM leases WHERE id = ?", (lease_id,))
 
     def leases(self, conn: sqlite3.Connection) -> dict[str, set[str]]:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ocistore import mediatypes
-from ocistore.errors import BlobNotFoundError, ManifestError, StoreError
+from ocistore.errors import BlobNotFoundError, LayerWriteError, ManifestError, StoreError
 from ocistore.layer import UnpackLimits, unpack_layer
 from ocistore.store.locks import FileLock
 from ocistore.store.paths import TMP_PREFIX, remove_tree, unpack_dir_name, unpack_lock_path
@@ -24,7 +25,7 @@ from ocistore.store.records import ImageRecord
 if TYPE_CHECKING:
     from ocistore.store.store import Store
 
-__all__ = ["unpack_image"]
+__all__ = ["building_tree", "unpack_image"]
 
 
 def _apply_layers(
@@ -62,25 +63,46 @@ def unpack_image(
 
 
 def _unpack_to(store: Store, record: ImageRecord, dest: Path, limits: UnpackLimits | None) -> Path:
+    with building_tree(dest) as tmp:
+        _apply_layers(store, record, tmp, limits)
+    return dest
+
+
+@contextlib.contextmanager
+def building_tree(dest: Path) -> Iterator[Path]:
+    """A fresh sibling of ``dest`` to build a tree in, renamed to ``dest`` when the block
+    succeeds and removed when it fails: a tree at ``dest`` is always complete (a kill leaves
+    only a hidden ``.<name>.*.tmp`` sibling). ``dest`` must not exist or be empty."""
     if dest.exists():
         if not dest.is_dir() or any(dest.iterdir()):
             raise StoreError(f"unpack destination {dest} exists and is not an empty directory")
         dest.rmdir()
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.tmp"
-    _build_then_rename(store, record, tmp, dest, limits)
-    return dest
+    with _built_then_renamed(tmp, dest):
+        yield tmp
 
 
 def _build_then_rename(
     store: Store, record: ImageRecord, tmp: Path, final: Path, limits: UnpackLimits | None
 ) -> None:
-    """Applies the layers into ``tmp`` and renames it to ``final``: a tree is whole or absent."""
+    with _built_then_renamed(tmp, final):
+        _apply_layers(store, record, tmp, limits)
+
+
+@contextlib.contextmanager
+def _built_then_renamed(tmp: Path, final: Path) -> Iterator[None]:
+    """Creates ``tmp`` for the block to fill, then renames it to ``final``: whole or absent."""
     tmp.mkdir()
     try:
-        _apply_layers(store, record, tmp, limits)
+        yield
         os.rename(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             remove_tree(tmp)
+        if isinstance(exc, LayerWriteError) and exc.filename is None:
+            # Name the tree (disk full, I/O error): the engine names only the entry.
+            named = LayerWriteError(exc.errno, exc.strerror, os.fspath(final))
+            named.entry = exc.entry
+            raise named from exc
         raise

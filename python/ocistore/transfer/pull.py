@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import threading
@@ -16,9 +17,10 @@ from ocistore.errors import (
     ManifestError,
     OciStoreError,
     PlatformNotFoundError,
+    store_writes,
 )
 from ocistore.layer import LayerWriter, UnpackLimits, unpack_layer
-from ocistore.mediatypes import MAX_CONFIG_SIZE
+from ocistore.mediatypes import MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE
 from ocistore.model import (
     Descriptor,
     Index,
@@ -75,16 +77,14 @@ class PulledImage:
     metadata_bytes: int = 0  # manifest, index and config bytes received
 
 
-def _parse_reference(ref: Reference | str) -> Reference:
-    reference = ref if isinstance(ref, Reference) else Reference.parse(ref)
-    if reference.tag is None and reference.digest is None:
-        reference = reference.with_default_tag()
-    return reference
+def image_reference(ref: Reference | str) -> Reference:
+    """What pull, push and copy act on: a parsed reference, ``:latest`` if it names no version."""
+    return (ref if isinstance(ref, Reference) else Reference.parse(ref)).with_default_tag()
 
 
 def resolve(ref: Reference | str, *, options: RegistryOptions | None = None) -> str:
     """The digest a reference names now: one HEAD (GET only if HEAD gives no digest)."""
-    reference = _parse_reference(ref)
+    reference = image_reference(ref)
     if reference.digest is not None:
         return reference.digest
     with session_for(reference, options) as session:
@@ -113,14 +113,17 @@ def pull(
     pull resumes its partial blobs with HTTP ``Range``. If unpacking fails, discard ``unpack``.
     """
     from ocistore.store import Store
+    from ocistore.store.unpack import building_tree
 
-    reference = _parse_reference(ref)
+    reference = image_reference(ref)
     store = store if store is not None else Store()
     emit = progress or (lambda event: None)
     name = str(reference)
     # The lease keeps a concurrent GC from deleting what this pull found or fetched before
-    # record_image names it.
+    # record_image names it. Any write failing on a full or failing disk (a lease or lock
+    # file, the unpack directory) is typed, naming the store when the call named no path.
     with (
+        store_writes(store.root),
         store.lease(),
         session_for(reference, options) as session,
     ):
@@ -152,9 +155,19 @@ def pull(
         if not store.has_blob(config_descriptor.digest):
             if config_descriptor.size > MAX_CONFIG_SIZE:
                 raise ManifestError(f"config {config_descriptor.digest} is too large")
-            data = session.read_blob(config_descriptor.digest, MAX_CONFIG_SIZE)
-            fetched_bytes.append(len(data))
-            _put(store, data, config_descriptor.digest, config_descriptor.media_type)
+            # Under the digest's lock: a process pulling the same image meanwhile waits and
+            # reuses it instead of downloading it too.
+            with store.ingest(
+                config_descriptor.digest,
+                config_descriptor.size,
+                media_type=config_descriptor.media_type,
+            ) as ingest:
+                if not ingest.done:
+                    data = session.read_blob(config_descriptor.digest, MAX_CONFIG_SIZE)
+                    fetched_bytes.append(len(data))
+                    ingest.truncate()
+                    ingest.write(data)
+                    ingest.commit()
         config = parse_image_config(store.read_blob(config_descriptor.digest, MAX_CONFIG_SIZE))
         manifest.check_config(config)
         if index_digest is None:
@@ -171,20 +184,20 @@ def pull(
                 p for p in (config.os, config.architecture, config.variant) if p
             )
         rootfs = Path(unpack) if unpack is not None else None
-        if rootfs is not None:
-            rootfs.mkdir(parents=True, exist_ok=True)
-        pipeline = _LayerPipeline(
-            store=store,
-            session=session,
-            layers=manifest.layers,
-            diff_ids=config.diff_ids,
-            rootfs=rootfs,
-            limits=unpack_limits,
-            workers=max(1, max_concurrent_downloads),
-            emit=emit,
-            name=name,
-        )
-        pipeline.run()
+        # The tree is built beside ``unpack`` and renamed into place once whole.
+        with building_tree(rootfs) if rootfs is not None else contextlib.nullcontext() as building:
+            pipeline = _LayerPipeline(
+                store=store,
+                session=session,
+                layers=manifest.layers,
+                diff_ids=config.diff_ids,
+                rootfs=building,
+                limits=unpack_limits,
+                workers=max(1, max_concurrent_downloads),
+                emit=emit,
+                name=name,
+            )
+            pipeline.run()
         credential = session.credential
         record = store.record_image(
             reference,
@@ -226,7 +239,7 @@ def _manifest(
     store: Store, session: RegistrySession, digest: str, fetched_bytes: list[int]
 ) -> Manifest | Index:
     if store.has_blob(digest):
-        data = store.read_blob(digest, 4 * 1024 * 1024)
+        data = store.read_blob(digest, MAX_MANIFEST_SIZE)
         return parse_manifest_document(data)
     fetched = session.get_manifest(digest)
     fetched_bytes.append(len(fetched.data))
@@ -315,6 +328,13 @@ class _LayerPipeline:
 
     def run(self) -> None:
         """Download every missing layer; apply all of them in order when unpacking."""
+        if self.rootfs is None and all(self.store.has_blob(layer.digest) for layer in self.layers):
+            # A re-pull of a present image: nothing to download, so no threads to start.
+            for i, layer in enumerate(self.layers):
+                self.skipped += 1
+                self.states[i] = _State.DOWNLOADED
+                self.emit(PullEvent("layer-skipped", self.name, layer.digest, i, layer.size))
+            return
         executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ocistore-pull")
         futures: list[Future[None]] = []
         try:

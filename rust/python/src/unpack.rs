@@ -126,8 +126,10 @@ fn build_options(
     diff_id: Option<&str>,
     limits: Option<&UnpackLimits>,
     blob_path: Option<PathBuf>,
+    resolver: &str,
 ) -> PyResult<UnpackOptions> {
     let mut options = UnpackOptions::for_media_type(media_type).map_err(unpack_error)?;
+    options.resolver = parse_resolver(resolver)?;
     options.digest = digest
         .map(|d| UnpackOptions::parse_digest("digest", d))
         .transpose()
@@ -143,9 +145,24 @@ fn build_options(
     Ok(options)
 }
 
+/// `"auto"` (`openat2(RESOLVE_IN_ROOT)` where the kernel has it) or `"walk"` (always the
+/// component-wise fallback; tests run the hostile corpus through both).
+fn parse_resolver(name: &str) -> PyResult<unpack::Resolver> {
+    match name {
+        "auto" => Ok(unpack::Resolver::Auto),
+        "walk" => Ok(unpack::Resolver::Walk),
+        other => Err(PyValueError::new_err(format!(
+            "resolver must be \"auto\" or \"walk\", not {other:?}"
+        ))),
+    }
+}
+
 /// Unpacks one layer blob (a path or a binary file object) into ``dest``, verifying digests.
 #[pyfunction]
-#[pyo3(signature = (source, dest, media_type, *, digest = None, diff_id = None, limits = None))]
+#[pyo3(signature = (
+    source, dest, media_type, *, digest = None, diff_id = None, limits = None, resolver = "auto"
+))]
+#[allow(clippy::too_many_arguments)]
 fn unpack_layer(
     py: Python<'_>,
     source: &Bound<'_, PyAny>,
@@ -154,8 +171,16 @@ fn unpack_layer(
     digest: Option<&str>,
     diff_id: Option<&str>,
     limits: Option<PyRef<'_, UnpackLimits>>,
+    resolver: &str,
 ) -> PyResult<UnpackStats> {
-    let options = build_options(media_type, digest, diff_id, limits.as_deref(), None)?;
+    let options = build_options(
+        media_type,
+        digest,
+        diff_id,
+        limits.as_deref(),
+        None,
+        resolver,
+    )?;
     if let Ok(path) = source.extract::<PathBuf>() {
         return py
             .detach(|| unpack::unpack_file(&path, &dest, &options))
@@ -195,7 +220,10 @@ pub struct LayerWriter {
 #[pymethods]
 impl LayerWriter {
     #[new]
-    #[pyo3(signature = (dest, media_type, digest = None, diff_id = None, blob_path = None, limits = None))]
+    #[pyo3(signature = (
+        dest, media_type, digest = None, diff_id = None, blob_path = None, limits = None,
+        *, resolver = "auto"
+    ))]
     fn new(
         dest: PathBuf,
         media_type: &str,
@@ -203,8 +231,16 @@ impl LayerWriter {
         diff_id: Option<&str>,
         blob_path: Option<PathBuf>,
         limits: Option<PyRef<'_, UnpackLimits>>,
+        resolver: &str,
     ) -> PyResult<Self> {
-        let options = build_options(media_type, digest, diff_id, limits.as_deref(), blob_path)?;
+        let options = build_options(
+            media_type,
+            digest,
+            diff_id,
+            limits.as_deref(),
+            blob_path,
+            resolver,
+        )?;
         let inner = unpack::LayerWriter::new(dest, options).map_err(unpack_error)?;
         Ok(LayerWriter {
             inner: Mutex::new(inner),

@@ -302,9 +302,15 @@ def registry_config(
 
 
 def start_registry(
-    name: str, directory: Path, config: dict[str, object], *, ca_cert: Path | None = None
+    name: str,
+    directory: Path,
+    config: dict[str, object],
+    *,
+    ca_cert: Path | None = None,
+    netns: str | None = None,
 ) -> Registry:
-    """Start ``docker-registry serve`` with ``config`` and wait until ``/v2/`` answers."""
+    """Start ``docker-registry serve`` with ``config`` (inside the network namespace ``netns``
+    if given) and wait until ``/v2/`` answers."""
     directory.mkdir(parents=True, exist_ok=True)
     config_path = directory / "config.yml"
     config_path.write_text(yaml.safe_dump(config))
@@ -313,8 +319,9 @@ def start_registry(
     scheme = "https" if "tls" in http else "http"
     url = f"{scheme}://{http['addr']}"
     log = (directory / "registry.log").open("ab")
+    inside = ["ip", "netns", "exec", netns] if netns else []  # execs: the pid is the registry's
     process = subprocess.Popen(
-        [REGISTRY_BINARY, "serve", str(config_path)],
+        [*inside, REGISTRY_BINARY, "serve", str(config_path)],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -364,6 +371,16 @@ def registry_requests(registry: Registry) -> list[tuple[str, str]]:
         parts = request.split(" ")
         if len(parts) == 3 and parts[2].startswith("HTTP/"):
             found.append((parts[0], parts[1]))
+    return found
+
+
+def registry_client_addresses(registry: Registry) -> list[str]:
+    """The client ``address:port`` of every request the registry completed so far: one port
+    per TCP connection (and so per TLS handshake)."""
+    found = []
+    for line in registry.log_path.read_text(errors="replace").splitlines():
+        if 'msg="response completed"' in line and "http.request.remoteaddr=" in line:
+            found.append(line.split("http.request.remoteaddr=", 1)[1].split()[0].strip('"'))
     return found
 
 
