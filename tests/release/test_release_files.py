@@ -2,7 +2,8 @@
 
 Given ``OCISTORE_DIST`` (the dist/ directory) and ``OCISTORE_DIST_FROM_SDIST`` (the wheel
 rebuilt from the sdist alone); scripts/build-dist and CI set both. Standard library, pytest and
-packaging only, so the checks run in the build venv too (``--noconftest``).
+packaging only, so the checks run in the build venv too (``--noconftest``). The folder is not
+called ``dist``: pytest never collects a folder of that name.
 """
 
 from __future__ import annotations
