@@ -12,12 +12,13 @@ stage) makes the exit status non-zero. Ratios never fail the run. Build with
 ``maturin develop --release`` first.
 
     .venv/bin/python benches/peers.py --short --out /tmp/peers          # CI: ~80 MB, 3 rounds
-    .venv/bin/python benches/peers.py --sizes 60,150,300,500 --out DIR  # full, with the plot
+    .venv/bin/python benches/peers.py --sizes 6,60,150,300,500 --out DIR  # full, with the plot
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import shutil
 import sys
@@ -25,8 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from peerbench import check, limits, report
-from peerbench.jobs import all_jobs, repull_jobs
+import ocistore
+from peerbench import check, limits, report, runtimes, wan
+from peerbench.jobs import all_jobs, manifest_head, repull_jobs, wan_jobs
 from peerbench.plot import plot
 from peerbench.runner import run_rounds
 from peerbench.setup import local_registry, prepare, request_counter
@@ -36,8 +38,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def measure_size(args: argparse.Namespace, size_mb: int, with_sha: bool) -> dict[str, Any]:
     """One complete side-by-side run on an image of ``size_mb`` MB."""
-    with local_registry(args.workdir / "registry") as (host, registry):
-        setup, info = prepare(args.workdir, size_mb, host)
+    with (
+        local_registry(args.workdir / "registry") as (host, registry),
+        runtimes.started(args.workdir) as node_runtimes,
+    ):
+        setup, info = prepare(args.workdir, size_mb, host, node_runtimes)
         print(
             f"image: {info.layers} layers, {info.uncompressed / 1e6:.0f} MB uncompressed, "
             f"{info.compressed['gzip'] / 1e6:.0f} MB gzip, "
@@ -47,20 +52,45 @@ def measure_size(args: argparse.Namespace, size_mb: int, with_sha: bool) -> dict
         )
         jobs = all_jobs(setup)
         if args.only:
-            jobs = [job for job in jobs if args.only in job.group or job in repull_jobs(setup)]
+            repull_groups = {job.group for job in repull_jobs(setup)}
+            jobs = [job for job in jobs if args.only in job.group or job.group in repull_groups]
         outcomes = run_rounds(jobs, args.rounds, lambda: request_counter(registry))
         same_tree = check.compare_with_umoci(setup)
         print(f"rootfs check: {same_tree}", file=sys.stderr)
         sha256: dict[str, float | None] = {}
         if with_sha:
-            sha256 = {
-                "openssl": limits.openssl_sha256_mbps(),
-                "ocistore": limits.ocistore_sha256_mbps(setup.blobs["gzip"]),
-            }
+            sha256 = limits.sha256_rates()
+        warm = limits.warm_repull_ms(
+            setup.warm_store, setup.refs["gzip"], manifest_head(setup.refs["gzip"])
+        )
     shutil.rmtree(setup.scratch.parent, ignore_errors=True)  # warm copies: GBs in full mode
     results = report.summarize(outcomes, info, sha256)
     results["rounds"] = args.rounds
     results["rootfs_check"] = same_tree
+    results["warm_in_process_ms"] = warm
+    return results
+
+
+def measure_wan(args: argparse.Namespace, size_mb: int) -> dict[str, Any]:
+    """Pulls across an emulated WAN (registry in a network namespace behind a shaped link)."""
+    links = [wan.Link(), wan.Link(loss_percent=1.0)]
+    all_outcomes = []
+    with (
+        wan.namespace() as network,
+        local_registry(args.workdir / "registry-wan", network) as (inner_host, registry),
+        wan.delayed((network.inner_address, 5000), links[0].rtt_ms) as relay,
+        runtimes.started(args.workdir) as node_runtimes,
+    ):
+        host = f"127.0.0.1:{relay.port}"
+        setup, info = prepare(args.workdir, size_mb, host, node_runtimes)
+        for link in links:
+            network.shape(link)
+            print(f"WAN: {link.describe()} (registry {inner_host})", file=sys.stderr, flush=True)
+            jobs = wan_jobs(setup, link.describe(), info.compressed["gzip"], link.rate_mbit)
+            all_outcomes += run_rounds(jobs, args.rounds, lambda: request_counter(registry))
+    shutil.rmtree(setup.scratch.parent, ignore_errors=True)
+    results = report.summarize(all_outcomes, info, {})
+    results["rounds"] = args.rounds
     return results
 
 
@@ -86,6 +116,11 @@ def main() -> int:
     parser.add_argument(
         "--workdir", type=Path, default=REPO / "target" / "peers-work", help="images, scratch"
     )
+    parser.add_argument(
+        "--wan",
+        action="store_true",
+        help="only the WAN rows: registry behind a shaped link (30 ms RTT, 100 Mbit/s; 1%% loss)",
+    )
     parser.add_argument("--only", help="only groups whose name contains this (debugging)")
     parser.add_argument(
         "--render", action="store_true", help="only re-render --out from its peers-*.json"
@@ -102,7 +137,16 @@ def main() -> int:
         sizes = [args.size_mb or (80 if args.short else 500)]
     args.workdir.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
+    # A wheel install byte-compiles the package; an editable one (a checkout) may not have.
+    compileall.compile_dir(Path(ocistore.__file__).parent, quiet=1)
     machine = report.machine(args.workdir)
+    if args.wan:
+        results = measure_wan(args, sizes[-1])
+        results["machine"] = machine
+        (args.out / "peers-wan.json").write_text(json.dumps(results, indent=1))
+        (args.out / "peers-wan.md").write_text(report.table(results) + "\n")
+        print(report.table(results))
+        return 1 if report.ocistore_failures(results) else 0
     start = time.monotonic()
     runs = []
     for size in sorted(sizes):

@@ -11,6 +11,8 @@ from containerd_daemon import Containerd, ContainerdUnavailable
 from hypothesis import settings
 from node_registries import manager_registries
 
+from ocistore.registry.connections import shared_connections
+
 # Timing deadlines make property tests flaky on a loaded 2-core machine.
 settings.register_profile("ocistore", deadline=None)
 settings.load_profile("ocistore")
@@ -39,4 +41,11 @@ def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Containerd]
         daemon.stop()
 
 
-__all__ = ["containerd", "manager_registries"]
+@pytest.fixture(autouse=True)
+def fresh_registry_connections() -> Iterator[None]:
+    """Each test starts with no pooled connections, cached tokens or plain-HTTP decisions."""
+    yield
+    shared_connections().close()
+
+
+__all__ = ["containerd", "fresh_registry_connections", "manager_registries"]

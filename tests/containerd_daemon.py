@@ -138,10 +138,15 @@ class Containerd:
                 subprocess.run(["umount", "-l", target], check=False)
 
     def ctr(
-        self, *args: str, check: bool = True, input: bytes | None = None, timeout: float = 300
+        self,
+        *args: str,
+        check: bool = True,
+        input: bytes | None = None,
+        timeout: float = 300,
+        namespace: str | None = None,
     ) -> subprocess.CompletedProcess[bytes]:
         """Run ``ctr -a SOCKET -n NAMESPACE ARGS``; raise with its stderr when it fails."""
-        argv = ["ctr", "-a", str(self.socket), "-n", self.namespace, *args]
+        argv = ["ctr", "-a", str(self.socket), "-n", namespace or self.namespace, *args]
         done = subprocess.run(argv, capture_output=True, input=input, timeout=timeout)
         if check and done.returncode != 0:
             raise RuntimeError(
@@ -154,9 +159,9 @@ class Containerd:
         """``ctr images pull`` with this instance's snapshotter, unpacked."""
         self.ctr("images", "pull", "--snapshotter", self.snapshotter, *extra, ref)
 
-    def image_digest(self, ref: str) -> str:
+    def image_digest(self, ref: str, namespace: str | None = None) -> str:
         """The digest containerd records for ``ref`` (the registry's, index or manifest)."""
-        out = self.ctr("images", "ls").stdout.decode()
+        out = self.ctr("images", "ls", namespace=namespace).stdout.decode()
         for line in out.splitlines()[1:]:
             fields = line.split()
             if fields and fields[0] == ref:
@@ -164,15 +169,20 @@ class Containerd:
         raise KeyError(ref)
 
     @contextmanager
-    def mounted(self, ref: str, platform: str | None = None) -> Iterator[Path]:
+    def mounted(
+        self, ref: str, platform: str | None = None, namespace: str | None = None
+    ) -> Iterator[Path]:
         """containerd's unpacked view of ``ref``, mounted read-only, for comparison."""
         target = Path(tempfile.mkdtemp(prefix="view-", dir=self.base))
         extra = ["--platform", platform] if platform else []
-        self.ctr("images", "mount", "--snapshotter", self.snapshotter, *extra, ref, str(target))
+        self.ctr(
+            "images", "mount", "--snapshotter", self.snapshotter, *extra, ref, str(target),
+            namespace=namespace,
+        )  # fmt: skip
         try:
             yield target
         finally:
-            self.ctr("images", "unmount", "--rm", str(target), check=False)
+            self.ctr("images", "unmount", "--rm", str(target), check=False, namespace=namespace)
             subprocess.run(["umount", "-l", str(target)], check=False, capture_output=True)
             shutil.rmtree(target, ignore_errors=True)
 

@@ -42,7 +42,7 @@ def test_import_ocistore_loads_no_network_store_or_manager() -> None:
         ("Keyring", "ocistore.credentials"),
         ("RegistryOptions", "ocistore.registry.options"),
         ("pull", "ocistore.transfer.pull"),
-        ("copy", "ocistore.transfer.push"),
+        ("copy", "ocistore.transfer.copy"),
     ],
 )
 def test_main_classes_are_at_top_level_and_load_on_first_use(name: str, module: str) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from peerbench.measure import Job
+from peerbench.runtimes import Runtimes
 
 CLIENTS = str(Path(__file__).with_name("clients.py"))
 PY = sys.executable
@@ -26,6 +29,7 @@ class Setup:
     warm_tree: Path  # an unpacked root filesystem (for cp -a)
     scratch: Path
     policy: Path  # skopeo's signature policy (accept anything: local test registry)
+    runtimes: Runtimes  # the node's runtimes: private containerd, podman storage
 
 
 def _fresh(*paths: Path) -> None:
@@ -65,7 +69,7 @@ def _tarfile_script() -> str:
 
 def pull_jobs(setup: Setup, compression: str) -> list[Job]:
     """Registry -> empty store (blobs only, digest-verified where the tool verifies)."""
-    ref, tag = setup.refs[compression], setup.tags[compression]
+    ref = setup.refs[compression]
     group = f"pull ({compression})"
     s = setup.scratch
     layer_urls = [
@@ -74,23 +78,7 @@ def pull_jobs(setup: Setup, compression: str) -> list[Job]:
         for blob in setup.blobs[compression]
     ]
     return [
-        Job(
-            group,
-            "ocistore pull",
-            "ocistore",
-            [PY, CLIENTS, "ocistore-pull", str(s / "store"), ref],
-            prepare=lambda: _fresh(s / "store"),
-            count_requests=True,
-        ),
-        Job(
-            group,
-            "skopeo copy docker:// oci:",
-            "skopeo",
-            skopeo_copy(setup.policy, ref, s / "layout", tag),
-            prepare=lambda: _fresh(s / "layout"),
-            needs=("skopeo",),
-            count_requests=True,
-        ),
+        *_blob_pull_jobs(setup, group, compression),
         Job(
             group,
             "python-dxf pull_blob",
@@ -220,35 +208,125 @@ def pull_unpack_jobs(setup: Setup, compression: str) -> list[Job]:
             prepare=lambda: _fresh(s / "layout", s / "bundle"),
             needs=("skopeo", "umoci"),
         ),
+        *runtime_pull_jobs(setup.runtimes, group, ref),
     ]
 
 
-def repull_jobs(setup: Setup) -> list[Job]:
-    """The image is already there; pull policy Always asks the registry again."""
-    ref, tag = setup.refs["gzip"], setup.tags["gzip"]
-    group = "re-pull, policy Always (gzip)"
+def _containerd_needs(runtimes: Runtimes) -> tuple[str, ...]:
+    # A containerd that could not start shows as "not installed: containerd (not running)".
+    return ("ctr",) if runtimes.containerd_socket else ("containerd (not running)",)
+
+
+def runtime_pull_jobs(runtimes: Runtimes, group: str, ref: str) -> list[Job]:
+    """containerd's and podman's cold pull + unpack of ``ref`` (emptied before every run)."""
     return [
         Job(
             group,
+            "containerd 1.6 ctr pull",
+            "containerd",
+            runtimes.ctr_pull(ref),
+            prepare=runtimes.ctr_empty,
+            needs=_containerd_needs(runtimes),
+            count_requests=True,
+            note=f"{runtimes.containerd_snapshotter} snapshotter",
+        ),
+        Job(
+            group,
+            "podman 4.3 pull (overlay)",
+            "podman",
+            runtimes.podman_pull(ref),
+            prepare=runtimes.podman_empty,
+            needs=("podman",),
+            count_requests=True,
+        ),
+    ]
+
+
+def manifest_head(ref: str) -> list[str]:
+    """``curl -I`` of a manifest: one request, the least a re-pull must do."""
+    host, rest = ref.split("/", 1)
+    repository, tag = rest.rsplit(":", 1)
+    accept = "Accept: application/vnd.oci.image.manifest.v1+json"
+    url = f"http://{host}/v2/{repository}/manifests/{tag}"
+    return ["curl", "-sfI", "-o", "/dev/null", "-H", accept, url]
+
+
+def _ensure_present(argv: list[str]) -> Callable[[], None]:
+    """A prepare step that pulls (untimed) so that the timed run finds the image present."""
+
+    def prepare() -> None:
+        subprocess.run(argv, capture_output=True, check=False)
+
+    return prepare
+
+
+def repull_jobs(setup: Setup) -> list[Job]:
+    """The image is already there; pull policy Always asks the registry again.
+
+    Two groups: ocistore's library in a fresh process (beside Python's own start-up and skopeo),
+    and the command line beside the node runtimes' command lines and one ``curl -I``.
+    """
+    ref, tag = setup.refs["gzip"], setup.tags["gzip"]
+    library = "re-pull, policy Always (gzip)"
+    cli = "re-pull on the command line (gzip)"
+    runtimes = setup.runtimes
+    ocistore_cli = [str(Path(PY).with_name("ocistore")), "--store", str(setup.warm_store), "-q"]
+    return [
+        Job(
+            library,
             "ocistore ensure_image(Always)",
             "ocistore",
             [PY, CLIENTS, "ocistore-repull", str(setup.warm_store), ref],
             count_requests=True,
         ),
         Job(
-            group,
+            library,
             "python -c 'import ocistore'",
             "limit",
             [PY, "-c", "import ocistore"],
             note="process start-up floor of every ocistore row",
         ),
         Job(
-            group,
+            library,
             "skopeo copy (layout present)",
             "skopeo",
             skopeo_copy(setup.policy, ref, setup.warm_layouts["gzip"], tag),
             needs=("skopeo",),
             count_requests=True,
+        ),
+        Job(
+            cli,
+            "ocistore pull --policy Always",
+            "ocistore",
+            [*ocistore_cli, "pull", "--policy", "Always", "--plain-http", ref],
+            count_requests=True,
+        ),
+        Job(
+            cli,
+            "containerd 1.6 ctr pull (present)",
+            "containerd",
+            runtimes.ctr_pull(ref),
+            prepare=_ensure_present(runtimes.ctr_pull(ref)),
+            needs=_containerd_needs(runtimes),
+            count_requests=True,
+        ),
+        Job(
+            cli,
+            "podman 4.3 pull (present)",
+            "podman",
+            runtimes.podman_pull(ref),
+            prepare=_ensure_present(runtimes.podman_pull(ref)),
+            needs=("podman",),
+            count_requests=True,
+        ),
+        Job(
+            cli,
+            "curl -I of the manifest",
+            "limit",
+            manifest_head(ref),
+            needs=("curl",),
+            count_requests=True,
+            note="one HEAD request as a whole process",
         ),
     ]
 
@@ -263,3 +341,44 @@ def all_jobs(setup: Setup) -> list[Job]:
     for compression in ("gzip", "zstd"):
         jobs += pull_unpack_jobs(setup, compression)
     return jobs + repull_jobs(setup)
+
+
+def _blob_pull_jobs(setup: Setup, group: str, compression: str) -> list[Job]:
+    """ocistore's and skopeo's pull into an empty store / layout (blobs only)."""
+    ref, tag = setup.refs[compression], setup.tags[compression]
+    s = setup.scratch
+    return [
+        Job(
+            group,
+            "ocistore pull",
+            "ocistore",
+            [PY, CLIENTS, "ocistore-pull", str(s / "store"), ref],
+            prepare=lambda: _fresh(s / "store"),
+            count_requests=True,
+        ),
+        Job(
+            group,
+            "skopeo copy docker:// oci:",
+            "skopeo",
+            skopeo_copy(setup.policy, ref, s / "layout", tag),
+            prepare=lambda: _fresh(s / "layout"),
+            needs=("skopeo",),
+            count_requests=True,
+        ),
+    ]
+
+
+def wan_jobs(setup: Setup, link: str, compressed_bytes: int, rate_mbit: float) -> list[Job]:
+    """Pulls across the emulated WAN ``link``: ocistore, skopeo, containerd, podman."""
+    group = f"pull over WAN, {link} (gzip)"
+    return [
+        *_blob_pull_jobs(setup, group, "gzip"),
+        *runtime_pull_jobs(setup.runtimes, group, setup.refs["gzip"]),
+        Job(
+            group,
+            "size / bandwidth",
+            "limit",
+            ["sleep", f"{compressed_bytes * 8 / (rate_mbit * 1e6):.3f}"],
+            note="the link's floor: compressed bytes at the full rate, no round trips",
+        ),
+    ]

@@ -9,6 +9,8 @@ from typing import Any
 SERIES = [
     ("pull+unpack (gzip)", "ocistore pull --unpack"),
     ("pull+unpack (gzip)", "skopeo copy + umoci unpack"),
+    ("pull+unpack (gzip)", "containerd 1.6 ctr pull"),
+    ("pull+unpack (gzip)", "podman 4.3 pull (overlay)"),
     ("unpack (gzip)", "ocistore unpack"),
     ("unpack (gzip)", "GNU tar (per layer)"),
     ("unpack (gzip)", "Python tarfile"),

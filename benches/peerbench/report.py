@@ -165,14 +165,26 @@ def table(results: dict[str, Any]) -> str:
     fraction = sha["limit_fraction"]
     if sha["ocistore"] is not None or sha["openssl"] is not None:
         lines.append(
-            f"| sha256 | ocistore.digest_file vs openssl speed -evp sha256, MB/s | | | "
+            f"| sha256 | ocistore.Digester vs openssl speed -evp sha256 (1 MiB blocks, "
+            "MB per CPU second) | | | "
             f"{_cell(sha['ocistore'], '.0f')} vs {_cell(sha['openssl'], '.0f')} | | | "
             f"{'n/a' if fraction is None else f'limit: ocistore at {fraction:.0%}'} |"
+        )
+    warm = results.get("warm_in_process_ms")
+    if warm:
+        lines.append(
+            f"| warm re-pull in one process | ensure_image(Always) vs one `curl -I` process, ms "
+            f"| {warm['ocistore_ms']:.1f} vs {warm['curl_ms']:.1f} | | | | | "
+            f"{warm['curl_ms'] / warm['ocistore_ms']:.2f}x |"
         )
     return "\n".join(lines)
 
 
 KEY_ROWS = [
+    ("pull+unpack (gzip)", "containerd 1.6 ctr pull"),
+    ("pull+unpack (gzip)", "podman 4.3 pull (overlay)"),
+    ("pull+unpack (zstd)", "containerd 1.6 ctr pull"),
+    ("pull+unpack (zstd)", "podman 4.3 pull (overlay)"),
     ("pull+unpack (gzip)", "skopeo copy + umoci unpack"),
     ("unpack (gzip)", "umoci unpack"),
     ("unpack (gzip)", "GNU tar (per layer)"),

@@ -10,21 +10,28 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import ocistore
-from peerbench import image
+from peerbench import image, wan
 from peerbench.jobs import Setup, skopeo_copy
+from peerbench.runtimes import Runtimes
 
 TESTS_REGISTRY = Path(__file__).resolve().parents[2] / "tests" / "registry"
 
 
 @contextlib.contextmanager
-def local_registry(directory: Path) -> Iterator[tuple[str, object]]:
-    """A ``docker-registry`` on 127.0.0.1 (the tests' starter); yields its host and handle."""
+def local_registry(
+    directory: Path, network: wan.Namespace | None = None
+) -> Iterator[tuple[str, object]]:
+    """A ``docker-registry`` (the tests' starter) on 127.0.0.1, or inside ``network``'s
+    namespace; yields its host and handle."""
     sys.path.insert(0, str(TESTS_REGISTRY))
     from regfixtures.registry import free_port, registry_config, start_registry
 
     shutil.rmtree(directory, ignore_errors=True)
     config = registry_config(port=free_port(), storage=directory / "storage")
-    registry = start_registry("bench", directory, config)
+    if network is not None:
+        config["http"]["addr"] = f"{network.inner_address}:5000"  # type: ignore[index]
+    netns = network.name if network is not None else None
+    registry = start_registry("bench", directory, config, netns=netns)
     try:
         yield registry.host, registry
     finally:
@@ -38,7 +45,9 @@ def request_counter(registry: object) -> int:
     return len(registry_requests(registry))  # type: ignore[arg-type]
 
 
-def prepare(workdir: Path, size_mb: int, host: str) -> tuple[Setup, image.ImageInfo]:
+def prepare(
+    workdir: Path, size_mb: int, host: str, runtimes: Runtimes
+) -> tuple[Setup, image.ImageInfo]:
     """Builds (or reuses) the image, pushes it with ocistore, makes the warm copies."""
     seed = ocistore.Store(workdir / "seed-store")
     info = image.build(seed, size_mb, workdir)
@@ -75,5 +84,6 @@ def prepare(workdir: Path, size_mb: int, host: str) -> tuple[Setup, image.ImageI
         warm_tree=tree,
         scratch=run_dir / "scratch",
         policy=policy,
+        runtimes=runtimes,
     )
     return setup, info

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 from typing import TYPE_CHECKING, Any
+
+# httpx imports its own command line (click, rich, pygments) whenever those are installed, which
+# is half of its import time; ocistore never runs it. (``httpx.main`` then only says so.)
+if "httpx" not in sys.modules:
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 from ocistore._core import __version__
 from ocistore.digest import Digester, digest_bytes, digest_file, validate_digest, verify_file
@@ -80,8 +86,10 @@ if TYPE_CHECKING:
         PullRecord,
         Store,
     )
+    from ocistore.transfer.copy import copy
     from ocistore.transfer.pull import PulledImage, PullEvent, pull, resolve
-    from ocistore.transfer.push import TransferReport, copy, push
+    from ocistore.transfer.push import push
+    from ocistore.transfer.upload import TransferReport
 
 # The registry client (httpx), credentials, the store and the image manager load on first
 # use: a program that only parses references or unpacks layers does not pay for them.
@@ -102,8 +110,8 @@ _LAZY: dict[str, str] = {
     "RegistryOptions": "ocistore.registry.options",
     "PulledImage": "ocistore.transfer.pull",
     "Store": "ocistore.store",
-    "TransferReport": "ocistore.transfer.push",
-    "copy": "ocistore.transfer.push",
+    "TransferReport": "ocistore.transfer.upload",
+    "copy": "ocistore.transfer.copy",
     "docker_registry_secret": "ocistore.credentials",
     "pull": "ocistore.transfer.pull",
     "push": "ocistore.transfer.push",

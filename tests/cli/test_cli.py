@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 import yaml
 from node_registries import ManagerRegistries
@@ -101,6 +102,47 @@ def test_every_command_has_help_with_examples(command: str) -> None:
     result = run(*command.split(), "--help")
     assert "Example" in result.stdout, result.stdout
     assert result.stdout.startswith("Usage: ocistore ")
+
+
+def test_every_command_is_found_lazily_in_its_module() -> None:
+    from ocistore.cli.app import COMMAND_MODULES, cli
+
+    names = set(cli.list_commands(click.Context(cli)))  # imports every command module
+    assert names == set(COMMAND_MODULES)
+
+
+# What a quiet re-pull must not import: YAML parsing, rich's consoles, the store's upkeep.
+NOT_FOR_A_QUIET_PULL = ("yaml", "rich", "ocistore.store.gc", "ocistore.store.fsck")
+IMPORTED_BY_A_RUN = """
+import runpy, sys
+sys.argv = ["ocistore", *sys.argv[1:]]
+try:
+    runpy.run_module("ocistore", run_name="__main__")
+except SystemExit as exit:
+    assert not exit.code, exit.code
+print(" ".join(sorted(sys.modules)))
+"""
+
+
+def test_a_quiet_repull_imports_only_what_it_needs(
+    manager_registries: ManagerRegistries, tmp_path: Path
+) -> None:
+    image = _push(manager_registries.plain.host, tmp_path, "diet/app:1")
+    store = tmp_path / "store"
+    run("-q", "pull", image, store=store)
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORTED_BY_A_RUN, "--store", str(store), "-q", "pull",
+         "--policy", "Always", image],
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    digest, imported = done.stdout.splitlines()
+    assert digest.startswith("sha256:")
+    loaded = set(imported.split())
+    assert "ocistore.manager" in loaded  # the run really went through the pull
+    heavy = [
+        m for m in loaded if m.split(".")[0] in NOT_FOR_A_QUIET_PULL or m in NOT_FOR_A_QUIET_PULL
+    ]
+    assert not heavy, heavy
 
 
 def test_usage_error_is_exit_2() -> None:

@@ -67,6 +67,7 @@ def test_manifest_index_config_and_schema1_types() -> None:
     [
         (b"\x1f\x8b\x08\x00rest", Compression.GZIP),
         (b"\x28\xb5\x2f\xfd\x00", Compression.ZSTD),
+        (bytes.fromhex("502a4d1804000000"), Compression.ZSTD),  # a skippable frame (pzstd)
         (b"ustar-ish tar header", Compression.NONE),
         (b"", Compression.NONE),
         (b"\x1f", Compression.NONE),

@@ -26,7 +26,7 @@ from ocistore.errors import (
     RegistryError,
     UnsupportedManifestError,
 )
-from ocistore.registry import RegistryClient, StaticCredential
+from ocistore.registry import Connections, RegistryClient, StaticCredential
 from ocistore.registry.mirrors import upstream_host
 
 
@@ -103,13 +103,19 @@ def test_bearer_tokens_are_cached_per_scope(registries: Registries) -> None:
     repository = unique_repository()
     with setup.client() as client:
         push_raw(client, repository, "v1", raw_image([10]))
-    with setup.client() as client:
-        for _ in range(3):
+    issued = len(registries.issuer.requests)
+    with Connections() as connections:  # a process that has not talked to the registry yet
+        with setup.client(connections=connections) as client:
+            for _ in range(3):
+                client.head_manifest(repository, "v1")
+            assert len(registries.issuer.requests) == issued + 1  # pull scope: one token
+            with pytest.raises(RegistryError):
+                client.head_manifest(unique_repository(), "v1")
+            assert len(registries.issuer.requests) == issued + 2  # another scope: another
+        # The next client of the process (the next resolve or pull) reuses the tokens.
+        with setup.client(connections=connections) as client:
             client.head_manifest(repository, "v1")
-        assert client.auth.token_fetches == 1  # pull scope: one token, reused
-        with pytest.raises(RegistryError):
-            client.head_manifest(unique_repository(), "v1")
-        assert client.auth.token_fetches == 2  # another repository: another scope
+        assert len(registries.issuer.requests) == issued + 2
 
 
 def test_refresh_token_from_the_issuer_works_as_identity_token(registries: Registries) -> None:

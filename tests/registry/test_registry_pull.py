@@ -18,8 +18,9 @@ from ocistore.errors import (
 from ocistore.registry.options import RegistryOptions
 from ocistore.store import Store
 from ocistore.testing.imagebuild import BuiltImage, BuiltIndex, build_image, build_index
+from ocistore.transfer.copy import copy
 from ocistore.transfer.pull import PullEvent, pull, resolve
-from ocistore.transfer.push import copy, push
+from ocistore.transfer.push import push
 
 
 def sample_image(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ocistore.store import Store
-from ocistore.testing.imagebuild import BuiltImage, build_image
+from ocistore.testing.imagebuild import BuiltImage, BuiltIndex, build_image, build_index
 
 
 @pytest.fixture
@@ -29,3 +29,11 @@ def small_image() -> BuiltImage:
         ],
         config={"Cmd": ["/bin/sh"]},
     )
+
+
+@pytest.fixture
+def multi_arch() -> BuiltIndex:
+    """An index over two one-layer images, linux/amd64 then linux/arm64."""
+    amd = build_image([{"arch": b"amd64"}], platform="linux/amd64")
+    arm = build_image([{"arch": b"arm64"}], platform="linux/arm64")
+    return build_index([amd, arm])

@@ -18,7 +18,7 @@ from ocistore.errors import (
     ManifestError,
 )
 from ocistore.store import ProblemKind, Store
-from ocistore.testing.imagebuild import BuiltImage, build_image, build_index
+from ocistore.testing.imagebuild import BuiltImage, BuiltIndex, build_image
 
 
 def index_json(layout: Path) -> dict[str, object]:
@@ -113,10 +113,9 @@ def test_import_naming_rules(
     assert store.images() == [record]
 
 
-def test_import_of_an_index_chooses_the_platform(tmp_path: Path) -> None:
-    amd = build_image([{"arch": b"amd64"}], platform="linux/amd64")
-    arm = build_image([{"arch": b"arm64"}], platform="linux/arm64")
-    index = build_index([amd, arm])
+def test_import_of_an_index_chooses_the_platform(tmp_path: Path, multi_arch: BuiltIndex) -> None:
+    index = multi_arch
+    amd, arm = index.images
     layout = tmp_path / "layout"
     index.write_layout(layout, "example.com/multi:1")
     store = Store(tmp_path / "store")

@@ -163,3 +163,43 @@ def test_a_failed_layer_still_restores_widened_modes(
     assert "layer1: UnsafeLayerError" in out.stdout, out.stdout
     assert (work / "dest/ro/new").read_bytes() == b"new"
     assert mode(work / "dest/ro") == 0o555
+
+
+def test_xattrs_as_containerd_applies_them_without_root(
+    nobody_work: Path, nobody_python: list[str]
+) -> None:
+    """Not root: `security.*` is denied and skipped, `trusted.*` never set, `user.*` set."""
+    layer = (
+        TarWriter(fmt=tarfile.PAX_FORMAT)
+        .add(
+            info(
+                "f",
+                size=1,
+                pax={
+                    "SCHILY.xattr.security.note": "s",
+                    "SCHILY.xattr.trusted.note": "t",
+                    "SCHILY.xattr.user.note": "u\n",
+                },
+            ),
+            b"x",
+        )
+        .bytes()
+    )
+    done = unpack_as_nobody(nobody_python, nobody_work, [layer])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert os.listxattr(nobody_work / "dest" / "f") == ["user.note"]
+    assert os.getxattr(nobody_work / "dest" / "f", "user.note") == b"u\n"
+
+
+def test_a_user_xattr_on_a_symlink_fails_as_in_containerd(
+    nobody_work: Path, nobody_python: list[str]
+) -> None:
+    """The kernel refuses user.* on symlinks; containerd fails the layer, and so do we."""
+    layer = (
+        TarWriter(fmt=tarfile.PAX_FORMAT)
+        .add(info("l", tarfile.SYMTYPE, link="target", pax={"SCHILY.xattr.user.note": "u"}))
+        .bytes()
+    )
+    done = unpack_as_nobody(nobody_python, nobody_work, [layer])
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "LayerFormatError" in done.stdout and "user.note" in done.stdout

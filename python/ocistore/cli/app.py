@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import os
 import sys
@@ -173,9 +174,35 @@ def _log_debug() -> None:
     logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
 
 
-@click.group(
-    cls=OcistoreGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]}
-)
+#: The module that defines each command: a run imports only its own command's module (and
+#: what that needs), so that ``ocistore pull`` does not pay for yaml, rich tables or the store's
+#: maintenance code. ``tests/cli/test_cli.py`` checks this table against the commands.
+COMMAND_MODULES = {
+    **dict.fromkeys(("pull", "ensure", "resolve", "push", "copy"), "registry_commands"),
+    **dict.fromkeys(
+        ("images", "inspect", "rm", "gc", "fsck", "unpack", "export", "import"), "store_commands"
+    ),
+    **dict.fromkeys(("auth", "create-secret"), "auth_commands"),
+    **dict.fromkeys(("serve", "mirror-hosts"), "serve_commands"),
+}
+
+
+class LazyGroup(OcistoreGroup):
+    """A group whose commands are registered when first looked up, by importing their module."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(f"ocistore.cli.{module}")
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        for module in sorted(set(COMMAND_MODULES.values())):
+            importlib.import_module(f"ocistore.cli.{module}")
+        return super().list_commands(ctx)
+
+
+@click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--store",
     "store_root",
@@ -207,8 +234,6 @@ def cli(
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``ocistore`` script."""
-    from ocistore.cli import commands  # noqa: F401  (registers the commands)
-
     cli.main(args=argv, prog_name="ocistore", standalone_mode=True)
 
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import json
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @dataclasses.dataclass
@@ -23,12 +24,24 @@ class Output:
     quiet: bool = False
     debug: bool = False
 
-    def __post_init__(self) -> None:
-        self.console = Console(highlight=False, soft_wrap=True)
-        if not self.console.is_terminal:
+    # The consoles are made on first use: a quiet run that prints one line does not import rich.
+    @functools.cached_property
+    def console(self) -> Console:
+        """Where people's output goes (stdout)."""
+        from rich.console import Console
+
+        console = Console(highlight=False, soft_wrap=True)
+        if not console.is_terminal:
             # Pipes and files get whole lines: tables are not folded to 80 columns.
-            self.console = Console(highlight=False, soft_wrap=True, width=1000)
-        self.errors = Console(stderr=True, highlight=False, soft_wrap=True)
+            console = Console(highlight=False, soft_wrap=True, width=1000)
+        return console
+
+    @functools.cached_property
+    def errors(self) -> Console:
+        """Where errors and hints go (stderr)."""
+        from rich.console import Console
+
+        return Console(stderr=True, highlight=False, soft_wrap=True)
 
     @property
     def interactive(self) -> bool:
@@ -44,6 +57,8 @@ class Output:
         """The command's result: JSON with --json, else the human text (even with -q)."""
         if self.json:
             sys.stdout.write(json.dumps(to_jsonable(document), indent=2, sort_keys=True) + "\n")
+        elif human is not None and self.quiet:
+            sys.stdout.write(human + "\n")  # what scripts read: the line exactly
         elif human is not None:
             self.console.print(human, markup=False)
 
@@ -53,6 +68,8 @@ class Output:
             for row in rows:
                 self.console.print(str(row[0]), markup=False)
             return
+        from rich.table import Table
+
         table = Table(box=None, pad_edge=False, show_edge=False)
         for number, column in enumerate(columns):
             table.add_column(column, overflow="fold", no_wrap=number == 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,7 +11,6 @@ import click
 
 from ocistore.cli.app import State, cli, handle_errors, pass_state
 from ocistore.cli.output import human_size
-from ocistore.cli.progress import PullProgress
 from ocistore.errors import ImagePullError
 
 if TYPE_CHECKING:
@@ -139,17 +139,20 @@ def pull(
         on_event=lambda event: out.say(event.message) if event.reason not in ("Pulled",) else None,
     )
     pull_secrets = load_objects(secrets)
+    progress: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if not (out.quiet or out.json):  # scripts get no progress: no need for rich
+        from ocistore.cli.progress import PullProgress
+
+        progress = PullProgress(out.console, bars=out.interactive)
     try:
-        with PullProgress(
-            out.console, bars=out.interactive, quiet=out.quiet or out.json
-        ) as progress:
+        with progress as report:
             result = manager.ensure_image(
                 image,
                 pull_policy=policy,
                 pull_secrets=pull_secrets,
                 platform=platform,
                 unpack=unpack,
-                progress=progress,
+                progress=report,
             )
     except ImagePullError as error:
         # For the hint: which credential sources were tried (never the secrets).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -177,45 +178,130 @@ def unpack(state: State, image: str, dest: Path) -> None:
     state.output.result({"image": image, "path": str(path)}, f"Unpacked {image} into {path}")
 
 
+platform_option = click.option(
+    "--platform",
+    "platforms",
+    multiple=True,
+    help="os/arch[/variant] of a multi-arch image to include; repeatable (default: stored one).",
+)
+all_platforms_option = click.option(
+    "--all-platforms", is_flag=True, help="Include every platform of a multi-arch image."
+)
+
+
 @cli.command("export")
 @click.argument("image", nargs=-1, required=True)
 @click.option(
     "--oci-layout",
     "layout",
-    required=True,
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory of the OCI image layout to write (created or extended).",
 )
+@click.option(
+    "--oci-archive",
+    "archive",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="OCI archive (tar) to write; '-' writes it to stdout.",
+)
+@platform_option
+@all_platforms_option
 @pass_state
 @handle_errors
-def export_(state: State, image: tuple[str, ...], layout: Path) -> None:
-    """Export images to an OCI image layout (for air-gapped nodes, skopeo, umoci).
+def export_(
+    state: State,
+    image: tuple[str, ...],
+    layout: Path | None,
+    archive: Path | None,
+    platforms: tuple[str, ...],
+    all_platforms: bool,
+) -> None:
+    """Export images to an OCI image layout or archive, as `ctr images export` does.
+
+    A multi-arch image keeps its index and digest, with the stored platform's manifest, the
+    --platform ones, or all of them (--all-platforms).
 
     \b
-    Example:
+    Examples:
       ocistore export nginx:1.27 redis:7 --oci-layout ./bundle
+      ocistore export nginx:1.27 --oci-archive nginx.tar --all-platforms
+      ocistore export registry.k8s.io/pause:3.9 --oci-archive - | ctr -n k8s.io images import -
     """
-    state.store.export_layout(list(image), layout)
+    if (layout is None) == (archive is None):
+        raise click.UsageError("give exactly one of --oci-layout DIR and --oci-archive FILE")
+    if layout is not None:
+        state.store.export_layout(
+            list(image), layout, platforms=platforms, all_platforms=all_platforms
+        )
+        target = str(layout)
+    elif str(archive) == "-":
+        stdout = sys.stdout.buffer
+        state.store.export_archive(
+            list(image), stdout, platforms=platforms, all_platforms=all_platforms
+        )
+        stdout.flush()
+        return  # stdout carries the archive: nothing else may be written there
+    else:
+        assert archive is not None
+        _export_file(state, list(image), archive, platforms, all_platforms)
+        target = str(archive)
     state.output.result(
-        {"images": list(image), "layout": str(layout)},
-        f"Exported {len(image)} image(s) to {layout}",
+        {"images": list(image), "target": target},
+        f"Exported {len(image)} image(s) to {target}",
     )
 
 
+def _export_file(
+    state: State, images: list[str], archive: Path, platforms: tuple[str, ...], all_platforms: bool
+) -> None:
+    """Writes the archive beside its final name and renames it: never a half-written file."""
+    partial = archive.with_name(f".{archive.name}.partial")
+    try:
+        with partial.open("wb") as out:
+            state.store.export_archive(
+                images, out, platforms=platforms, all_platforms=all_platforms
+            )
+        partial.rename(archive)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 @cli.command("import")
-@click.argument("layout", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--name", help="Name for images whose ref.name annotation is only a tag.")
+@click.argument("source", type=click.Path(exists=True, allow_dash=True, path_type=Path))
+@click.option(
+    "--base-name",
+    "--name",
+    "name",
+    help="Repository for images whose ref.name is only a tag (ctr's --base-name).",
+)
+@click.option(
+    "--platform", help="os/arch[/variant] to take from a multi-arch image (default: host)."
+)
+@all_platforms_option
 @pass_state
 @handle_errors
-def import_(state: State, layout: Path, name: str | None) -> None:
-    """Import the images of an OCI image layout (every blob verified).
+def import_(
+    state: State, source: Path, name: str | None, platform: str | None, all_platforms: bool
+) -> None:
+    """Import images from an OCI layout, an OCI archive or a `docker save` tarball.
+
+    Every blob is verified; on any error no image is added or changed. SOURCE '-' reads an
+    archive from stdin.
 
     \b
-    Example:
+    Examples:
       ocistore import ./bundle
+      ocistore import nginx.tar
+      docker save app:1 | ocistore import -
+      ocistore import --base-name registry.example.com/team/app oci.tar
     """
-    records = state.store.import_layout(layout, name)
+    store = state.store
+    where = sys.stdin.buffer if str(source) == "-" else source
+    if isinstance(where, Path) and where.is_dir():
+        records = store.import_layout(where, name, platform=platform, all_platforms=all_platforms)
+    else:
+        records = store.import_archive(where, name, platform=platform, all_platforms=all_platforms)
     state.output.result(
         records,
-        "\n".join(f"Imported {r.reference} {r.digest}" for r in records) or "Nothing imported",
+        "\n".join(f"Imported {r.reference} {r.index_digest or r.digest}" for r in records)
+        or "Nothing imported",
     )

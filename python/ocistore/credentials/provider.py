@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ocistore._core import url_match_problem, url_matches
 from ocistore.credentials._gojson import go_json_dumps
 from ocistore.credentials.dockerconfig import DockerConfigEntry
@@ -203,6 +201,8 @@ class CredentialProviderConfig:
     @classmethod
     def parse(cls, data: str | bytes, *, origin: str = "<config>") -> CredentialProviderConfig:
         """Decodes and validates one config document (YAML or JSON), strictly like kubelet."""
+        import yaml  # only here: most runs never parse YAML
+
         try:
             document = yaml.safe_load(data)
         except yaml.YAMLError:

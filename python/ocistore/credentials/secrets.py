@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ocistore.credentials._gojson import go_json_dumps
 from ocistore.credentials.dockerconfig import (
     MAX_CONFIG_BYTES,
@@ -152,6 +150,8 @@ def parse_secrets(
     """Reads Secret objects from YAML or JSON text: one, several documents, or a List."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
+    import yaml  # only here: most runs never parse YAML
+
     try:
         loaded = list(yaml.safe_load_all(text))  # JSON is YAML, too
     except yaml.YAMLError as err:

@@ -7,8 +7,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from ocistore.errors import OciStoreError
 from ocistore.policy import PullPolicy, default_pull_policy
 
@@ -57,6 +55,8 @@ class PodImages:
 def load_documents(source: str | bytes | Mapping[str, Any] | Sequence[Any]) -> list[dict[str, Any]]:
     """Kubernetes objects from YAML/JSON text (multi-document, ``List`` kinds) or dicts."""
     if isinstance(source, (str, bytes)):
+        import yaml  # only here: most runs never parse YAML
+
         try:
             loaded = [doc for doc in yaml.safe_load_all(source) if doc is not None]
         except yaml.YAMLError as error:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ocistore.registry.auth import Authenticator, Challenge, StaticCredential, parse_challenges
 from ocistore.registry.client import FetchedManifest, ManifestHead, RegistryClient
+from ocistore.registry.connections import Connections, shared_connections
 from ocistore.registry.mirrors import RegistryHost, load_hosts
 from ocistore.registry.options import RegistryOptions
 from ocistore.registry.session import RegistrySession
@@ -15,6 +16,7 @@ from ocistore.registry.transport import RetryPolicy, Transport
 __all__ = [
     "Authenticator",
     "Challenge",
+    "Connections",
     "FetchedManifest",
     "ManifestHead",
     "RegistryClient",
@@ -26,4 +28,5 @@ __all__ = [
     "Transport",
     "load_hosts",
     "parse_challenges",
+    "shared_connections",
 ]

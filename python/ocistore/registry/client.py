@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import ssl
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,14 +23,14 @@ from ocistore.errors import (
     UnsupportedManifestError,
 )
 from ocistore.mediatypes import MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, MediaType
-from ocistore.registry.auth import Authenticator, CredentialLike
+from ocistore.registry.auth import CredentialLike
+from ocistore.registry.connections import Connections, shared_connections
 from ocistore.registry.errors import read_limited, registry_error
 from ocistore.registry.mirrors import RegistryHost, is_loopback
 from ocistore.registry.transport import (
     RetryPolicy,
     TlsCertificateError,
     TlsHandshakeError,
-    Transport,
 )
 
 log = logging.getLogger("ocistore.registry")
@@ -89,19 +88,6 @@ def _check_not_schema1(media_type: str | None, what: str) -> None:
         )
 
 
-def ssl_context_for(host: RegistryHost, extra_ca: str | None = None) -> ssl.SSLContext | bool:
-    """The TLS verification settings for a host (its CA files, skip_verify)."""
-    if host.skip_verify:
-        return False
-    cafiles = [*host.ca_files, *([extra_ca] if extra_ca else [])]
-    if not cafiles:
-        return ssl.create_default_context()
-    context = ssl.create_default_context()
-    for cafile in cafiles:
-        context.load_verify_locations(cafile=cafile)
-    return context
-
-
 class RegistryClient:
     """Speaks the distribution API to one host (a registry or one of its mirrors)."""
 
@@ -114,36 +100,35 @@ class RegistryClient:
         timeout: float | httpx.Timeout = 30.0,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] | None = None,
+        connections: Connections | None = None,
     ) -> None:
-        self.host = host
         self._credentials = list(credentials)
         self._ca_file = ca_file
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
+        self._connections = connections if connections is not None else shared_connections()
         self._fallback_lock = threading.Lock()
+        if self._connections.speaks_plain_http(host):
+            host = host.with_scheme("http")  # found out by an earlier session: no new probe
         self._setup(host)
 
     def _setup(self, host: RegistryHost) -> None:
         self.host = host
-        kwargs: dict[str, object] = {}
-        if self._sleep is not None:
-            kwargs["sleep"] = self._sleep
-        self.transport = Transport(
-            verify=ssl_context_for(host, self._ca_file),
+        self.transport, self.auth = self._connections.client_for(
+            host,
+            self._credentials,
+            ca_file=self._ca_file,
             timeout=self._timeout,
             retry=self._retry,
-            headers=dict(host.headers),
-            **kwargs,  # type: ignore[arg-type]
+            sleep=self._sleep,
         )
-        self.auth = Authenticator(host.netloc, self._credentials, self.transport)
 
     def __repr__(self) -> str:
         return f"RegistryClient({self.host.url!r})"
 
     def close(self) -> None:
-        """Close the connections."""
-        self.transport.close()
+        """Nothing to release: connections stay pooled in ``Connections`` for the next call."""
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -196,9 +181,8 @@ class RegistryClient:
             with self._fallback_lock:
                 if self.host.url.startswith("https://"):
                     log.info("%s does not speak TLS; using plain HTTP", self.host.netloc)
-                    old = self.transport
+                    self._connections.remember_plain_http(self.host)
                     self._setup(self.host.with_scheme("http"))
-                    old.close()
             return send("http://" + url.split("://", 1)[1])
 
     # --- manifests --------------------------------------------------------------------

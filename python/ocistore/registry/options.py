@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import httpx
 
 from ocistore.registry.auth import AuthSpec
+from ocistore.registry.connections import Connections
 from ocistore.registry.transport import RetryPolicy
 
 __all__ = ["RegistryOptions"]
@@ -25,6 +26,9 @@ class RegistryOptions:
     """Credentials, mirrors (a containerd ``certs.d`` directory), TLS, timeout and retries.
 
     ``plain_http=None`` means "plain HTTP for loopback registries only", as containerd does.
+    ``connections=None`` shares the process's pooled connections, TLS contexts, tokens and
+    scheme decisions (:func:`~ocistore.registry.connections.shared_connections`); pass a
+    :class:`~ocistore.registry.connections.Connections` to keep them apart.
     """
 
     auth: AuthSpec = None
@@ -33,6 +37,7 @@ class RegistryOptions:
     plain_http: bool | None = None
     timeout: float | httpx.Timeout = 30.0
     retry: RetryPolicy | None = None
+    connections: Connections | None = None
 
     def with_auth(self, auth: AuthSpec) -> RegistryOptions:
         """The same options with other credentials."""

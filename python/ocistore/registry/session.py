@@ -84,6 +84,7 @@ class RegistrySession:
                     timeout=self.options.timeout,
                     retry=self.options.retry,
                     sleep=self._sleep,
+                    connections=self.options.connections,
                 )
                 self._clients[host.url] = client
             return client
@@ -171,7 +172,7 @@ def _falls_through(error: RegistryError) -> bool:
 def session_for(reference: Reference, options: RegistryOptions | None = None) -> RegistrySession:
     """The session for a reference's registry and repository (resolve, pull, push and copy).
 
-    The one place entry points open sessions: a shared, long-lived per-host pool would be
-    plugged in here.
+    The session is short-lived; what is worth keeping (connections, TLS contexts, tokens, the
+    plain-HTTP decision) lives on in ``options.connections`` or the process-wide pool.
     """
     return RegistrySession(reference.registry, reference.repository, options)

@@ -6,6 +6,7 @@ import email.utils
 import logging
 import random
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -97,31 +98,72 @@ def _ssl_cause(error: BaseException) -> ssl.SSLError | None:
     return None
 
 
+def _https_proxy_configured() -> bool:
+    """Whether the environment routes HTTPS through a proxy (httpx then mounts its own)."""
+    from urllib.request import getproxies
+
+    return any(scheme in getproxies() for scheme in ("https", "all"))
+
+
+class _DeferredTls(httpx.BaseTransport):
+    """The HTTPS transport, made on its first request (its TLS settings load the CA bundle)."""
+
+    def __init__(self, verify: Callable[[], ssl.SSLContext | bool], limits: httpx.Limits) -> None:
+        self._verify = verify
+        self._limits = limits
+        self._lock = threading.Lock()
+        self._transport: httpx.HTTPTransport | None = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            if self._transport is None:
+                self._transport = httpx.HTTPTransport(verify=self._verify(), limits=self._limits)
+            transport = self._transport
+        return transport.handle_request(request)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._transport is not None:
+                self._transport.close()
+
+
 class Transport:
     """An ``httpx.Client`` with the retry, redirect and logging rules registries need."""
 
     def __init__(
         self,
         *,
-        verify: ssl.SSLContext | bool = True,
+        verify: ssl.SSLContext | bool | Callable[[], ssl.SSLContext | bool] = True,
         timeout: float | httpx.Timeout = 30.0,
         retry: RetryPolicy | None = None,
         headers: Mapping[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         max_connections: int = 16,
     ) -> None:
+        """``verify`` may be a function that makes the TLS settings: it is then called only
+        when a request first goes to an ``https://`` URL (a plain-HTTP registry never pays for
+        loading the CA bundle, yet a redirect to an HTTPS object store is still verified)."""
         from ocistore import __version__
 
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        mounts: dict[str, httpx.BaseTransport] | None = None
+        if callable(verify):
+            if _https_proxy_configured():
+                verify = verify()  # keep httpx's own proxy routing for HTTPS
+            else:
+                mounts = {"https://": _DeferredTls(verify, limits)}
+                verify = False  # the remaining (plain-HTTP) transport never does TLS
         self.client = httpx.Client(
             verify=verify,
             timeout=timeout,
             follow_redirects=False,
             headers={"User-Agent": f"ocistore/{__version__}", **(headers or {})},
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
+            limits=limits,
+            mounts=mounts,
         )
 
     def close(self) -> None:

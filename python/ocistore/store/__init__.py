@@ -1,4 +1,8 @@
-"""The content store: crash-safe content-addressed blobs, an SQLite catalogue, GC, fsck, layouts."""
+"""The content store: crash-safe content-addressed blobs, an SQLite catalogue, GC, fsck, layouts.
+
+Like containerd's content store it never touches the network: ``ocistore.transfer`` fills it
+from registries. "GC" here is blob GC (``Store.gc``, ``blobgc.py``).
+"""
 
 from __future__ import annotations
 

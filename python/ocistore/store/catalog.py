@@ -176,32 +176,44 @@ class Catalog:
         self._local.conn = None
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE``): commits on success, rolls back on error."""
+    def write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``): commits on success, rolls back on error.
+
+        ``durable=False`` is for rows that mean nothing after a power loss (leases: their
+        owners are gone with it): the commit is atomic and at once visible to every process,
+        but it skips the fsync, which is most of a small transaction's cost. The next durable
+        commit makes it durable too.
+        """
         conn = self._connection()
         if conn.in_transaction:  # nested use joins the outer transaction
             yield conn
             return
+        if not durable:
+            conn.execute("PRAGMA synchronous = NORMAL")  # WAL: no fsync at commit
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreError(f"store index is unavailable: {exc}") from exc
-        try:
-            yield conn
-        except BaseException as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"store index is unavailable: {exc}") from exc
+            try:
+                yield conn
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    self._raise_if_write_failure(exc)
+                    raise StoreError(f"store index write failed: {exc}") from exc
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
                 self._raise_if_write_failure(exc)
-                raise StoreError(f"store index write failed: {exc}") from exc
-            raise
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            self._raise_if_write_failure(exc)
-            raise StoreError(f"store index commit failed: {exc}") from exc
+                raise StoreError(f"store index commit failed: {exc}") from exc
+        finally:
+            if not durable:
+                conn.execute("PRAGMA synchronous = FULL")
 
     def _raise_if_write_failure(self, exc: sqlite3.Error) -> None:
         """SQLite's "disk is full" and I/O errors as the typed error a failed write is."""
@@ -483,7 +495,7 @@ class Catalog:
 
     def add_lease(self, lease_id: str) -> None:
         """Registers a lease owned by this process."""
-        with self.write() as conn:
+        with self.write(durable=False) as conn:
             conn.execute(
                 "INSERT INTO leases (id, pid, created) VALUES (?, ?, ?)",
                 (lease_id, os.getpid(), time.time()),
@@ -492,7 +504,7 @@ class Catalog:
     def add_lease_blobs(self, lease_ids: Iterable[str], digest: str) -> None:
         """Protects a blob from GC for as long as the leases live (an ended one is skipped:
         another thread of the store may end its lease meanwhile)."""
-        with self.write() as conn:
+        with self.write(durable=False) as conn:
             conn.executemany(
                 "INSERT OR IGNORE INTO lease_blobs (lease, digest)"
                 " SELECT id, ? FROM leases WHERE id = ?",
@@ -504,7 +516,7 @@ class Catalog:
         if conn is not None:
             conn.execute("DELETE FROM leases WHERE id = ?", (lease_id,))
             return
-        with self.write() as own:
+        with self.write(durable=False) as own:
             own.execute("DELETE FROM leases WHERE id = ?", (lease_id,))
 
     def leases(self, conn: sqlite3.Connection) -> dict[str, set[str]]:

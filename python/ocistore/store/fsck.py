@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ocistore.digest import digest_file
-from ocistore.store.gc import live_blobs
+from ocistore.store.blobgc import live_blobs
 from ocistore.store.leases import lease_is_alive
 from ocistore.store.locks import FileLock, is_locked
 from ocistore.store.paths import TMP_PREFIX, remove_tree, unpack_lock_path

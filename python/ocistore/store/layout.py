@@ -1,11 +1,17 @@
-"""OCI image layout directories (``oci-layout``, ``index.json``, ``blobs/``): export and import.
+"""OCI image layouts (``oci-layout``, ``index.json``, ``blobs/``): export and import.
 
 Export names each image twice in ``index.json``: ``org.opencontainers.image.ref.name`` holds
 the tag (what ``skopeo ... oci:dir:tag`` and ``umoci --image dir:tag`` look up; the full
 reference when two exported images share a tag) and ``io.containerd.image.name`` the full
-reference (what ``ctr`` writes). Import reads those back: an image is named by a full reference
-in either annotation, else by ``name`` with the ref.name as tag, else by its digest alone.
-Every imported blob goes through :meth:`Store.ingest`, so its digest and size are verified.
+reference (what ``ctr`` writes). A multi-arch image is exported as its index, with the digest
+the registry reports; its manifests for the chosen platforms (default: the one the store holds)
+or for all of them travel with it, as ``ctr images export`` does.
+
+Import reads the names back as containerd does: ``io.containerd.image.name``, then a ref.name
+that is a full reference, then ``name`` (ctr's ``--base-name``) with the ref.name as tag, else
+the image is known by its digest alone. Import is all or nothing: every entry is checked and
+every blob copied (through :meth:`Store.ingest`, so digest and size are verified) before the
+first image is named; on any error no image appears or changes.
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from ocistore import mediatypes
 from ocistore.digest import digest_bytes, validate_digest
@@ -28,6 +35,7 @@ from ocistore.errors import (
     DigestMismatchError,
     InvalidReferenceError,
     LayoutError,
+    ManifestError,
     SizeMismatchError,
 )
 from ocistore.mediatypes import MAX_MANIFEST_SIZE, MediaType
@@ -43,7 +51,7 @@ __all__ = ["CONTAINERD_NAME_ANNOTATION", "REF_NAME_ANNOTATION", "LayoutWriter"]
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME_ANNOTATION = "io.containerd.image.name"
 LAYOUT_VERSION = "1.0.0"
-_COPY_CHUNK = 1 << 20
+COPY_CHUNK = 1 << 20
 
 
 def _atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
@@ -68,13 +76,62 @@ def _blob_path(root: Path, digest: str) -> Path:
     return root / "blobs" / algorithm / encoded
 
 
-class LayoutWriter:
+class IndexEntries:
+    """The ``index.json`` of a layout being written: entries replaced by ref.name."""
+
+    def __init__(self) -> None:
+        self._manifests: list[dict[str, Any]] = []
+        self._index_annotations: dict[str, str] | None = None
+
+    def add_manifest(
+        self, descriptor: Mapping[str, Any], ref_name: str | None, **annotations: str
+    ) -> None:
+        """Lists a manifest or index in ``index.json``, replacing an entry with the same name."""
+        entry = dict(descriptor)
+        merged = dict(entry.get("annotations") or {})
+        merged.update(annotations)
+        if ref_name is not None:
+            merged[REF_NAME_ANNOTATION] = ref_name
+            self._manifests = [
+                m
+                for m in self._manifests
+                if (m.get("annotations") or {}).get(REF_NAME_ANNOTATION) != ref_name
+            ]
+        if merged:
+            entry["annotations"] = merged
+        self._manifests.append(entry)
+
+    def index_json(self) -> bytes:
+        """The ``index.json`` document."""
+        document: dict[str, Any] = {
+            "schemaVersion": 2,
+            "mediaType": MediaType.OCI_INDEX,
+            "manifests": self._manifests,
+        }
+        if self._index_annotations:
+            document["annotations"] = self._index_annotations
+        return json.dumps(document, indent=2).encode()
+
+
+class LayoutSink(Protocol):
+    """Where an export goes: a layout directory or an archive stream."""
+
+    def add_blob_file(self, source: Path, digest: str) -> None: ...
+
+    def add_manifest(
+        self, descriptor: Mapping[str, Any], ref_name: str | None, **annotations: str
+    ) -> None: ...
+
+
+OCI_LAYOUT_MARKER = json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode()
+
+
+class LayoutWriter(IndexEntries):
     """Adds blobs and tagged manifests to an OCI image layout; ``index.json`` is written last."""
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.path = path
-        self._manifests: list[dict[str, Any]] = []
-        self._index_annotations: dict[str, str] | None = None
 
     def __enter__(self) -> LayoutWriter:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -118,7 +175,7 @@ class LayoutWriter:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-                shutil.copyfileobj(src, out, _COPY_CHUNK)
+                shutil.copyfileobj(src, out, COPY_CHUNK)
                 out.flush()
                 os.fsync(out.fileno())
             os.chmod(tmp, 0o644)
@@ -128,38 +185,10 @@ class LayoutWriter:
                 os.unlink(tmp)
             raise
 
-    def add_manifest(
-        self, descriptor: Mapping[str, Any], ref_name: str | None, **annotations: str
-    ) -> None:
-        """Lists a manifest or index in ``index.json``, replacing an entry with the same name."""
-        entry = dict(descriptor)
-        merged = dict(entry.get("annotations") or {})
-        merged.update(annotations)
-        if ref_name is not None:
-            merged[REF_NAME_ANNOTATION] = ref_name
-            self._manifests = [
-                m
-                for m in self._manifests
-                if (m.get("annotations") or {}).get(REF_NAME_ANNOTATION) != ref_name
-            ]
-        if merged:
-            entry["annotations"] = merged
-        self._manifests.append(entry)
-
     def close(self) -> None:
         """Writes ``oci-layout`` and ``index.json``."""
-        _atomic_write(
-            self.path / "oci-layout",
-            json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode(),
-        )
-        document: dict[str, Any] = {
-            "schemaVersion": 2,
-            "mediaType": MediaType.OCI_INDEX,
-            "manifests": self._manifests,
-        }
-        if self._index_annotations:
-            document["annotations"] = self._index_annotations
-        _atomic_write(self.path / "index.json", json.dumps(document, indent=2).encode())
+        _atomic_write(self.path / "oci-layout", OCI_LAYOUT_MARKER)
+        _atomic_write(self.path / "index.json", self.index_json())
 
 
 def _open_regular(path: Path, missing: str) -> BinaryIO:
@@ -231,7 +260,7 @@ def write_store_layout_files(store: Store, document: bytes | None = None) -> Non
     """Writes ``oci-layout`` and ``index.json`` at the store root (derived data: no fsync)."""
     marker = store.root / "oci-layout"
     if not marker.exists():
-        _atomic_write(marker, json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode())
+        _atomic_write(marker, OCI_LAYOUT_MARKER)
     data = store_index_document(store) if document is None else document
     index_path = store.root / "index.json"
     with contextlib.suppress(OSError):
@@ -243,69 +272,170 @@ def write_store_layout_files(store: Store, document: bytes | None = None) -> Non
 # --- export -----------------------------------------------------------------------------
 
 
-def export_layout(store: Store, refs: list[Reference | str], path: Path) -> None:
-    """Implements :meth:`Store.export_layout`."""
+@dataclass(frozen=True)
+class ExportEntry:
+    """One image of an export: its ``index.json`` entry and the blobs that travel with it."""
+
+    record: ImageRecord
+    descriptor: dict[str, Any]
+    ref_name: str | None
+    annotations: dict[str, str]
+    blobs: list[str]
+    manifest_digest: str
+    """The image manifest a single-platform consumer takes (the first chosen platform's)."""
+
+
+def plan_export(
+    store: Store,
+    refs: list[Reference | str],
+    *,
+    platforms: list[str] | None = None,
+    all_platforms: bool = False,
+) -> list[ExportEntry]:
+    """What an export writes, checked before anything is written (call inside a lease)."""
     records = [store.image(ref) for ref in refs]
     tags = [r.tag for r in records]
-    with store.lease(), LayoutWriter(path) as writer:
-        for record in records:
-            for digest in _image_blobs(store, record):
-                writer.add_blob_file(store.blob_path(digest), digest)
-            descriptor: dict[str, Any] = {
-                "mediaType": record.media_type,
-                "digest": record.digest,
-                "size": store.blobs.size(record.digest),
-            }
-            platform = content.platform_descriptor(record.platform)
-            if platform:
-                descriptor["platform"] = platform
-            annotations: dict[str, str] = {}
-            if record.repository:
-                annotations[CONTAINERD_NAME_ANNOTATION] = record.reference
-            ref_name: str | None
-            if record.tag is not None and tags.count(record.tag) == 1:
-                ref_name = record.tag
-            elif record.repository:
-                ref_name = record.reference
-            else:
-                ref_name = None
-            writer.add_manifest(descriptor, ref_name, **annotations)
+    entries = []
+    for record in records:
+        descriptor, blobs, manifest_digest = _export_plan(store, record, platforms, all_platforms)
+        annotations: dict[str, str] = {}
+        if record.repository:
+            annotations[CONTAINERD_NAME_ANNOTATION] = record.reference
+        ref_name: str | None
+        if record.tag is not None and tags.count(record.tag) == 1:
+            ref_name = record.tag
+        elif record.repository:
+            ref_name = record.reference
+        else:
+            ref_name = None
+        entries.append(
+            ExportEntry(record, descriptor, ref_name, annotations, blobs, manifest_digest)
+        )
+    return entries
 
 
-def _image_blobs(store: Store, record: ImageRecord) -> list[str]:
-    manifest = store.manifest(record.digest)
-    digests = [record.digest]
+def write_export(store: Store, entries: list[ExportEntry], sink: LayoutSink) -> None:
+    """Writes planned images into a layout directory or an archive."""
+    for entry in entries:
+        for digest in entry.blobs:
+            sink.add_blob_file(store.blob_path(digest), digest)
+        sink.add_manifest(entry.descriptor, entry.ref_name, **entry.annotations)
+
+
+def export_layout(
+    store: Store,
+    refs: list[Reference | str],
+    path: Path,
+    *,
+    platforms: list[str] | None = None,
+    all_platforms: bool = False,
+) -> None:
+    """Implements :meth:`Store.export_layout`."""
+    with store.lease():
+        entries = plan_export(store, refs, platforms=platforms, all_platforms=all_platforms)
+        with LayoutWriter(path) as writer:
+            write_export(store, entries, writer)
+
+
+def _export_plan(
+    store: Store, record: ImageRecord, platforms: list[str] | None, all_platforms: bool
+) -> tuple[dict[str, Any], list[str], str]:
+    """The descriptor ``index.json`` lists for an image, and the blobs that travel with it."""
+    if record.index_digest is None:
+        descriptor: dict[str, Any] = {
+            "mediaType": record.media_type,
+            "digest": record.digest,
+            "size": store.blobs.size(record.digest),
+        }
+        platform = content.platform_descriptor(record.platform)
+        if platform:
+            descriptor["platform"] = platform
+        return descriptor, _image_blobs(store, record.reference, record.digest), record.digest
+    index_bytes = store.read_blob(record.index_digest, MAX_MANIFEST_SIZE)
+    index = content.verified_index(index_bytes, record.index_digest)
+    if all_platforms:
+        chosen = content.index_children(index)
+    else:
+        wanted: list[str | None] = list(platforms) if platforms else [record.platform]
+        chosen = list(
+            {c.digest: c for c in (content.choose_platform(index, p) for p in wanted)}.values()
+        )
+    blobs = [record.index_digest]
+    for child in chosen:
+        if not mediatypes.is_manifest(child.media_type):
+            raise ManifestError(
+                f"image {record.reference}: nested index {child.digest} is not exported"
+            )
+        if not store.has_blob(child.digest):
+            raise BlobNotFoundError(
+                f"image {record.reference}: the {content.platform_string(child.platform)} manifest"
+                f" {child.digest} is not in the store (pull or import that platform first)"
+            )
+        blobs += _image_blobs(store, record.reference, child.digest)
+    descriptor = {
+        "mediaType": index.media_type,
+        "digest": record.index_digest,
+        "size": len(index_bytes),
+    }
+    digests = [c.digest for c in chosen]
+    return descriptor, blobs, record.digest if record.digest in digests else digests[0]
+
+
+def _image_blobs(store: Store, reference: str, manifest_digest: str) -> list[str]:
+    manifest = store.manifest(manifest_digest)
+    digests = [manifest_digest]
     for child in content.manifest_children(manifest):
         if store.has_blob(child.digest):
             digests.append(child.digest)
         elif not content.may_be_absent(child):
-            raise BlobNotFoundError(f"image {record.reference}: blob {child.digest} is missing")
+            raise BlobNotFoundError(f"image {reference}: blob {child.digest} is missing")
     return digests
 
 
 # --- import -----------------------------------------------------------------------------
 
 
-def _copy_in(
-    store: Store, layout: Path, digest: str, size: int | None, media_type: str | None
-) -> None:
-    source = _blob_path(layout, digest)
-    with store.ingest(digest, size, media_type=media_type) as ingest:
+@dataclass(frozen=True)
+class _PlannedImage:
+    """One image an import will name, once every blob it needs is in the store."""
+
+    reference: str
+    manifest: content.Child
+    index: content.Child | None
+
+
+def _layout_blob_exists(layout: Path, digest: str) -> bool:
+    """Whether the layout has an entry for a blob (reading it checks it is a regular file)."""
+    return os.path.lexists(_blob_path(layout, digest))
+
+
+def _copy_in(store: Store, layout: Path, blob: content.Child) -> None:
+    source = _blob_path(layout, blob.digest)
+    with store.ingest(blob.digest, blob.size, media_type=blob.media_type) as ingest:
         if ingest.done:
             return
         ingest.truncate()
-        with _open_regular(source, f"layout {layout} lacks blob {digest}") as handle:
-            while chunk := handle.read(_COPY_CHUNK):
+        with _open_regular(source, f"layout {layout} lacks blob {blob.digest}") as handle:
+            while chunk := handle.read(COPY_CHUNK):
                 ingest.write(chunk)  # bounded: more than the declared size is refused
         ingest.commit()
 
 
-def _read_layout_blob(layout: Path, digest: str, limit: int) -> bytes:
-    source = _blob_path(layout, digest)
-    data = _read_bounded(source, limit, f"layout {layout} lacks blob {digest}")
-    actual = digest_bytes(data, digest.partition(":")[0])
-    if actual != digest:
-        raise DigestMismatchError(f"layout blob {digest} hashes to {actual}", digest, actual)
+def _read_document(layout: Path, descriptor: content.Child) -> bytes:
+    if not _layout_blob_exists(layout, descriptor.digest):
+        raise LayoutError(f"layout {layout} lacks blob {descriptor.digest} that index.json lists")
+    source = _blob_path(layout, descriptor.digest)
+    data = _read_bounded(source, MAX_MANIFEST_SIZE, f"layout lacks {descriptor.digest}")
+    actual = digest_bytes(data, descriptor.digest.partition(":")[0])
+    if actual != descriptor.digest:
+        raise DigestMismatchError(
+            f"layout blob {descriptor.digest} hashes to {actual}", descriptor.digest, actual
+        )
+    if len(data) != descriptor.size:
+        raise SizeMismatchError(
+            f"manifest {descriptor.digest}: descriptor says {descriptor.size} bytes,"
+            f" blob has {len(data)}"
+        )
     return data
 
 
@@ -323,7 +453,7 @@ def _name_for(annotations: Mapping[str, str], name: str | None, digest: str) -> 
     for key in (CONTAINERD_NAME_ANNOTATION, REF_NAME_ANNOTATION):
         value = annotations.get(key)
         if value and _is_full_reference(value):
-            return value
+            return str(Reference.parse(value))
     ref_name = annotations.get(REF_NAME_ANNOTATION)
     if name is not None:
         base = Reference.parse(name)
@@ -336,8 +466,46 @@ def _name_for(annotations: Mapping[str, str], name: str | None, digest: str) -> 
     return digest
 
 
+class _ImportPlan:
+    """What an import will copy and name; built and checked before the store changes."""
+
+    def __init__(self, layout: Path) -> None:
+        self.layout = layout
+        self.blobs: dict[str, content.Child] = {}
+        self.claims: dict[str, str] = {}
+        self.images: dict[str, _PlannedImage] = {}
+
+    def need(self, blob: content.Child) -> None:
+        if blob.digest in self.blobs:
+            return
+        if not _layout_blob_exists(self.layout, blob.digest):
+            raise LayoutError(f"layout {self.layout} lacks blob {blob.digest} ({blob.kind})")
+        self.blobs[blob.digest] = blob
+
+    def claim(self, reference: str, digest: str) -> None:
+        """Reserves a name for a top-level digest: one name, one image."""
+        first = self.claims.setdefault(reference, digest)
+        if first != digest:
+            raise LayoutError(f"conflicting names: {reference} names both {first} and {digest}")
+
+    def manifest_tree(self, descriptor: content.Child) -> None:
+        manifest = content.verified_manifest(
+            _read_document(self.layout, descriptor), descriptor.digest
+        )
+        for child in content.manifest_children(manifest):
+            if content.may_be_absent(child) and not _layout_blob_exists(self.layout, child.digest):
+                continue
+            self.need(child)
+        self.need(descriptor)
+
+
 def import_layout(
-    store: Store, path: Path, name: str | None, *, platform: str | None
+    store: Store,
+    path: Path,
+    name: str | None,
+    *,
+    platform: str | None,
+    all_platforms: bool = False,
 ) -> list[ImageRecord]:
     """Implements :meth:`Store.import_layout`."""
     marker = _load_json(path / "oci-layout", "oci-layout")
@@ -348,60 +516,43 @@ def import_layout(
     except BlobNotFoundError:
         raise LayoutError(f"{path} is not an OCI image layout: no index.json") from None
     top = content.verified_index(index_bytes, None)
-    records: list[ImageRecord] = []
-    with store.lease():
-        for descriptor in content.index_children(top):
-            annotations = descriptor.annotations
-            if mediatypes.is_index(descriptor.media_type):
-                records.append(_import_index(store, path, descriptor, annotations, name, platform))
-            elif mediatypes.is_manifest(descriptor.media_type):
-                _import_manifest_tree(store, path, descriptor)
-                reference = _name_for(annotations, name, descriptor.digest)
-                records.append(
-                    store.record_image(
-                        reference,
-                        manifest_digest=descriptor.digest,
-                        platform=content.platform_string(descriptor.platform),
-                        source="import",
+    plan = _ImportPlan(path)
+    for descriptor in content.index_children(top):
+        if not (
+            mediatypes.is_index(descriptor.media_type)
+            or mediatypes.is_manifest(descriptor.media_type)
+        ):
+            continue  # artifacts and unknown types are not images: leave them
+        reference = _name_for(descriptor.annotations, name, descriptor.digest)
+        plan.claim(reference, descriptor.digest)
+        if mediatypes.is_index(descriptor.media_type):
+            index = content.verified_index(_read_document(path, descriptor), descriptor.digest)
+            chosen = content.choose_platform(index, platform)
+            for child in content.index_children(index) if all_platforms else [chosen]:
+                if not mediatypes.is_manifest(child.media_type):
+                    raise ManifestError(f"nested index {child.digest} is not supported here")
+                if not _layout_blob_exists(path, child.digest):
+                    raise LayoutError(
+                        f"{path} lacks the {content.platform_string(child.platform)} manifest"
+                        f" {child.digest} of {reference} (choose a platform it holds with"
+                        " --platform)"
                     )
-                )
-            # Other media types (artifacts, unknown) are not images: leave them.
-    return records
-
-
-def _import_manifest_tree(store: Store, layout: Path, descriptor: content.Child) -> None:
-    data = _read_layout_blob(layout, descriptor.digest, MAX_MANIFEST_SIZE)
-    if len(data) != descriptor.size:
-        raise SizeMismatchError(
-            f"manifest {descriptor.digest}: descriptor says {descriptor.size} bytes,"
-            f" blob has {len(data)}"
-        )
-    manifest = content.verified_manifest(data, descriptor.digest)
-    for child in content.manifest_children(manifest):
-        if content.may_be_absent(child) and not _blob_path(layout, child.digest).exists():
-            continue
-        _copy_in(store, layout, child.digest, child.size, child.media_type)
-    _copy_in(store, layout, descriptor.digest, len(data), descriptor.media_type)
-
-
-def _import_index(
-    store: Store,
-    layout: Path,
-    descriptor: content.Child,
-    annotations: Mapping[str, str],
-    name: str | None,
-    platform: str | None,
-) -> ImageRecord:
-    data = _read_layout_blob(layout, descriptor.digest, MAX_MANIFEST_SIZE)
-    index = content.verified_index(data, descriptor.digest)
-    chosen = content.choose_platform(index, platform)
-    _import_manifest_tree(store, layout, chosen)
-    _copy_in(store, layout, descriptor.digest, len(data), descriptor.media_type)
-    reference = _name_for(annotations, name, descriptor.digest)
-    return store.record_image(
-        reference,
-        manifest_digest=chosen.digest,
-        index_digest=descriptor.digest,
-        platform=content.platform_string(chosen.platform),
-        source="import",
-    )
+                plan.manifest_tree(child)
+            plan.need(descriptor)
+            plan.images[reference] = _PlannedImage(reference, chosen, descriptor)
+        else:
+            plan.manifest_tree(descriptor)
+            plan.images[reference] = _PlannedImage(reference, descriptor, None)
+    with store.lease():
+        for blob in plan.blobs.values():
+            _copy_in(store, path, blob)
+        return [
+            store.record_image(
+                image.reference,
+                manifest_digest=image.manifest.digest,
+                index_digest=image.index.digest if image.index else None,
+                platform=content.platform_string(image.manifest.platform),
+                source="import",
+            )
+            for image in plan.images.values()
+        ]

@@ -267,18 +267,20 @@ class Store:
                     config_digest=manifest.config.digest,
                     chain_id=chain,
                 )
+                if credential_hash is not None:
+                    # In the same transaction: no reader (``ocistore serve``) may see the image
+                    # without the credential that makes it private.
+                    self.record_pull(
+                        manifest_digest,
+                        repository,
+                        [
+                            PullCredential.secret(
+                                namespace="", name="", uid="", credential_hash=credential_hash
+                            )
+                        ],
+                    )
                 self._catalog.put_image(conn, record)
             self._write_layout_files()
-        if credential_hash is not None:
-            self.record_pull(
-                manifest_digest,
-                repository,
-                [
-                    PullCredential.secret(
-                        namespace="", name="", uid="", credential_hash=credential_hash
-                    )
-                ],
-            )
         return record
 
     def _read_committed(self, digest: str, limit: int) -> bytes:
@@ -455,7 +457,7 @@ class Store:
 
     def gc(self, *, dry_run: bool = False, ingest_max_age: float = INGEST_MAX_AGE) -> GcReport:
         """Deletes blobs and unpacked trees no image, pin or live lease references."""
-        from ocistore.store.gc import collect_garbage
+        from ocistore.store.blobgc import collect_garbage
 
         return collect_garbage(self, dry_run=dry_run, ingest_max_age=ingest_max_age)
 
@@ -470,14 +472,54 @@ class Store:
         return check_store(self, repair=repair, ingest_max_age=ingest_max_age)
 
     def export_layout(
-        self, refs: Iterable[Reference | str] | Reference | str, path: str | os.PathLike[str]
+        self,
+        refs: Iterable[Reference | str] | Reference | str,
+        path: str | os.PathLike[str],
+        *,
+        platforms: Iterable[str] | None = None,
+        all_platforms: bool = False,
     ) -> None:
-        """Writes images into an OCI image layout directory (created or extended)."""
+        """Writes images into an OCI image layout directory (created or extended).
+
+        A multi-arch image keeps its index (and digest) with the manifests of ``platforms``
+        (default: the platform the store holds), or of every platform with ``all_platforms``.
+        """
         from ocistore.store.layout import export_layout
 
         if isinstance(refs, (str, Reference)):
             refs = [refs]
-        export_layout(self, list(refs), Path(path))
+        export_layout(
+            self,
+            list(refs),
+            Path(path),
+            platforms=list(platforms) if platforms else None,
+            all_platforms=all_platforms,
+        )
+
+    def export_archive(
+        self,
+        refs: Iterable[Reference | str] | Reference | str,
+        stream: BinaryIO,
+        *,
+        platforms: Iterable[str] | None = None,
+        all_platforms: bool = False,
+    ) -> None:
+        """Writes images as an OCI archive (a tar of a layout) to a binary stream.
+
+        What ``ctr images import``, ``podman load`` and ``skopeo copy oci-archive:`` read; the
+        platform rules are :meth:`export_layout`'s.
+        """
+        from ocistore.store.archive import export_archive
+
+        if isinstance(refs, (str, Reference)):
+            refs = [refs]
+        export_archive(
+            self,
+            list(refs),
+            stream,
+            platforms=list(platforms) if platforms else None,
+            all_platforms=all_platforms,
+        )
 
     def import_layout(
         self,
@@ -485,8 +527,31 @@ class Store:
         name: str | None = None,
         *,
         platform: str | None = None,
+        all_platforms: bool = False,
     ) -> list[ImageRecord]:
-        """Reads an OCI image layout (verifying every blob); returns the records it added."""
+        """Reads an OCI image layout (verifying every blob); returns the records it added.
+
+        ``name`` (ctr's ``--base-name``) qualifies a ref.name that is only a tag. An index
+        brings the manifest for ``platform`` (default: this host), or all with
+        ``all_platforms``. On any error no image is added or changed.
+        """
         from ocistore.store.layout import import_layout
 
-        return import_layout(self, Path(path), name, platform=platform)
+        return import_layout(self, Path(path), name, platform=platform, all_platforms=all_platforms)
+
+    def import_archive(
+        self,
+        source: str | os.PathLike[str] | BinaryIO,
+        name: str | None = None,
+        *,
+        platform: str | None = None,
+        all_platforms: bool = False,
+    ) -> list[ImageRecord]:
+        """Imports an OCI archive or a ``docker save`` tarball (a path or a binary stream).
+
+        Legacy ``manifest.json`` archives are named from their ``RepoTags`` as containerd
+        names them; the other rules are :meth:`import_layout`'s.
+        """
+        from ocistore.store.archive import import_archive
+
+        return import_archive(self, source, name, platform=platform, all_platforms=all_platforms)

@@ -20,7 +20,7 @@ from ocistore.errors import (
     store_writes,
 )
 from ocistore.layer import LayerWriter, UnpackLimits, unpack_layer
-from ocistore.mediatypes import MAX_CONFIG_SIZE
+from ocistore.mediatypes import MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE
 from ocistore.model import (
     Descriptor,
     Index,
@@ -77,16 +77,14 @@ class PulledImage:
     metadata_bytes: int = 0  # manifest, index and config bytes received
 
 
-def _parse_reference(ref: Reference | str) -> Reference:
-    reference = ref if isinstance(ref, Reference) else Reference.parse(ref)
-    if reference.tag is None and reference.digest is None:
-        reference = reference.with_default_tag()
-    return reference
+def image_reference(ref: Reference | str) -> Reference:
+    """What pull, push and copy act on: a parsed reference, ``:latest`` if it names no version."""
+    return (ref if isinstance(ref, Reference) else Reference.parse(ref)).with_default_tag()
 
 
 def resolve(ref: Reference | str, *, options: RegistryOptions | None = None) -> str:
     """The digest a reference names now: one HEAD (GET only if HEAD gives no digest)."""
-    reference = _parse_reference(ref)
+    reference = image_reference(ref)
     if reference.digest is not None:
         return reference.digest
     with session_for(reference, options) as session:
@@ -117,7 +115,7 @@ def pull(
     from ocistore.store import Store
     from ocistore.store.unpack import building_tree
 
-    reference = _parse_reference(ref)
+    reference = image_reference(ref)
     store = store if store is not None else Store()
     emit = progress or (lambda event: None)
     name = str(reference)
@@ -241,7 +239,7 @@ def _manifest(
     store: Store, session: RegistrySession, digest: str, fetched_bytes: list[int]
 ) -> Manifest | Index:
     if store.has_blob(digest):
-        data = store.read_blob(digest, 4 * 1024 * 1024)
+        data = store.read_blob(digest, MAX_MANIFEST_SIZE)
         return parse_manifest_document(data)
     fetched = session.get_manifest(digest)
     fetched_bytes.append(len(fetched.data))
@@ -330,6 +328,13 @@ class _LayerPipeline:
 
     def run(self) -> None:
         """Download every missing layer; apply all of them in order when unpacking."""
+        if self.rootfs is None and all(self.store.has_blob(layer.digest) for layer in self.layers):
+            # A re-pull of a present image: nothing to download, so no threads to start.
+            for i, layer in enumerate(self.layers):
+                self.skipped += 1
+                self.states[i] = _State.DOWNLOADED
+                self.emit(PullEvent("layer-skipped", self.name, layer.digest, i, layer.size))
+            return
         executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ocistore-pull")
         futures: list[Future[None]] = []
         try:

@@ -374,6 +374,16 @@ def registry_requests(registry: Registry) -> list[tuple[str, str]]:
     return found
 
 
+def registry_client_addresses(registry: Registry) -> list[str]:
+    """The client ``address:port`` of every request the registry completed so far: one port
+    per TCP connection (and so per TLS handshake)."""
+    found = []
+    for line in registry.log_path.read_text(errors="replace").splitlines():
+        if 'msg="response completed"' in line and "http.request.remoteaddr=" in line:
+            found.append(line.split("http.request.remoteaddr=", 1)[1].split()[0].strip('"'))
+    return found
+
+
 def env_flag(name: str) -> bool:
     """True when an environment variable is set to a true-ish value."""
     return os.environ.get(name, "").lower() in ("1", "true", "yes")

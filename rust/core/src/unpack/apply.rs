@@ -1,22 +1,25 @@
 //! Applying tar entries to the root, one at a time, with `*at()` calls relative to descriptors
-//! obtained from `root.rs`. Never `tar::Entry::unpack*`: those resolve by path.
+//! obtained from `root.rs`; nothing is ever resolved by path.
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 
 use rustix::fs::{
-    chmodat, chownat, fchmod, fchown, fsetxattr, fstat, futimens, linkat, makedev, mkdirat,
-    mknodat, openat, statat, symlinkat, utimensat, AtFlags, FileType, Gid, Mode, OFlags, Timespec,
-    Timestamps, Uid, XattrFlags,
+    chmodat, chownat, fchmod, fchown, fsetxattr, fstat, futimens, linkat, lsetxattr, makedev,
+    mkdirat, mknodat, openat, statat, symlinkat, utimensat, AtFlags, FileType, Gid, Mode, OFlags,
+    Timespec, Timestamps, Uid, XattrFlags,
 };
 use rustix::io::Errno;
-use tar::EntryType;
 
 use super::error::{Result, UnpackError};
 use super::limits::{self, UnpackLimits};
 use super::root::Root;
 use super::safe_path::RelPath;
+use super::tar_reader::pax::Time;
+use super::tar_reader::sparse::Fragment;
+use super::tar_reader::{kind, Entry, TarReader};
 use super::whiteout::{self, LayerPaths, Whiteout};
 
 /// At most this many skipped entries are listed one by one; the rest are counted.
@@ -24,8 +27,13 @@ const MAX_SKIPPED_LISTED: usize = 10_000;
 const COPY_BUFFER: usize = 256 << 10;
 const SETID_BITS: u32 = 0o6000;
 const SETGID_BIT: u32 = 0o2000;
-/// xattr namespaces that would change how an overlay mount of this tree behaves.
-const REFUSED_XATTR_PREFIXES: [&str; 2] = ["trusted.overlay.", "user.overlay."];
+/// xattrs that steer an overlay mounted with `userxattr` (`trusted.*` are never set at all).
+const USER_OVERLAY_PREFIX: &[u8] = b"user.overlay.";
+/// PAX records that carry xattrs (Schily's, written by GNU tar, bsdtar, Go and Docker).
+const XATTR_RECORD_PREFIX: &[u8] = b"SCHILY.xattr.";
+
+/// An xattr from the archive: name and value, both raw bytes.
+type XattrRecord = (Vec<u8>, Vec<u8>);
 
 /// What applying the entries produced (the digests are added by the caller).
 #[derive(Debug, Default)]
@@ -90,8 +98,11 @@ struct Meta {
     uid: u64,
     gid: u64,
     mtime: Timespec,
+    atime: Timespec,
     device: (u32, u32),
-    xattrs: Vec<(String, Vec<u8>)>,
+    xattrs: Vec<XattrRecord>,
+    /// The data fragments of a sparse file (the rest is holes) and its size.
+    sparse: Option<(Vec<Fragment>, u64)>,
 }
 
 /// Directory attributes, applied when the layer is complete (writing children changes mtimes,
@@ -102,7 +113,8 @@ struct DirMeta {
     uid: u64,
     gid: u64,
     mtime: Timespec,
-    xattrs: Vec<(String, Vec<u8>)>,
+    atime: Timespec,
+    xattrs: Vec<XattrRecord>,
     /// Created by this entry with the wanted owner already (no fchown needed).
     owner_set: bool,
     /// Created by this entry with the wanted mode already (no fchmod needed).
@@ -153,7 +165,7 @@ impl<'r> Applier<'r> {
 
     /// Applies one entry. Stream errors inside are reported as `io::Error`s for the caller to
     /// reconcile with the stream's own typed error.
-    pub fn apply<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
+    pub fn apply<R: Read>(&mut self, reader: &mut TarReader<R>, entry: Entry) -> Result<()> {
         self.stats.entries += 1;
         limits::check("entries", self.limits.max_entries, self.stats.entries, None)?;
         let Some(meta) = self.read_meta(entry)? else {
@@ -188,16 +200,15 @@ impl<'r> Applier<'r> {
             }
         }
         if meta.path.is_root() {
-            if meta.kind == Kind::Dir {
-                return Ok(()); // `./`: the root's own attributes are the caller's
+            // containerd ignores whatever resolves to the root ("ignored: resolved to root"):
+            // `./` is common, and the root's own attributes are the caller's.
+            if meta.kind != Kind::Dir {
+                self.skip(&meta.name, "entry resolves to the root directory: ignored");
             }
-            return Err(UnpackError::unsafe_entry(
-                &meta.name,
-                "entry would replace the root directory",
-            ));
+            return Ok(());
         }
         match meta.kind {
-            Kind::File => self.write_file(entry, &meta),
+            Kind::File => self.write_file(reader, &meta),
             Kind::Dir => self.make_dir(meta),
             Kind::Symlink => self.make_symlink(&meta),
             Kind::Hardlink => self.make_hardlink(&meta),
@@ -232,131 +243,94 @@ impl<'r> Applier<'r> {
 
     // --- headers ----------------------------------------------------------------------
 
-    /// Reads and validates an entry's header; `None` for entries that carry no content.
-    fn read_meta<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<Option<Meta>> {
-        let raw_path = entry.path_bytes().into_owned();
-        let name = String::from_utf8_lossy(&raw_path).into_owned();
+    /// Validates an entry's header; `None` for entries that carry no content.
+    fn read_meta(&mut self, entry: Entry) -> Result<Option<Meta>> {
+        let name = entry.display_name();
         let fmt = |reason: String| UnpackError::format(Some(&name), reason);
         limits::check(
             "path length",
             self.limits.max_path_length,
-            raw_path.len() as u64,
+            entry.name.len() as u64,
             Some(&name),
         )?;
-        let header = entry.header();
-        let entry_type = header.entry_type();
-        let kind = match entry_type {
-            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                // Pre-POSIX archives mark directories with a trailing slash only.
-                if raw_path.ends_with(b"/") && entry_type == EntryType::Regular {
-                    Kind::Dir
-                } else {
-                    Kind::File
-                }
-            }
-            EntryType::Directory => Kind::Dir,
-            EntryType::Symlink => Kind::Symlink,
-            EntryType::Link => Kind::Hardlink,
-            EntryType::Char => Kind::CharDevice,
-            EntryType::Block => Kind::BlockDevice,
-            EntryType::Fifo => Kind::Fifo,
+        let kind = match entry.typeflag {
+            // containerd refuses `7` and `S` ("unhandled tar header type"); Go, GNU tar and
+            // libarchive read them as regular files, and so do we: every reader agrees on
+            // their content.
+            kind::REGULAR | kind::CONTIGUOUS | kind::GNU_SPARSE => Kind::File,
+            kind::DIR => Kind::Dir,
+            kind::SYMLINK => Kind::Symlink,
+            kind::HARDLINK => Kind::Hardlink,
+            kind::CHAR => Kind::CharDevice,
+            kind::BLOCK => Kind::BlockDevice,
+            kind::FIFO => Kind::Fifo,
             // Global PAX headers are ignored, as containerd does.
-            EntryType::XGlobalHeader => return Ok(None),
+            kind::PAX_GLOBAL => return Ok(None),
             other => {
                 return Err(fmt(format!(
-                    "unsupported entry type {:?} ({:?})",
-                    other,
-                    char::from(other.as_byte())
+                    "unsupported entry type {:?}",
+                    char::from(other)
                 )))
             }
         };
-        let mode = header.mode().map_err(|e| fmt(format!("bad mode: {e}")))? & 0o7777;
-        let uid = header.uid().map_err(|e| fmt(format!("bad uid: {e}")))?;
-        let gid = header.gid().map_err(|e| fmt(format!("bad gid: {e}")))?;
-        let mut mtime = Timespec {
-            tv_sec: clamp_secs(header.mtime().map_err(|e| fmt(format!("bad mtime: {e}")))?),
-            tv_nsec: 0,
+        let mode = (entry.mode & 0o7777) as u32;
+        let id = |what: &str, value: i64| {
+            u64::try_from(value).map_err(|_| fmt(format!("negative {what} {value}")))
         };
+        let uid = id("uid", entry.uid)?;
+        let gid = id("gid", entry.gid)?;
         let device = if matches!(kind, Kind::CharDevice | Kind::BlockDevice) {
-            let major = header
-                .device_major()
-                .map_err(|e| fmt(format!("bad major: {e}")))?;
-            let minor = header
-                .device_minor()
-                .map_err(|e| fmt(format!("bad minor: {e}")))?;
-            (major.unwrap_or(0), minor.unwrap_or(0))
+            let number = |what: &str, value: i64| {
+                u32::try_from(value).map_err(|_| fmt(format!("{what} {value} out of range")))
+            };
+            (
+                number("device major", entry.dev_major)?,
+                number("device minor", entry.dev_minor)?,
+            )
         } else {
             (0, 0)
         };
-        let declared = entry.size();
-        let real_size = match header.as_gnu() {
-            Some(gnu) if entry_type == EntryType::GNUSparse => gnu
-                .real_size()
-                .map_err(|e| fmt(format!("bad sparse size: {e}")))?,
-            _ => declared,
-        };
-        let link = entry.link_name_bytes().map(|l| l.into_owned());
-        let mut xattrs = Vec::new();
-        if let Some(records) = entry
-            .pax_extensions()
-            .map_err(|e| fmt(format!("unreadable PAX header: {e}")))?
-        {
-            for record in records {
-                let record = record.map_err(|_| fmt("malformed PAX record".into()))?;
-                let key = record
-                    .key()
-                    .map_err(|_| fmt("PAX key is not UTF-8".into()))?;
-                let value = record.value_bytes();
-                match key {
-                    "size" | "uid" | "gid" => {
-                        parse_decimal(value)
-                            .ok_or_else(|| fmt(format!("malformed PAX {key} record")))?;
-                    }
-                    "mtime" => {
-                        mtime = parse_pax_time(value)
-                            .ok_or_else(|| fmt("malformed PAX mtime record".into()))?;
-                    }
-                    "atime" | "ctime" => {
-                        parse_pax_time(value)
-                            .ok_or_else(|| fmt(format!("malformed PAX {key} record")))?;
-                    }
-                    _ if key.starts_with("GNU.sparse.") => {
-                        return Err(fmt("PAX-format sparse files are not supported".into()));
-                    }
-                    _ => {
-                        if let Some(attr) = key.strip_prefix("SCHILY.xattr.") {
-                            xattrs.push((attr.to_owned(), value.to_vec()));
-                        }
-                    }
-                }
-            }
-        }
+        let mut sparse = None;
         if kind == Kind::File {
-            for size in [declared, real_size] {
-                limits::check("file size", self.limits.max_file_size, size, Some(&name))?;
-            }
+            let size = id("size", entry.size)?;
+            // The apparent size counts, holes included.
+            limits::check("file size", self.limits.max_file_size, size, Some(&name))?;
+            sparse = entry.sparse.map(|fragments| (fragments, size));
         }
-        if let Some(link) = &link {
+        let has_link = matches!(kind, Kind::Symlink | Kind::Hardlink);
+        if has_link {
             limits::check(
                 "link target length",
                 self.limits.max_path_length,
-                link.len() as u64,
+                entry.link.len() as u64,
                 Some(&name),
             )?;
         }
-        let path =
-            RelPath::parse(&raw_path).map_err(|e| UnpackError::unsafe_entry(&name, e.reason()))?;
+        let xattrs = entry
+            .records
+            .iter()
+            .filter_map(|(key, value)| {
+                let attr = key.strip_prefix(XATTR_RECORD_PREFIX)?;
+                Some((attr.to_vec(), value.to_vec()))
+            })
+            .collect();
+        let path = RelPath::parse(&entry.name)
+            .map_err(|e| UnpackError::unsafe_entry(&name, e.reason()))?;
+        // containerd sets atime to the later of atime and mtime, both bounded.
+        let atime = entry.atime.map_or(entry.mtime, |a| a.max(entry.mtime));
         Ok(Some(Meta {
             kind,
             name,
             path,
-            link,
+            link: has_link.then_some(entry.link),
             mode,
             uid,
             gid,
-            mtime,
+            mtime: bound_time(entry.mtime),
+            atime: bound_time(atime),
             device,
             xattrs,
+            sparse,
         }))
     }
 
@@ -495,7 +469,7 @@ impl<'r> Applier<'r> {
         meta.mode
     }
 
-    fn write_file<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, meta: &Meta) -> Result<()> {
+    fn write_file<R: Read>(&mut self, reader: &mut TarReader<R>, meta: &Meta) -> Result<()> {
         let mode = self.file_mode(meta);
         let mut file: Option<OwnedFd> = None;
         self.create_or_fail(meta, |dir, leaf| {
@@ -511,52 +485,77 @@ impl<'r> Applier<'r> {
         let owned_as_wanted = self.parent.is_some()
             && self.parent_not_setgid
             && (meta.uid, meta.gid) == (u64::from(self.our_ids.0), u64::from(self.our_ids.1));
-        let fd = std::fs::File::from(file.expect("created"));
-        self.copy_data(entry, meta, &fd)?;
+        let mut fd = std::fs::File::from(file.expect("created"));
+        match &meta.sparse {
+            None => self.copy_data(reader, meta, &fd, u64::MAX)?,
+            Some((fragments, size)) => {
+                self.write_sparse(reader, meta, &mut fd, fragments, *size)?
+            }
+        }
         let io_err = |e: Errno| UnpackError::from_io(Some(&meta.name), e.into());
         if self.as_root && !owned_as_wanted {
             fchown(&fd, Some(uid(meta)?), Some(gid(meta)?)).map_err(io_err)?;
         }
-        // Creation applied the umask and chown cleared set-id bits (which are above 0o777):
-        // set the exact mode.
-        if mode & self.umask != 0 || mode & !0o777 != 0 {
+        // containerd's order: owner, xattrs, mode, times. A POSIX ACL xattr rewrites the mode;
+        // creation applied the umask and chown cleared set-id bits: set the exact mode.
+        self.set_xattrs(fd.as_fd(), &meta.name, &meta.xattrs)?;
+        if mode & self.umask != 0 || mode & !0o777 != 0 || !meta.xattrs.is_empty() {
             fchmod(&fd, Mode::from_raw_mode(mode)).map_err(io_err)?;
         }
-        self.set_xattrs(fd.as_fd(), meta, &meta.xattrs);
-        futimens(&fd, &times(meta.mtime)).map_err(io_err)?;
+        futimens(&fd, &times(meta.mtime, meta.atime)).map_err(io_err)?;
         self.layer_paths.insert(&meta.path);
         Ok(())
     }
 
+    /// Writes the fragments of a sparse file where they belong and leaves holes between them
+    /// (a seek, not zeros), then sets the apparent size.
+    fn write_sparse<R: Read>(
+        &mut self,
+        reader: &mut TarReader<R>,
+        meta: &Meta,
+        fd: &mut std::fs::File,
+        fragments: &[Fragment],
+        size: u64,
+    ) -> Result<()> {
+        let io_err = |e: io::Error| UnpackError::from_io(Some(&meta.name), e);
+        for fragment in fragments {
+            if fragment.length == 0 {
+                continue;
+            }
+            fd.seek(SeekFrom::Start(fragment.offset)).map_err(io_err)?;
+            self.copy_data(reader, meta, fd, fragment.length)?;
+        }
+        fd.set_len(size).map_err(io_err)
+    }
+
+    /// Copies at most `limit` bytes of the entry's data to `fd` (all of it with `u64::MAX`).
     fn copy_data<R: Read>(
         &mut self,
-        entry: &mut tar::Entry<'_, R>,
+        reader: &mut TarReader<R>,
         meta: &Meta,
         fd: &std::fs::File,
+        limit: u64,
     ) -> Result<()> {
         if self.buffer.is_empty() {
             self.buffer = vec![0u8; COPY_BUFFER];
         }
         let mut out = fd;
-        let mut written = 0u64;
-        loop {
-            let n = match entry.read(&mut self.buffer) {
+        let mut left = limit;
+        while left > 0 {
+            let want = self
+                .buffer
+                .len()
+                .min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = match reader.read_data(&mut self.buffer[..want]) {
                 Ok(0) => break,
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(StreamFailure(e).into()),
             };
-            written += n as u64;
-            limits::check(
-                "file size",
-                self.limits.max_file_size,
-                written,
-                Some(&meta.name),
-            )?;
+            left -= n as u64;
+            self.stats.bytes_written += n as u64;
             out.write_all(&self.buffer[..n])
                 .map_err(|e| UnpackError::from_io(Some(&meta.name), e))?;
         }
-        self.stats.bytes_written += written;
         Ok(())
     }
 
@@ -592,6 +591,7 @@ impl<'r> Applier<'r> {
             uid: meta.uid,
             gid: meta.gid,
             mtime: meta.mtime,
+            atime: meta.atime,
             xattrs: meta.xattrs,
             owner_set: created && ours && self.parent_not_setgid,
             mode_set: created && final_mode_now && self.parent_not_setgid,
@@ -636,14 +636,12 @@ impl<'r> Applier<'r> {
             );
             fchown(&fd, Some(Uid::from_raw(u)), Some(Gid::from_raw(g))).map_err(io_err)?;
         }
-        if !dir.mode_set {
+        // containerd's order: owner, xattrs, mode (a POSIX ACL xattr rewrites the mode).
+        self.set_xattrs(fd.as_fd(), &name, &dir.xattrs)?;
+        if !dir.mode_set || !dir.xattrs.is_empty() {
             fchmod(&fd, Mode::from_raw_mode(dir.mode)).map_err(io_err)?;
         }
-        if !dir.xattrs.is_empty() {
-            let meta_name = name.clone();
-            self.set_xattrs_named(fd.as_fd(), &meta_name, &dir.xattrs);
-        }
-        futimens(&fd, &times(dir.mtime)).map_err(io_err)?;
+        futimens(&fd, &times(dir.mtime, dir.atime)).map_err(io_err)?;
         Ok(())
     }
 
@@ -661,9 +659,6 @@ impl<'r> Applier<'r> {
         // the root (by us) or inside the container.
         self.create_or_fail(meta, |dir, leaf| symlinkat(target.as_slice(), dir, leaf))?;
         self.finish_node(meta, false)?;
-        if !meta.xattrs.is_empty() {
-            self.skip(&meta.name, "xattrs on a symlink are not applied");
-        }
         self.layer_paths.insert(&meta.path);
         Ok(())
     }
@@ -772,14 +767,18 @@ impl<'r> Applier<'r> {
         } else {
             (None, None)
         };
-        let parent = self.parent_fd(meta)?;
         let io_err = |e: Errno| UnpackError::from_io(Some(&meta.name), e.into());
         if as_root {
+            let parent = self.parent_fd(meta)?;
             chownat(parent, leaf.as_slice(), uid, gid, AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(io_err)?;
         }
+        // containerd's order: owner, xattrs, mode (a POSIX ACL xattr rewrites the mode), times.
+        self.set_xattrs_at(meta)?;
+        let parent = self.parent_fd(meta)?;
         // A node we have just created: chmodat cannot meet a symlink here.
-        if chmod && (mode & umask != 0 || mode & !0o777 != 0) {
+        let acl_may_have_changed_mode = !meta.xattrs.is_empty();
+        if chmod && (mode & umask != 0 || mode & !0o777 != 0 || acl_may_have_changed_mode) {
             chmodat(
                 parent,
                 leaf.as_slice(),
@@ -791,7 +790,7 @@ impl<'r> Applier<'r> {
         utimensat(
             parent,
             leaf.as_slice(),
-            &times(meta.mtime),
+            &times(meta.mtime, meta.atime),
             AtFlags::SYMLINK_NOFOLLOW,
         )
         .map_err(io_err)?;
@@ -806,19 +805,93 @@ impl<'r> Applier<'r> {
         }
     }
 
-    fn set_xattrs(&mut self, fd: BorrowedFd<'_>, meta: &Meta, xattrs: &[(String, Vec<u8>)]) {
-        self.set_xattrs_named(fd, &meta.name, xattrs);
-    }
-
-    fn set_xattrs_named(&mut self, fd: BorrowedFd<'_>, name: &str, xattrs: &[(String, Vec<u8>)]) {
+    /// Sets the entry's xattrs on an open file or directory.
+    fn set_xattrs(&mut self, fd: BorrowedFd<'_>, name: &str, xattrs: &[XattrRecord]) -> Result<()> {
         for (attr, value) in xattrs {
-            if REFUSED_XATTR_PREFIXES.iter().any(|p| attr.starts_with(p)) {
-                self.skip(name, &format!("xattr {attr} refused (overlayfs control)"));
+            if self.refused_xattr(name, attr) {
                 continue;
             }
-            if let Err(e) = fsetxattr(fd, attr.as_str(), value, XattrFlags::empty()) {
-                self.skip(name, &format!("xattr {attr} not applied: {e}"));
+            let result = fsetxattr(fd, attr.as_slice(), value, XattrFlags::empty());
+            self.xattr_outcome(name, attr, result)?;
+        }
+        Ok(())
+    }
+
+    /// Sets the entry's xattrs on `leaf` in its parent without following it (symlinks, devices,
+    /// FIFOs, hardlinks), as containerd's `Lsetxattr` does, through the parent's descriptor.
+    fn set_xattrs_at(&mut self, meta: &Meta) -> Result<()> {
+        if meta.xattrs.is_empty() {
+            return Ok(());
+        }
+        let (_, leaf) = meta.path.split_last();
+        let leaf = leaf.to_vec();
+        let parent = self.parent_fd(meta)?.as_raw_fd();
+        let mut path = format!("/proc/self/fd/{parent}/").into_bytes();
+        path.extend_from_slice(&leaf);
+        let path = std::ffi::OsStr::from_bytes(&path).to_owned();
+        for (attr, value) in &meta.xattrs {
+            if self.refused_xattr(&meta.name, attr) {
+                continue;
             }
+            let result = lsetxattr(
+                path.as_os_str(),
+                attr.as_slice(),
+                value,
+                XattrFlags::empty(),
+            );
+            self.xattr_outcome(&meta.name, attr, result)?;
+        }
+        Ok(())
+    }
+
+    /// Attributes never set from a layer, with a note. `trusted.*`: containerd's `setxattr`
+    /// refuses them ("admin attributes from archive not supported", as ENOTSUP, so the layer
+    /// goes on without them), root or not; the kernel obeys `trusted.overlay.*`. `user.overlay.*`
+    /// (which containerd would set): an overlay mounted with `userxattr` obeys them, and a layer
+    /// must not steer its own mount.
+    fn refused_xattr(&mut self, name: &str, attr: &[u8]) -> bool {
+        let reason = if attr.starts_with(b"trusted.") {
+            "admin attributes from archive not supported"
+        } else if attr.starts_with(USER_OVERLAY_PREFIX) {
+            "refused (overlayfs control)"
+        } else {
+            return false;
+        };
+        let attr = String::from_utf8_lossy(attr);
+        self.skip(name, &format!("xattr {attr} ignored: {reason}"));
+        true
+    }
+
+    /// containerd's rules for an xattr it could not set: `security.*` denied (not root) and any
+    /// attribute the filesystem does not support are skipped (with a note); any other failure
+    /// (a `user.*` xattr on a symlink, a value too large) fails the layer.
+    fn xattr_outcome(
+        &mut self,
+        name: &str,
+        attr: &[u8],
+        result: rustix::io::Result<()>,
+    ) -> Result<()> {
+        let attr_text = String::from_utf8_lossy(attr);
+        match result {
+            Ok(()) => Ok(()),
+            Err(Errno::PERM) if attr.starts_with(b"security.") => {
+                self.skip(
+                    name,
+                    &format!("xattr {attr_text} ignored: permission denied"),
+                );
+                Ok(())
+            }
+            Err(Errno::NOTSUP) => {
+                self.skip(name, &format!("xattr {attr_text} ignored: not supported"));
+                Ok(())
+            }
+            Err(e) => Err(UnpackError::from_io(
+                Some(name),
+                io::Error::new(
+                    io::Error::from(e).kind(),
+                    format!("setting xattr {attr_text}: {e}"),
+                ),
+            )),
         }
     }
 }
@@ -865,59 +938,31 @@ fn gid(meta: &Meta) -> Result<Gid> {
     Ok(Gid::from_raw(to_u32(&meta.name, "gid", meta.gid)?))
 }
 
-fn times(mtime: Timespec) -> Timestamps {
+fn times(mtime: Timespec, atime: Timespec) -> Timestamps {
     Timestamps {
-        last_access: mtime,
+        last_access: atime,
         last_modification: mtime,
     }
 }
 
-/// Seconds since the epoch, clamped to what a signed 64-bit time_t holds.
-fn clamp_secs(secs: u64) -> i64 {
-    i64::try_from(secs).unwrap_or(i64::MAX)
-}
-
-fn parse_decimal(value: &[u8]) -> Option<u64> {
-    std::str::from_utf8(value).ok()?.parse::<u64>().ok()
-}
-
-/// A PAX time: `[-]seconds[.fraction]`.
-fn parse_pax_time(value: &[u8]) -> Option<Timespec> {
-    let text = std::str::from_utf8(value).ok()?;
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let secs = whole.parse::<u64>().map(clamp_secs).unwrap_or(i64::MAX);
-    let mut nanos = 0i64;
-    for (i, b) in fraction.bytes().take(9).enumerate() {
-        nanos += i64::from(b - b'0') * 10i64.pow(8 - i as u32);
-    }
-    Some(if negative {
-        if nanos == 0 {
-            Timespec {
-                tv_sec: -secs,
-                tv_nsec: 0,
-            }
-        } else {
-            Timespec {
-                tv_sec: -secs - 1,
-                tv_nsec: (1_000_000_000 - nanos) as _,
-            }
+/// containerd's `boundTime`: a time before 1970 or after what a signed 64-bit nanosecond count
+/// holds (2262) is applied as the epoch. GNU tar would apply it as written; containerd decides
+/// what a node sees, so we follow it.
+fn bound_time(time: Time) -> Timespec {
+    const MAX_SECS: i64 = i64::MAX / 1_000_000_000;
+    const MAX_NANOS: u32 = (i64::MAX % 1_000_000_000) as u32;
+    let in_range = time.secs >= 0 && (time.secs, time.nanos) <= (MAX_SECS, MAX_NANOS);
+    if in_range {
+        Timespec {
+            tv_sec: time.secs,
+            tv_nsec: time.nanos.into(),
         }
     } else {
         Timespec {
-            tv_sec: secs,
-            tv_nsec: nanos as _,
+            tv_sec: 0,
+            tv_nsec: 0,
         }
-    })
+    }
 }
 
 /// The process umask, read without changing it (umask(2) would race with other threads).
@@ -938,18 +983,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pax_times_parse_with_fractions_and_signs() {
-        let t = parse_pax_time(b"1700000000.5").unwrap();
-        assert_eq!((t.tv_sec, t.tv_nsec), (1_700_000_000, 500_000_000));
-        let t = parse_pax_time(b"-1.25").unwrap();
-        assert_eq!((t.tv_sec, t.tv_nsec), (-2, 750_000_000));
-        assert_eq!(parse_pax_time(b"12").unwrap().tv_sec, 12);
-        for bad in [&b""[..], b"x", b"1.x", b".5", b"1e9", b"--1"] {
-            assert!(parse_pax_time(bad).is_none(), "{bad:?}");
-        }
-        assert_eq!(
-            parse_pax_time(b"99999999999999999999999").unwrap().tv_sec,
-            i64::MAX
-        );
+    fn times_outside_containerds_bounds_become_the_epoch() {
+        let t = |secs, nanos| {
+            let b = bound_time(Time { secs, nanos });
+            (b.tv_sec, b.tv_nsec)
+        };
+        assert_eq!(t(1_700_000_000, 5), (1_700_000_000, 5));
+        assert_eq!(t(0, 0), (0, 0));
+        assert_eq!(t(-1, 999_999_999), (0, 0));
+        assert_eq!(t(9_223_372_036, 854_775_807), (9_223_372_036, 854_775_807));
+        assert_eq!(t(9_223_372_036, 854_775_808), (0, 0));
+        assert_eq!(t(i64::MAX, 0), (0, 0));
     }
 }

@@ -5,12 +5,12 @@
 //! memory stays at a few MiB however large the layer is.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
-use flate2::read::MultiGzDecoder;
+use flate2::bufread::GzDecoder;
 
 use super::error::{Result, UnpackError};
 use crate::digest::{ContentDigest, Hasher};
@@ -21,8 +21,10 @@ pub const CHUNK_SIZE: usize = 256 << 10;
 /// Chunks in flight between two stages (bounds memory to a few MiB).
 pub const CHANNEL_DEPTH: usize = 8;
 
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const GZIP_MAGIC: [u8; 3] = [0x1f, 0x8b, 0x08];
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+/// Skippable frames have magic numbers 0x184D2A50 to 0x184D2A5F.
+const ZSTD_SKIPPABLE: u32 = 0x184D_2A50;
 
 /// How a layer blob is compressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,31 +101,19 @@ impl Compression {
             .ok_or_else(|| UnpackError::UnsupportedMediaType(media_type.to_owned()))
     }
 
-    /// What the first bytes of a blob show, whatever its media type says.
+    /// What the first bytes of a blob show, whatever its media type says, as containerd's
+    /// `DecompressStream` decides: the magic bytes choose (registries mislabel; containerd
+    /// applies a plain tar under a `+gzip` type). A zstd stream may open with a skippable
+    /// frame (every `pzstd` output does, RFC 8878 section 3.1.2); that needs 8 bytes.
     pub fn detect(head: &[u8]) -> Compression {
+        let skippable = head.len() >= 8
+            && u32::from_le_bytes([head[0], head[1], head[2], head[3]]) & !0xf == ZSTD_SKIPPABLE;
         if head.starts_with(&GZIP_MAGIC) {
             Compression::Gzip
-        } else if head.starts_with(&ZSTD_MAGIC) {
+        } else if head.starts_with(&ZSTD_MAGIC) || skippable {
             Compression::Zstd
         } else {
             Compression::None
-        }
-    }
-
-    /// What the first bytes say. Registries mislabel: a `tar` media type holding gzip or zstd
-    /// bytes is decompressed; a compressed media type holding anything else is refused.
-    fn sniff(self, head: &[u8]) -> Result<Compression> {
-        match (self, Compression::detect(head)) {
-            (declared, found) if declared == found => Ok(found),
-            (Compression::None, found) => Ok(found),
-            (declared, _) if head.is_empty() => Err(UnpackError::format(
-                None,
-                format!("empty blob for a {declared:?} layer"),
-            )),
-            (declared, _) => Err(UnpackError::format(
-                None,
-                format!("blob is not {declared:?}-compressed (wrong magic bytes)"),
-            )),
         }
     }
 }
@@ -148,7 +138,6 @@ pub enum StageEnd {
 
 /// Configuration of the first stage.
 pub struct StageConfig {
-    pub compression: Compression,
     /// Hash the compressed bytes with this algorithm's hasher (None: no hashing at all).
     pub hasher: Option<Hasher>,
     /// Also write the compressed bytes here.
@@ -249,7 +238,7 @@ fn run<R: Read>(
         source_error: None,
         bytes: 0,
     };
-    let outcome = decompress_into(&mut tap, config.compression, &tx, &recycled);
+    let outcome = decompress_into(&mut tap, &tx, &recycled);
     drop(tx);
     let failure = match outcome {
         Ok(true) => None,
@@ -291,7 +280,7 @@ fn run<R: Read>(
 }
 
 /// Reads up to `buf.len()` bytes, fewer only at the end of the stream.
-fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_full<R: Read + ?Sized>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {
@@ -307,21 +296,20 @@ fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 /// Streams the decompressed bytes into `tx`. `Ok(false)`: the receiver hung up.
 fn decompress_into<R: Read>(
     tap: &mut Tap<R>,
-    declared: Compression,
     tx: &SyncSender<Vec<u8>>,
     recycled: &Receiver<Vec<u8>>,
 ) -> Result<bool> {
-    let mut head = [0u8; 4];
+    let mut head = [0u8; 8];
     let head_len = read_full(tap, &mut head).map_err(|e| match tap.source_error.take() {
         Some(source) => source_error(source),
         None => source_error(e),
     })?;
     let head = &head[..head_len];
-    let compression = declared.sniff(head)?;
+    let compression = Compression::detect(head);
     let stream = io::Cursor::new(head.to_vec()).chain(&mut *tap);
     let mut decoder: Box<dyn Read + '_> = match compression {
         Compression::None => Box::new(stream),
-        Compression::Gzip => Box::new(MultiGzDecoder::new(BufReader::with_capacity(
+        Compression::Gzip => Box::new(GzipMembers::new(BufReader::with_capacity(
             256 << 10,
             stream,
         ))),
@@ -353,6 +341,64 @@ fn decompress_into<R: Read>(
         if n < CHUNK_SIZE {
             return Ok(true);
         }
+    }
+}
+
+/// Concatenated gzip members (as `gzip -d` and `unpigz`, which containerd runs, read them),
+/// optionally followed by zero bytes: tape-style padding that both ignore. Anything else after
+/// the last member is an error.
+struct GzipMembers<R: BufRead> {
+    /// The member being read; `None` once the stream has ended.
+    member: Option<GzDecoder<R>>,
+}
+
+impl<R: BufRead> GzipMembers<R> {
+    fn new(inner: R) -> Self {
+        GzipMembers {
+            member: Some(GzDecoder::new(inner)),
+        }
+    }
+}
+
+impl<R: BufRead> Read for GzipMembers<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(member) = self.member.as_mut() else {
+                return Ok(0);
+            };
+            let n = member.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            let mut inner = self.member.take().expect("checked above").into_inner();
+            let rest = inner.fill_buf()?;
+            if rest.is_empty() {
+                return Ok(0);
+            }
+            if rest[0] == 0 {
+                skip_zero_padding(&mut inner)?;
+                return Ok(0);
+            }
+            self.member = Some(GzDecoder::new(inner));
+        }
+    }
+}
+
+/// Consumes the rest of the stream, which must be zero bytes.
+fn skip_zero_padding(inner: &mut impl BufRead) -> io::Result<()> {
+    loop {
+        let rest = inner.fill_buf()?;
+        if rest.is_empty() {
+            return Ok(());
+        }
+        if rest.iter().any(|&b| b != 0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "data after the gzip stream that is not zero padding",
+            ));
+        }
+        let n = rest.len();
+        inner.consume(n);
     }
 }
 
@@ -421,14 +467,45 @@ mod tests {
     }
 
     #[test]
-    fn sniffing_accepts_mislabelled_tar_and_refuses_wrong_magic() {
+    fn the_magic_bytes_decide_as_in_containerd() {
         use Compression::*;
-        assert_eq!(None.sniff(&[0x1f, 0x8b, 8, 0]).unwrap(), Gzip);
-        assert_eq!(None.sniff(&ZSTD_MAGIC).unwrap(), Zstd);
-        assert_eq!(None.sniff(b"etc/").unwrap(), None);
-        assert_eq!(Gzip.sniff(&[0x1f, 0x8b, 8, 0]).unwrap(), Gzip);
-        assert!(Gzip.sniff(&ZSTD_MAGIC).is_err());
-        assert!(Zstd.sniff(b"etc/").is_err());
-        assert!(Zstd.sniff(b"").is_err());
+        assert_eq!(Compression::detect(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0]), Gzip);
+        assert_eq!(Compression::detect(&[0x1f, 0x8b, 7, 0, 0, 0, 0, 0]), None);
+        assert_eq!(Compression::detect(&ZSTD_MAGIC), Zstd);
+        assert_eq!(
+            Compression::detect(&[0x5f, 0x2a, 0x4d, 0x18, 4, 0, 0, 0]),
+            Zstd
+        );
+        assert_eq!(Compression::detect(&[0x5f, 0x2a, 0x4d, 0x18]), None);
+        assert_eq!(
+            Compression::detect(&[0x60, 0x2a, 0x4d, 0x18, 4, 0, 0, 0]),
+            None
+        );
+        assert_eq!(Compression::detect(b"etc/"), None);
+        assert_eq!(Compression::detect(b""), None);
+    }
+
+    #[test]
+    fn gzip_members_then_zero_padding_are_read() {
+        use flate2::write::GzEncoder;
+        let member = |data: &[u8]| {
+            let mut e = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(data).unwrap();
+            e.finish().unwrap()
+        };
+        let read = |blob: Vec<u8>| {
+            let mut out = Vec::new();
+            GzipMembers::new(&blob[..])
+                .read_to_end(&mut out)
+                .map(|_| out)
+        };
+        let two = [member(b"one "), member(b"two")].concat();
+        assert_eq!(read(two.clone()).unwrap(), b"one two");
+        assert_eq!(
+            read([two.clone(), vec![0; 5000]].concat()).unwrap(),
+            b"one two"
+        );
+        assert!(read([two.clone(), vec![0, 0, 1]].concat()).is_err());
+        assert!(read([two, b"GARBAGE".to_vec()].concat()).is_err());
     }
 }

@@ -15,6 +15,7 @@ mod limits;
 mod root;
 mod safe_path;
 mod stream;
+pub mod tar_reader;
 mod whiteout;
 mod writer;
 
@@ -33,6 +34,7 @@ use crate::digest::{Algorithm, ContentDigest, Hasher};
 use apply::Applier;
 use decompress::{StageConfig, StageEnd};
 use stream::TarStream;
+use tar_reader::TarReader;
 
 /// What unpacking a layer did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -56,6 +58,8 @@ pub struct UnpackStats {
 /// How to unpack one layer.
 #[derive(Clone, Debug)]
 pub struct UnpackOptions {
+    /// What the media type declares. The blob's magic bytes decide how it is decompressed,
+    /// as in containerd; the media type only has to be a layer type.
     pub compression: Compression,
     /// Expected digest of the compressed blob; `None` skips hashing it altogether.
     pub digest: Option<ContentDigest>,
@@ -131,7 +135,6 @@ pub fn unpack_reader<R: Read + Send + 'static>(
         .as_ref()
         .map_or(Algorithm::Sha256, |d| d.algorithm);
     let config = StageConfig {
-        compression: options.compression,
         hasher: options.digest.as_ref().map(|d| Hasher::new(d.algorithm)),
         blob_path: options.blob_path.clone(),
         drain_on_error,
@@ -215,18 +218,14 @@ fn apply_tar(
             .take()
             .unwrap_or_else(|| UnpackError::from_stream(e))
     };
+    let source_error = |e: UnpackError| match e {
+        UnpackError::Source(e) => stream_error(e),
+        other => other,
+    };
     let mut applier = Applier::new(root, options.limits, options.privileges);
-    {
-        let mut archive = tar::Archive::new(&mut *stream);
-        let entries = archive.entries().map_err(stream_error)?;
-        for entry in entries {
-            let mut entry = entry.map_err(stream_error)?;
-            match applier.apply(&mut entry) {
-                Ok(()) => {}
-                Err(UnpackError::Source(e)) => return Err(stream_error(e)),
-                Err(e) => return Err(e),
-            }
-        }
+    let mut reader = TarReader::new(&mut *stream);
+    while let Some(entry) = reader.next_entry().map_err(source_error)? {
+        applier.apply(&mut reader, entry).map_err(source_error)?;
     }
     let stats = applier.finish()?;
     stream.drain().map_err(stream_error)?;

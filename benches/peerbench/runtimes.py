@@ -1,0 +1,116 @@
+"""The node's own runtimes as peers: a private containerd 1.6 (``ctr``) and podman 4.3.
+
+Both pull and unpack into their overlay snapshotter / storage driver, as on a node. containerd
+is the tests' private instance (own config, root, state and socket in the work directory, CRI
+disabled, stopped by its pid); podman runs with its own ``--root``/``--runroot``. Between cold
+runs each is emptied with its own commands (image removal plus garbage collection), so the
+next pull finds no content and no snapshots.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parents[2] / "tests"
+NAMESPACE = "bench"
+
+
+@dataclass(frozen=True)
+class Runtimes:
+    """How to reach the runtimes: containerd's socket (None: not running) and podman's dirs."""
+
+    containerd_socket: Path | None
+    containerd_snapshotter: str
+    podman_root: Path
+    podman_runroot: Path
+
+    def ctr(self, *args: str) -> list[str]:
+        """``ctr`` argv against the private containerd, in the benchmark's namespace."""
+        return ["ctr", "-a", str(self.containerd_socket), "-n", NAMESPACE, *args]
+
+    def ctr_pull(self, ref: str) -> list[str]:
+        """containerd's pull + unpack into its snapshotter, as kubelet's CRI pull does."""
+        return self.ctr(
+            "images", "pull", "--plain-http", "--snapshotter", self.containerd_snapshotter, ref
+        )
+
+    def ctr_empty(self) -> None:
+        """Removes every image, then lets containerd's GC drop their content and snapshots."""
+        if self.containerd_socket is None:
+            return
+        listed = subprocess.run(self.ctr("images", "ls", "-q"), capture_output=True, text=True)
+        for name in listed.stdout.split():
+            subprocess.run(self.ctr("images", "rm", "--sync", name), capture_output=True)
+        subprocess.run(self.ctr("content", "prune", "references"), capture_output=True)
+
+    def podman(self, *args: str) -> list[str]:
+        """``podman`` argv with the benchmark's own storage (overlay driver)."""
+        return [
+            "podman",
+            "--root",
+            str(self.podman_root),
+            "--runroot",
+            str(self.podman_runroot),
+            "--storage-driver",
+            "overlay",
+            *args,
+        ]
+
+    def podman_pull(self, ref: str) -> list[str]:
+        """podman's pull into its overlay storage (layers applied as they arrive)."""
+        return self.podman("pull", "-q", "--tls-verify=false", ref)
+
+    def podman_empty(self) -> None:
+        """Removes every image and layer from the benchmark's podman storage."""
+        if shutil.which("podman") is None:
+            return
+        subprocess.run(self.podman("rmi", "-a", "-f"), capture_output=True)
+
+
+@contextlib.contextmanager
+def started(workdir: Path) -> Iterator[Runtimes]:
+    """A private containerd (when it can run here) and podman storage, removed afterwards."""
+    sys.path.insert(0, str(TESTS))
+    from containerd_daemon import Containerd, ContainerdUnavailable
+
+    base = workdir / "containerd"
+    shutil.rmtree(base, ignore_errors=True)
+    daemon = Containerd(base, namespace=NAMESPACE)
+    socket: Path | None = None
+    try:
+        daemon.start()
+        socket = daemon.socket
+    except ContainerdUnavailable as error:
+        print(f"containerd peer n/a: {error}", file=sys.stderr)
+    runtimes = Runtimes(
+        socket, daemon.snapshotter, workdir / "podman-root", workdir / "podman-runroot"
+    )
+    try:
+        yield runtimes
+    finally:
+        runtimes.podman_empty()
+        if shutil.which("podman"):
+            subprocess.run(runtimes.podman("system", "reset", "-f"), capture_output=True)
+        _unmount_under(runtimes.podman_root)
+        shutil.rmtree(runtimes.podman_root, ignore_errors=True)
+        shutil.rmtree(runtimes.podman_runroot, ignore_errors=True)
+        daemon.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _unmount_under(directory: Path) -> None:
+    """Lazily unmounts whatever podman's storage left mounted under ``directory``."""
+    try:
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return
+    for line in reversed(mounts):
+        target = line.split()[1]
+        if target.startswith(str(directory)):
+            subprocess.run(["umount", "-l", target], check=False, capture_output=True)

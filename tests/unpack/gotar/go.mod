@@ -1,0 +1,3 @@
+module ocistore.test/gotar
+
+go 1.19
