@@ -159,6 +159,7 @@ def _fill_pull_then_unpack(
                 unpacked = _cli(store, "unpack", reference, rootfs)
                 assert unpacked.returncode == 0, unpacked.stderr
             assert _tree(rootfs) == files
+            print(f"disk full: size={size} inodes={inodes}: failures so far {phases}")
             final = Store(store).fsck()
             assert final.ok and final.problems == [], final.problems
             assert json.loads(_cli(store, "--json", "images").stdout)[0]["reference"] == reference

@@ -162,6 +162,7 @@ def test_killed_store_unpack_then_unpack_again(
         if into == "cache":
             subprocess.run(["rm", "-rf", str(again)], check=True)
     assert killed >= KILLS // 2, f"only {killed} of {KILLS} runs were killed mid-unpack"
+    print(f"killed unpack ({into}): {killed} of {KILLS} runs killed mid-unpack")
     # Half-built trees a kill left are garbage the next gc removes; the store is sound.
     store.gc()
     assert [p.name for p in store.unpacked_dir.iterdir()] == []
@@ -194,3 +195,4 @@ def test_killed_pull_unpack_then_pull_again(
         assert _tree(rootfs) == expected
         assert Store(tmp_path / f"store-{number}").fsck(repair=True).ok
     assert killed >= KILLS // 2, f"only {killed} of {KILLS} runs were killed mid-pull"
+    print(f"killed pull --unpack: {killed} of {KILLS} runs killed mid-pull")

@@ -166,7 +166,7 @@ def test_a_failed_layer_still_restores_widened_modes(
 
 
 def test_xattrs_as_containerd_applies_them_without_root(
-    nobody_python: list[str], nobody_work: Path
+    nobody_work: Path, nobody_python: list[str]
 ) -> None:
     """Not root: `security.*` is denied and skipped, `trusted.*` never set, `user.*` set."""
     layer = (
@@ -192,7 +192,7 @@ def test_xattrs_as_containerd_applies_them_without_root(
 
 
 def test_a_user_xattr_on_a_symlink_fails_as_in_containerd(
-    nobody_python: list[str], nobody_work: Path
+    nobody_work: Path, nobody_python: list[str]
 ) -> None:
     """The kernel refuses user.* on symlinks; containerd fails the layer, and so do we."""
     layer = (
