@@ -113,8 +113,13 @@ class StoreWriteError(StoreError, OSError):
     """
 
 
-#: errno values meaning the filesystem failed a write (as opposed to a wrong path).
-WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG})
+#: errno values meaning the filesystem failed a write (as opposed to a wrong path). EINTR is
+#: one too: Python retries only calls that block (PEP 475), not ``rename``/``fsync`` on a
+#: filesystem that can be interrupted (NFS, FUSE); the store is left as it was, so the caller
+#: may simply pull again.
+WRITE_FAILURES = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG, errno.EINTR}
+)
 
 
 @contextlib.contextmanager
