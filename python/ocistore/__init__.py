@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-import sys
 from typing import TYPE_CHECKING, Any
-
-# httpx imports its own command line (click, rich, pygments) whenever those are installed, which
-# is half of its import time; ocistore never runs it. (``httpx.main`` then only says so.)
-if "httpx" not in sys.modules:
-    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 from ocistore._core import __version__
 from ocistore.digest import Digester, digest_bytes, digest_file, validate_digest, verify_file

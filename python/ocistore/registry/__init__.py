@@ -5,6 +5,14 @@ It knows nothing of the store; ``ocistore.transfer`` (pull, push, copy) uses bot
 
 from __future__ import annotations
 
+import sys
+
+# httpx imports its own command line (click, rich, pygments) whenever those are installed, which
+# is half of its import time; ocistore never runs it. (``httpx.main`` then only says so.) Every
+# module that imports httpx is in this package, so this runs first.
+if "httpx" not in sys.modules:
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
 from ocistore.registry.auth import Authenticator, Challenge, StaticCredential, parse_challenges
 from ocistore.registry.client import FetchedManifest, ManifestHead, RegistryClient
 from ocistore.registry.connections import Connections, shared_connections
