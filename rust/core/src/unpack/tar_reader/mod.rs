@@ -344,9 +344,15 @@ impl<R: Read> TarReader<R> {
                 let mut block = [0u8; BLOCK];
                 let mut filled = 0;
                 while filled < BLOCK {
-                    filled += reader
+                    let read = reader
                         .read_data(&mut block[filled..])
                         .map_err(UnpackError::Source)?;
+                    if read == 0 {
+                        // Go's mustReadFull: a map cut short by the end of the data is
+                        // ErrHeader, never a wait for bytes that cannot come.
+                        return Err(bad(entry, "sparse map truncated by the end of the data"));
+                    }
+                    filled += read;
                 }
                 map.feed(&block);
             }

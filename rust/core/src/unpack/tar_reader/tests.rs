@@ -373,6 +373,25 @@ fn pax_sparse_formats_are_read() {
     ]
     .concat();
     sparse_expectation(&v10, "real", 1_000_000, &[(0, 3), (999_997, 3)], data);
+    // A 1.0 map longer than the data it heads is refused (found by the fuzzer: it used to
+    // loop forever waiting for the rest of the map).
+    for stored in [&b""[..], b"2\n0\n3\n", b"9999999999\n"] {
+        let truncated = [
+            pax(&[
+                record("GNU.sparse.major", b"1"),
+                record("GNU.sparse.minor", b"0"),
+                record("GNU.sparse.realsize", b"1000000"),
+            ]
+            .concat()),
+            file(b"GNUSparseFile.0/f", stored),
+            end(),
+        ]
+        .concat();
+        assert!(
+            format_error(&truncated).contains("sparse map truncated"),
+            "{stored:?}"
+        );
+    }
     // A map that does not account for the stored bytes, or overlaps, is refused.
     for map in [&b"0,3,999997,2"[..], b"0,3,2,3", b"0,3,999999,3"] {
         let bad = [
