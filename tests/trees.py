@@ -54,7 +54,8 @@ def _kind(mode: int) -> str:
     return "unknown"
 
 
-def _xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
+def xattrs(path: str | bytes) -> tuple[tuple[str, bytes], ...]:
+    """Every extended attribute of ``path`` itself (links not followed), sorted by name."""
     try:
         names = os.listxattr(path, follow_symlinks=False)
     except OSError:
@@ -131,7 +132,7 @@ def read_tree(root: Path) -> Tree:
                 content=content,
                 rdev=device,
                 mtime_ns=None if relative == "." else info.st_mtime_ns,  # ROOT_MTIME
-                xattrs=_xattrs(full),
+                xattrs=xattrs(full),
             )
     groups = frozenset(frozenset(paths) for paths in inodes.values() if len(paths) > 1)
     return Tree(entries, groups)

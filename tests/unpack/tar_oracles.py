@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from trees import xattrs
 
 GOTAR_SOURCE = Path(__file__).parent / "gotar"
 # containerd's boundTime: times before 1970 or after 2262-04-11 are applied as the epoch.
@@ -157,20 +158,6 @@ class Obj:
     has_holes: bool = field(default=False)
 
 
-def _xattrs(path: bytes) -> tuple[tuple[bytes, bytes], ...]:
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError:
-        return ()
-    values = []
-    for name in sorted(names):
-        try:
-            values.append((name.encode(), os.getxattr(path, name, follow_symlinks=False)))
-        except OSError:
-            continue
-    return tuple(values)
-
-
 def tree(root: Path, *, symlink_times: bool = True) -> dict[bytes, Obj]:
     """Every object below ``root``, keyed by its relative path in bytes."""
     top = os.fsencode(root)
@@ -217,7 +204,7 @@ def tree(root: Path, *, symlink_times: bool = True) -> dict[bytes, Obj]:
             content=content,
             link=link,
             rdev=rdev,
-            xattrs=_xattrs(path),
+            xattrs=tuple((name.encode(), value) for name, value in xattrs(path)),
             hardlinks=group,
             has_holes=holes,
         )
