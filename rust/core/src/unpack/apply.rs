@@ -2,7 +2,7 @@
 //! obtained from `root.rs`; nothing is ever resolved by path.
 
 use std::collections::HashMap;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
@@ -24,7 +24,6 @@ use super::whiteout::{self, LayerPaths, Whiteout};
 
 /// At most this many skipped entries are listed one by one; the rest are counted.
 const MAX_SKIPPED_LISTED: usize = 10_000;
-const COPY_BUFFER: usize = 256 << 10;
 const SETID_BITS: u32 = 0o6000;
 const SETGID_BIT: u32 = 0o2000;
 /// xattrs that steer an overlay mounted with `userxattr` (`trusted.*` are never set at all).
@@ -138,7 +137,6 @@ pub struct Applier<'r> {
     parent_not_setgid: bool,
     /// Effective uid and gid: a file created with them needs no `fchown`.
     our_ids: (u32, u32),
-    buffer: Vec<u8>,
 }
 
 impl<'r> Applier<'r> {
@@ -159,13 +157,12 @@ impl<'r> Applier<'r> {
                 rustix::process::geteuid().as_raw(),
                 rustix::process::getegid().as_raw(),
             ),
-            buffer: Vec::new(),
         }
     }
 
     /// Applies one entry. Stream errors inside are reported as `io::Error`s for the caller to
     /// reconcile with the stream's own typed error.
-    pub fn apply<R: Read>(&mut self, reader: &mut TarReader<R>, entry: Entry) -> Result<()> {
+    pub fn apply<R: BufRead>(&mut self, reader: &mut TarReader<R>, entry: Entry) -> Result<()> {
         self.stats.entries += 1;
         limits::check("entries", self.limits.max_entries, self.stats.entries, None)?;
         let Some(meta) = self.read_meta(entry)? else {
@@ -469,7 +466,7 @@ impl<'r> Applier<'r> {
         meta.mode
     }
 
-    fn write_file<R: Read>(&mut self, reader: &mut TarReader<R>, meta: &Meta) -> Result<()> {
+    fn write_file<R: BufRead>(&mut self, reader: &mut TarReader<R>, meta: &Meta) -> Result<()> {
         let mode = self.file_mode(meta);
         let mut file: Option<OwnedFd> = None;
         self.create_or_fail(meta, |dir, leaf| {
@@ -509,7 +506,7 @@ impl<'r> Applier<'r> {
 
     /// Writes the fragments of a sparse file where they belong and leaves holes between them
     /// (a seek, not zeros), then sets the apparent size.
-    fn write_sparse<R: Read>(
+    fn write_sparse<R: BufRead>(
         &mut self,
         reader: &mut TarReader<R>,
         meta: &Meta,
@@ -528,33 +525,29 @@ impl<'r> Applier<'r> {
         fd.set_len(size).map_err(io_err)
     }
 
-    /// Copies at most `limit` bytes of the entry's data to `fd` (all of it with `u64::MAX`).
-    fn copy_data<R: Read>(
+    /// Copies at most `limit` bytes of the entry's data to `fd` (all of it with `u64::MAX`),
+    /// writing straight from the stream's chunks.
+    fn copy_data<R: BufRead>(
         &mut self,
         reader: &mut TarReader<R>,
         meta: &Meta,
         fd: &std::fs::File,
         limit: u64,
     ) -> Result<()> {
-        if self.buffer.is_empty() {
-            self.buffer = vec![0u8; COPY_BUFFER];
-        }
         let mut out = fd;
         let mut left = limit;
         while left > 0 {
-            let want = self
-                .buffer
-                .len()
-                .min(usize::try_from(left).unwrap_or(usize::MAX));
-            let n = match reader.read_data(&mut self.buffer[..want]) {
-                Ok(0) => break,
-                Ok(n) => n,
+            let data = match reader.data_buf() {
+                Ok([]) => break,
+                Ok(data) => data,
                 Err(e) => return Err(StreamFailure(e).into()),
             };
+            let n = data.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            out.write_all(&data[..n])
+                .map_err(|e| UnpackError::from_io(Some(&meta.name), e))?;
+            reader.consume_data(n);
             left -= n as u64;
             self.stats.bytes_written += n as u64;
-            out.write_all(&self.buffer[..n])
-                .map_err(|e| UnpackError::from_io(Some(&meta.name), e))?;
         }
         Ok(())
     }

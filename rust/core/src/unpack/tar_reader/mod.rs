@@ -19,7 +19,7 @@ pub mod header;
 pub mod pax;
 pub mod sparse;
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 
 use super::decompress::read_full;
 use super::error::{Result, UnpackError};
@@ -135,7 +135,35 @@ impl<R: Read> TarReader<R> {
         self.remaining -= n as u64;
         Ok(n)
     }
+}
 
+impl<R: BufRead> TarReader<R> {
+    /// The current entry's next stored bytes, straight from the stream's buffer (no copy):
+    /// empty at the entry's end; a stream that ends earlier is an error. Pass how many were
+    /// used to `consume_data`.
+    pub fn data_buf(&mut self) -> io::Result<&[u8]> {
+        if self.remaining == 0 {
+            return Ok(&[]);
+        }
+        let buf = self.inner.fill_buf()?;
+        if buf.is_empty() {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let n = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        Ok(&buf[..n])
+    }
+
+    /// Marks `n` bytes of the slice `data_buf` returned as read.
+    pub fn consume_data(&mut self, n: usize) {
+        let n = n.min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        self.inner.consume(n);
+        self.remaining -= n as u64;
+    }
+}
+
+impl<R: Read> TarReader<R> {
     /// The next entry, or `None` at the end of the archive.
     pub fn next_entry(&mut self) -> Result<Option<Entry>> {
         let mut records: Option<Records> = None;
