@@ -511,3 +511,77 @@ fn ownership_is_exact_even_when_chown_is_skipped() {
     assert_eq!(mode("sg/subdir"), 0o755);
     assert_eq!(mode("plain/subdir"), 0o755);
 }
+
+/// `len` bytes that differ from one offset to the next, so a lost or repeated byte shows.
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 ^ seed)
+        .collect()
+}
+
+#[test]
+fn files_spanning_chunk_boundaries_are_written_whole() {
+    // File data is written straight from the CHUNK_SIZE chunks the earlier stages hand on:
+    // these files start and end on both sides of chunk boundaries.
+    let chunk = decompress::CHUNK_SIZE;
+    let sizes = [
+        0,
+        1,
+        511,
+        4096,
+        chunk - 700,
+        chunk + 1,
+        3 * chunk + 12_345,
+        77,
+    ];
+    let files: Vec<(String, Vec<u8>)> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| (format!("dir/f{i}"), pattern(len, i as u8)))
+        .collect();
+    let mut builder = TarBuilder::new().dir("dir/");
+    for (name, data) in &files {
+        builder = builder.file(name, data);
+    }
+    let tar = builder.bytes();
+    for (tag, compression, blob) in [
+        ("chunks-tar", Compression::None, tar.clone()),
+        ("chunks-gzip", Compression::Gzip, gzip(&tar)),
+    ] {
+        let s = Scratch::new(tag);
+        let mut opts = options();
+        opts.compression = compression;
+        opts.diff_id = Some(sha256(&tar));
+        let stats = unpack(blob, &s.dest(), &opts).unwrap();
+        assert_eq!(stats.bytes_written, sizes.iter().sum::<usize>() as u64);
+        for (name, data) in &files {
+            let written = std::fs::read(s.dest().join(name)).unwrap();
+            assert!(written == *data, "{tag}: {name} differs");
+        }
+        // Cut inside the largest file: the stream ends while its data is being written.
+        let cut = tar.len() - chunk;
+        let err = unpack(tar[..cut].to_vec(), &s.dest(), &options()).unwrap_err();
+        assert!(matches!(err, UnpackError::Format { .. }), "{err:?}");
+    }
+}
+
+#[test]
+fn a_gzip_member_with_a_wrong_crc_is_a_format_error() {
+    // The CRC-32 is computed with PCLMULQDQ where the CPU has it (zlib-rs's runtime detection);
+    // a wrong one must still fail the layer, as Go's gzip reader does (ErrChecksum).
+    let tar = TarBuilder::new().file("a", &pattern(300_000, 3)).bytes();
+    let blob = gzip(&tar);
+    let mut opts = options();
+    opts.compression = Compression::Gzip;
+    let s = Scratch::new("crc");
+    unpack(blob.clone(), &s.dest(), &opts).unwrap();
+    let mut bad = blob;
+    let crc_at = bad.len() - 8; // the trailer: CRC-32, then the size
+    bad[crc_at] ^= 0x40;
+    let s = Scratch::new("crc-bad");
+    let err = unpack(bad, &s.dest(), &opts).unwrap_err();
+    match err {
+        UnpackError::Format { reason, .. } => assert!(reason.contains("gzip"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
