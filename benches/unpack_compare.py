@@ -165,16 +165,17 @@ for layer in layers:
 """
 
 
-def run_measured(argv: list[str], rss_file: Path) -> tuple[float, int, float | None]:
-    """Wall time, peak RSS (KiB) and reported engine time of one child process (and the
-    children it waits for).
+def run_measured(argv: list[str], rss_file: Path) -> tuple[float, float, int, float | None]:
+    """Wall time, CPU time (user + system), peak RSS (KiB) and reported engine time of one
+    child process (and the children it waits for). CPU time is the steadier measure on a
+    loaded machine, where wall time mostly says how often the tool got a core.
 
     /usr/bin/time reports the RSS: a child forked from this Python process would inherit
     its peak RSS figure.
     """
     start = time.perf_counter()
     out = subprocess.run(
-        ["/usr/bin/time", "-f", "%M", "-o", str(rss_file), *argv],
+        ["/usr/bin/time", "-f", "%M %U %S", "-o", str(rss_file), *argv],
         stdout=subprocess.PIPE,
         text=True,
         check=True,
@@ -184,7 +185,8 @@ def run_measured(argv: list[str], rss_file: Path) -> tuple[float, int, float | N
     for line in out.stdout.splitlines():
         if line.startswith("engine-seconds "):
             engine = float(line.split()[1])
-    return elapsed, int(rss_file.read_text().split()[-1]), engine
+    peak, user, system = rss_file.read_text().split()[-3:]
+    return elapsed, float(user) + float(system), int(peak), engine
 
 
 def tools(
@@ -257,6 +259,7 @@ def main() -> None:
     for kind in args.kinds.split(","):
         candidates = tools(kind, blobs[kind], layout, args.baseline)
         times: dict[str, list[float]] = {name: [] for name in candidates}
+        cpu: dict[str, list[float]] = {name: [] for name in candidates}
         rss: dict[str, int] = dict.fromkeys(candidates, 0)
         engine_times: dict[str, list[float]] = {}
         for run in range(args.runs):
@@ -267,21 +270,26 @@ def main() -> None:
                 if name != "umoci":
                     dest.mkdir()
                 subprocess.run(["sync"], check=True)
-                elapsed = 0.0
+                elapsed = cpu_seconds = 0.0
                 for argv in candidates[name](dest):
-                    t, peak, engine = run_measured(argv, args.work / "rss")
+                    t, c, peak, engine = run_measured(argv, args.work / "rss")
                     elapsed += t
+                    cpu_seconds += c
                     rss[name] = max(rss[name], peak)
                     if engine is not None:
                         engine_times.setdefault(name, []).append(engine)
                 times[name].append(elapsed)
+                cpu[name].append(cpu_seconds)
                 shutil.rmtree(dest, ignore_errors=True)
         ours = statistics.median(times["ocistore"])
+        our_cpu = statistics.median(cpu["ocistore"])
         print(f"\n{kind}: median of {args.runs} runs (all layers, in order)")
         for name, samples in times.items():
             median = statistics.median(samples)
+            cpu_median = statistics.median(cpu[name])
             print(
                 f"  {name:9s} {median:6.2f} s   ocistore is {median / ours:4.2f}x faster"
+                f"   CPU {cpu_median:6.2f} s ({cpu_median / our_cpu:4.2f}x)"
                 f"   peak RSS {rss[name] / 1024:6.1f} MiB"
             )
         for name, samples in engine_times.items():

@@ -104,6 +104,16 @@ struct Meta {
     sparse: Option<(Vec<Fragment>, u64)>,
 }
 
+/// Parent directories kept open (a directory tree deeper than this reopens some).
+const PARENTS_KEPT: usize = 8;
+
+/// A parent directory kept open for the entries that follow.
+struct OpenDir {
+    path: Vec<u8>,
+    fd: OwnedFd,
+    not_setgid: bool,
+}
+
 /// Directory attributes, applied when the layer is complete (writing children changes mtimes,
 /// and a read-only directory must stay writable until then).
 struct DirMeta {
@@ -130,11 +140,9 @@ pub struct Applier<'r> {
     layer_paths: LayerPaths,
     dirs: Vec<DirMeta>,
     dir_index: HashMap<Vec<u8>, usize>,
-    /// The last parent directory opened: tar lists a directory's files together.
-    parent: Option<(Vec<u8>, OwnedFd)>,
-    /// Whether `parent` is not set-group-ID: what is created in it gets our own group (and
-    /// a new directory no set-gid bit).
-    parent_not_setgid: bool,
+    /// The parent directories opened last, the current entry's first: tar lists a
+    /// directory's files together and comes back to it after each subdirectory.
+    parents: Vec<OpenDir>,
     /// Effective uid and gid: a file created with them needs no `fchown`.
     our_ids: (u32, u32),
 }
@@ -151,8 +159,7 @@ impl<'r> Applier<'r> {
             layer_paths: LayerPaths::default(),
             dirs: Vec::new(),
             dir_index: HashMap::new(),
-            parent: None,
-            parent_not_setgid: false,
+            parents: Vec::with_capacity(PARENTS_KEPT),
             our_ids: (
                 rustix::process::geteuid().as_raw(),
                 rustix::process::getegid().as_raw(),
@@ -215,7 +222,7 @@ impl<'r> Applier<'r> {
 
     /// Applies the deferred directory attributes; returns the statistics.
     pub fn finish(mut self) -> Result<ApplyStats> {
-        self.parent = None;
+        self.forget_parents();
         let dirs = std::mem::take(&mut self.dirs);
         for dir in dirs.iter().rev() {
             self.finish_dir(dir)?;
@@ -333,27 +340,43 @@ impl<'r> Applier<'r> {
 
     // --- resolution -------------------------------------------------------------------
 
-    /// The entry's parent directory (created if missing), from the one-slot cache.
+    /// The entry's parent directory (created if missing), from the cache of recent ones.
     fn parent_fd(&mut self, meta: &Meta) -> Result<BorrowedFd<'_>> {
         let (parent, _) = meta.path.split_last();
-        let hit = matches!(&self.parent, Some((cached, _)) if cached.as_slice() == parent);
-        if !hit {
-            self.parent = None;
-            let fd = self
-                .root
-                .open_dir(parent, true)
-                .map_err(|e| resolve_error(&meta.name, e))?;
-            // One fstat per directory saves an fchown per file (as root) and an fchmod per
-            // subdirectory.
-            self.parent_not_setgid = fstat(&fd).is_ok_and(|st| st.st_mode & SETGID_BIT == 0);
-            self.parent = Some((parent.to_vec(), fd));
+        match self.parents.iter().position(|d| d.path == parent) {
+            Some(0) => {}
+            Some(i) => self.parents[..=i].rotate_right(1),
+            None => {
+                let fd = self
+                    .root
+                    .open_dir(parent, true)
+                    .map_err(|e| resolve_error(&meta.name, e))?;
+                // One fstat per directory saves an fchown per file (as root) and an fchmod per
+                // subdirectory.
+                let not_setgid = fstat(&fd).is_ok_and(|st| st.st_mode & SETGID_BIT == 0);
+                self.parents.truncate(PARENTS_KEPT - 1);
+                self.parents.insert(
+                    0,
+                    OpenDir {
+                        path: parent.to_vec(),
+                        fd,
+                        not_setgid,
+                    },
+                );
+            }
         }
-        Ok(self.parent.as_ref().expect("just filled").1.as_fd())
+        Ok(self.parents[0].fd.as_fd())
+    }
+
+    /// Whether the last entry's parent is still open and not set-group-ID: what is created in
+    /// it gets our own group (and a new directory no set-gid bit).
+    fn parent_not_setgid(&self) -> bool {
+        self.parents.first().is_some_and(|d| d.not_setgid)
     }
 
     /// Something was removed: a cached descriptor may now name a detached directory.
-    fn forget_parent(&mut self) {
-        self.parent = None;
+    fn forget_parents(&mut self) {
+        self.parents.clear();
     }
 
     // --- whiteouts --------------------------------------------------------------------
@@ -370,7 +393,7 @@ impl<'r> Applier<'r> {
             Err(e) if matches!(errno(&e), Some(Errno::NOENT | Errno::NOTDIR)) => return Ok(()),
             Err(e) => return Err(resolve_error(name, e)),
         };
-        self.forget_parent();
+        self.forget_parents();
         self.root
             .remove_all_at(dir.as_fd(), leaf)
             .map_err(|e| UnpackError::from_io(Some(name), e))
@@ -383,7 +406,7 @@ impl<'r> Applier<'r> {
             Err(e) if matches!(errno(&e), Some(Errno::NOENT | Errno::NOTDIR)) => return Ok(()),
             Err(e) => return Err(resolve_error(name, e)),
         };
-        self.forget_parent();
+        self.forget_parents();
         self.clean_lower(fd.as_fd(), b".", dir)
             .map_err(|e| UnpackError::from_io(Some(name), e))
     }
@@ -441,7 +464,7 @@ impl<'r> Applier<'r> {
         root.remove_all_at(parent, &leaf)
             .map_err(|e| UnpackError::from_io(Some(&meta.name), e))?;
         let result = create(parent, &leaf);
-        self.forget_parent();
+        self.forget_parents();
         Ok(result)
     }
 
@@ -479,8 +502,7 @@ impl<'r> Applier<'r> {
             Ok(())
         })?;
         // Created by us: owned by our ids, and by our group unless the parent is set-gid.
-        let owned_as_wanted = self.parent.is_some()
-            && self.parent_not_setgid
+        let owned_as_wanted = self.parent_not_setgid()
             && (meta.uid, meta.gid) == (u64::from(self.our_ids.0), u64::from(self.our_ids.1));
         let mut fd = std::fs::File::from(file.expect("created"));
         match &meta.sparse {
@@ -586,8 +608,8 @@ impl<'r> Applier<'r> {
             mtime: meta.mtime,
             atime: meta.atime,
             xattrs: meta.xattrs,
-            owner_set: created && ours && self.parent_not_setgid,
-            mode_set: created && final_mode_now && self.parent_not_setgid,
+            owner_set: created && ours && self.parent_not_setgid(),
+            mode_set: created && final_mode_now && self.parent_not_setgid(),
         };
         match self.dir_index.get(dir.path.as_bytes()) {
             Some(&i) => self.dirs[i] = dir, // a later duplicate entry wins
