@@ -585,3 +585,36 @@ fn a_gzip_member_with_a_wrong_crc_is_a_format_error() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn kept_parent_directories_never_outlive_a_replacement() {
+    // `a` is still open (two directories back) when an entry replaces it by a symlink to `d`:
+    // the next file in `a/` must land in `d/`, not in the removed directory's descriptor.
+    for resolver in [Resolver::Auto, Resolver::Walk] {
+        let s = Scratch::new(&format!("kept-parents-{resolver:?}"));
+        let mut opts = options();
+        opts.resolver = resolver;
+        let tar = TarBuilder::new()
+            .dir("a/")
+            .file("a/1", b"1")
+            .dir("a/b/")
+            .file("a/b/2", b"2")
+            .file("a/3", b"3")
+            .dir("d/")
+            .file("d/4", b"4")
+            .symlink("a", "d")
+            .file("a/5", b"5")
+            .bytes();
+        let stats = unpack(tar, &s.dest(), &opts).unwrap();
+        assert_eq!(stats.entries, 9);
+        let d = s.dest();
+        assert_eq!(std::fs::read_link(d.join("a")).unwrap(), Path::new("d"));
+        let mut names: Vec<_> = std::fs::read_dir(d.join("d"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["4", "5"]);
+        s.outside_untouched();
+    }
+}
