@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from containerd_daemon import Containerd
 from regfixtures.registry import free_port, registry_config, running_registry
-from tar_oracles import Obj, differences, tree
+from trees import Entry, differences, walk
 
 import ocistore
 from ocistore.mediatypes import MediaType
@@ -132,7 +132,7 @@ def registry_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def containerd_tree(
     containerd: Containerd, host: str, name: str, tar: bytes, work: Path
-) -> dict[bytes, Obj] | str:
+) -> dict[bytes, Entry] | str:
     """containerd's unpacked tree of a one-layer image, or its error message."""
     image = build_image([RawLayer(tar)])
     layout = work / "layout"
@@ -149,7 +149,7 @@ def containerd_tree(
     except RuntimeError as exc:
         return str(exc)
     with containerd.mounted(ref) as view:
-        return tree(view)
+        return walk(view, holes=True)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -166,5 +166,5 @@ def test_ocistore_applies_the_layer_as_containerd_does(
             ocistore.unpack_layer(layer, dest, MediaType.OCI_LAYER_GZIP)
         return
     ocistore.unpack_layer(layer, dest, MediaType.OCI_LAYER_GZIP)
-    problems = differences(theirs, tree(dest))
+    problems = differences(theirs, walk(dest, holes=True))
     assert not problems, "\n".join(problems)
