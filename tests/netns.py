@@ -389,7 +389,7 @@ class DelayRelay:
             if not data:
                 return
 
-    def _after_sending(self, size: int) -> None:
+    def _count_down(self, size: int) -> None:
         with self._lock:
             self.forwarded_down += size
             if self._stall is not None and self.forwarded_down >= self._stall[0]:
@@ -404,6 +404,8 @@ class DelayRelay:
             due, data = chunks.get()
             while (wait := max(due, self._stalled_until) - time.monotonic()) > 0:
                 time.sleep(wait)
+            if down:  # counted (and a stall armed) before the client can see the bytes
+                self._count_down(len(data))
             try:
                 if not data:
                     sink.shutdown(socket.SHUT_WR)
@@ -411,8 +413,6 @@ class DelayRelay:
                 sink.sendall(data)
             except OSError:
                 return
-            if down:
-                self._after_sending(len(data))
 
 
 @contextlib.contextmanager
