@@ -30,6 +30,7 @@ import httpx
 import pytest
 from ci import cannot_run
 from netns import NamespacesUnavailable, VethLink, delayed, veth_namespace
+from publishing import push_with_ocistore
 from regfixtures.registry import Registry, registry_config, registry_requests, start_registry
 from waiting import join_all
 
@@ -83,9 +84,9 @@ def shaped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NetnsRegi
             registry = start_registry("netns", directory / "registry", config, netns=link.namespace)
             netns = NetnsRegistry(link, directory / "registry", config, registry)
             try:
-                seed = Store(tmp_path_factory.mktemp("netns-seed"))
-                image.write_to_store(seed, f"{netns.host}/{REPOSITORY}")
-                ocistore.push(f"{netns.host}/{REPOSITORY}", store=seed, options=PLAIN)
+                push_with_ocistore(
+                    image, f"{netns.host}/{REPOSITORY}", tmp_path_factory.mktemp("netns-seed")
+                )
                 yield netns, image
             finally:
                 netns.registry.stop()  # the current one: a test may have restarted it

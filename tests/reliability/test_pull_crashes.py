@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from node_registries import ManagerRegistries
+from publishing import push_with_ocistore
 from regfixtures.registry import registry_requests
 
 import ocistore
@@ -52,9 +53,7 @@ def crash_image(
         compression="gzip",
     )
     reference = f"{manager_registries.plain.host}/crash/{uuid.uuid4().hex[:8]}:v1"
-    store = Store(tmp_path_factory.mktemp("crash-seed"))
-    image.write_to_store(store, reference)
-    ocistore.push(reference, store=store, options=RegistryOptions(plain_http=True))
+    push_with_ocistore(image, reference, tmp_path_factory.mktemp("crash-seed"))
     return reference, image
 
 
