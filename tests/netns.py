@@ -19,9 +19,9 @@ Rules every helper here keeps:
 - Shaping: ``tbf`` caps the rate on both ends, ``iptables -m statistic`` inside the namespace
   drops a share of packets each way. This kernel has no ``netem`` (nor fq, etf, cake), so delay
   and jitter come from :class:`DelayRelay` on 127.0.0.1, which holds every chunk it forwards.
-  A TCP relay forwards an ordered byte stream, so it cannot reorder packets; the kernel does
-  have NFQUEUE (``CONFIG_NETFILTER_NETLINK_QUEUE``), so a userspace verdict program speaking
-  nfnetlink could reorder, but none is written yet.
+  A TCP relay forwards an ordered byte stream, so it cannot reorder packets: :func:`reordering`
+  does, through NFQUEUE (in this kernel: ``CONFIG_NETFILTER_NETLINK_QUEUE``) and a userspace
+  verdict program, ``nfqueue_reorder.py``, that lets some packets leave after the next one.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -43,6 +44,7 @@ from pathlib import Path
 
 BENCHMARKING = ipaddress.ip_network("198.18.0.0/15")
 BLACKHOLE_METRIC = "4000"
+REORDER_PROGRAM = Path(__file__).with_name("nfqueue_reorder.py")
 _NAMESPACE = re.compile(r"^oci-(\d+)-")
 _LINK = re.compile(r"^oci(\d+)[a-z]")
 
@@ -178,6 +180,43 @@ def drop_randomly(namespace: str, share: float) -> None:
     for chain in ("INPUT", "OUTPUT"):
         run(*exec_prefix(namespace), "iptables", "-A", chain, "-m", "statistic",
             "--mode", "random", "--probability", f"{share:g}", "-j", "DROP")  # fmt: skip
+
+
+@dataclass
+class Reordering:
+    """What the NFQUEUE program did: swapped pairs and packets seen (known on exit)."""
+
+    reordered: int = 0
+    seen: int = 0
+
+
+@contextlib.contextmanager
+def reordering(namespace: str, every: int, queue: int = 7) -> Iterator[Reordering]:
+    """TCP packets leaving ``namespace`` pass ``nfqueue_reorder.py`` (inside it), which swaps
+    every ``every``-th with the one after it; the rule and the program are removed on exit."""
+    rule = ["OUTPUT", "-p", "tcp", "-j", "NFQUEUE", "--queue-num", str(queue), "--queue-bypass"]
+    program = subprocess.Popen(
+        [*exec_prefix(namespace), sys.executable, str(REORDER_PROGRAM), str(queue), str(every)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stats = Reordering()
+    try:
+        assert program.stdout is not None
+        if program.stdout.readline().strip() != "ready":
+            raise NetnsError(f"nfqueue_reorder did not start: {program.communicate()[1]}")
+        run(*exec_prefix(namespace), "iptables", "-A", *rule)
+        try:
+            yield stats
+        finally:
+            _quietly(*exec_prefix(namespace), "iptables", "-D", *rule)
+    finally:
+        program.terminate()  # by the pid we started
+        out, _ = program.communicate(timeout=30)
+        words = out.split()
+        if words[-4:-3] == ["reordered"]:
+            stats.reordered, stats.seen = int(words[-3]), int(words[-1])
 
 
 @dataclass(frozen=True)

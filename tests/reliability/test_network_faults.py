@@ -1,19 +1,18 @@
 """Network faults (issue 17): the registry in its own network namespace behind a veth pair
-with packet loss (iptables statistic) and a bandwidth cap (tc tbf); latency and jitter from the
-userspace relay in ``tests/netns.py`` (30 ms RTT, per-chunk jitter), and a link that stalls
-mid-layer for less, or longer, than the read timeout; the link set down mid-layer; the
-registry killed and restarted mid-pull; and a registry that is gone.
+with packet loss (iptables statistic), a bandwidth cap (tc tbf) and reordering (NFQUEUE);
+latency and jitter from the userspace relay in ``tests/netns.py`` (30 ms RTT, per-chunk
+jitter), and a link that stalls mid-layer for less, or longer, than the read timeout; the link
+set down mid-layer; the registry killed and restarted mid-pull; and a registry that is gone.
 
 Pulls complete, resuming with ``Range`` (a layer is fetched in pieces, not again from its
 first byte), or fail with the typed ``RegistryUnavailableError`` within the configured
 timeouts. Traffic stays inside the namespace pair and on 127.0.0.1; everything is removed
 afterwards.
 
-Not tested: packet reordering. This kernel has no ``netem`` (nor fq, etf or cake), and a
-relay forwards an ordered byte stream, so it can delay and stall but never reorder. NFQUEUE
-is there (``CONFIG_NETFILTER_NETLINK_QUEUE=y``, and ``iptables -j NFQUEUE`` is accepted): a
-userspace program answering nfnetlink verdicts out of order could reorder packets, but that
-program (raw netlink messages; no libnetfilter_queue binding is installed) is not written yet.
+Packet reordering: this kernel has no ``netem`` and a relay forwards an ordered byte stream,
+so packets leaving the registry's namespace go through NFQUEUE to a userspace verdict program
+(``tests/nfqueue_reorder.py``, raw nfnetlink) that lets one in ten leave after the next one.
+Segmentation offload is off on the pair, so shaping, loss and reordering act on real packets.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from pathlib import Path
 import httpx
 import pytest
 from ci import cannot_run
-from netns import NamespacesUnavailable, VethLink, delayed, veth_namespace
+from netns import NamespacesUnavailable, VethLink, delayed, reordering, veth_namespace
 from publishing import push_with_ocistore
 from regfixtures.registry import Registry, registry_config, registry_requests, start_registry
 from waiting import join_all
@@ -78,7 +77,7 @@ def shaped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NetnsRegi
     )
     directory = tmp_path_factory.mktemp("netns")
     try:
-        with veth_namespace("faults") as link:
+        with veth_namespace("faults", offload=False) as link:
             config = registry_config(port=REGISTRY_PORT, storage=directory / "storage")
             config["http"]["addr"] = f"{link.inner_address}:{REGISTRY_PORT}"  # type: ignore[index]
             registry = start_registry("netns", directory / "registry", config, netns=link.namespace)
@@ -128,6 +127,15 @@ def _assert_complete(root: Path, image: BuiltImage, rootfs: Path | None = None) 
         assert (rootfs / "small.bin").read_bytes() == rng.randbytes(1_000_000)
 
 
+def _tcp_out_of_order_segments() -> int:
+    """The host's count of TCP segments received out of order (``TcpExt: TCPOFOQueue``)."""
+    lines = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines()]
+    for names, values in zip(lines[::2], lines[1::2], strict=True):
+        if names[0] == "TcpExt:":
+            return int(values[names.index("TCPOFOQueue")])
+    raise AssertionError("no TcpExt counters in /proc/net/netstat")
+
+
 def _pull_in_background(netns: NetnsRegistry, root: Path) -> tuple[threading.Thread, list[object]]:
     outcome: list[object] = []
 
@@ -156,6 +164,23 @@ def test_loss_a_bandwidth_cap_and_30ms_rtt_with_jitter(
     finally:
         netns.link.unshape()
     assert relay.forwarded_down > _layer_bytes(image)  # it all came through the relay
+    assert pulled.bytes_downloaded == _layer_bytes(image)
+    _assert_complete(tmp_path / "store", image, rootfs)
+
+
+@pytest.mark.parametrize("unpack", [False, True], ids=["pull", "pull-unpack"])
+def test_reordered_packets(
+    shaped: tuple[NetnsRegistry, BuiltImage], tmp_path: Path, unpack: bool
+) -> None:
+    netns, image = shaped
+    rootfs = tmp_path / "rootfs" if unpack else None
+    out_of_order = _tcp_out_of_order_segments()
+    with reordering(netns.link.namespace, every=10) as swapped:
+        pulled = _pull(netns.host, tmp_path / "store", unpack=rootfs)
+    # Segmentation offload is off on the pair: ~3,000 packets for the 4 MB, one in ten swapped,
+    # and this side's TCP queued segments that came out of order (others' traffic only adds).
+    assert swapped.reordered >= 100, swapped
+    assert _tcp_out_of_order_segments() - out_of_order >= 50
     assert pulled.bytes_downloaded == _layer_bytes(image)
     _assert_complete(tmp_path / "store", image, rootfs)
 
