@@ -18,7 +18,7 @@ Rules every helper here keeps:
   while the link is down): the address is never routed off the machine.
 - Shaping: ``tbf`` caps the rate on both ends, ``iptables -m statistic`` inside the namespace
   drops a share of packets each way. This kernel has no ``netem`` (nor fq, etf, cake), so delay
-  and jitter come from :class:`DelayRelay` on 127.0.0.1, which holds every chunk it forwards.
+  and jitter come from :class:`Relay` on 127.0.0.1, which holds every chunk it forwards.
   A TCP relay forwards an ordered byte stream, so it cannot reorder packets: :func:`reordering`
   does, through NFQUEUE (in this kernel: ``CONFIG_NETFILTER_NETLINK_QUEUE``) and a userspace
   verdict program, ``nfqueue_reorder.py``, that lets some packets leave after the next one.
@@ -38,13 +38,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 BENCHMARKING = ipaddress.ip_network("198.18.0.0/15")
 BLACKHOLE_METRIC = "4000"
 REORDER_PROGRAM = Path(__file__).with_name("nfqueue_reorder.py")
+CHUNK = 16_384  # what the relay reads at once: the grain of its delays, stalls and counts
 _NAMESPACE = re.compile(r"^oci-(\d+)-")
 _LINK = re.compile(r"^oci(\d+)[a-z]")
 
@@ -352,22 +353,30 @@ class Fleet:
         self.created.clear()
 
 
-class DelayRelay:
+class Relay:
     """A TCP relay on 127.0.0.1 to ``target`` that holds every chunk for ``one_way`` seconds
-    (plus or minus up to ``jitter``) in each direction, and can stall the whole link once.
+    (plus or minus up to ``jitter``) in each direction, can stall the whole link once, and
+    counts what the target sends (``on_bytes`` sees the running total before those bytes go
+    on to the client).
 
     Chunks leave in the order they came (TCP is a byte stream): jitter varies the gaps
-    between them, it cannot reorder them.
+    between them, it cannot reorder them (:func:`reordering` does, with real packets).
     """
 
     def __init__(
-        self, target: tuple[str, int], one_way: float, jitter: float = 0.0, seed: int = 0
+        self,
+        target: tuple[str, int],
+        one_way: float = 0.0,
+        jitter: float = 0.0,
+        seed: int = 0,
+        on_bytes: Callable[[int], None] | None = None,
     ) -> None:
         self.target = target
         self.one_way = one_way
         self.jitter = jitter
         self.stalls = 0  # how many armed stalls have happened
         self.forwarded_down = 0  # bytes sent from the target to clients
+        self._on_bytes = on_bytes
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._stall: tuple[int, float] | None = None
@@ -391,7 +400,8 @@ class DelayRelay:
 
     def close(self) -> None:
         """Stops accepting and closes every relayed connection."""
-        self._closed = True
+        with self._lock:
+            self._closed = True
         self._listener.close()
         with self._lock:
             for sock in self._sockets:
@@ -403,10 +413,19 @@ class DelayRelay:
         while not self._closed:
             try:
                 client, _ = self._listener.accept()
-                upstream = socket.create_connection(self.target)
             except OSError:
                 return
+            try:
+                upstream = socket.create_connection(self.target, timeout=30)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
             with self._lock:
+                if self._closed:  # accepted from the backlog while close() ran
+                    client.close()
+                    upstream.close()
+                    return
                 self._sockets += [client, upstream]
             for source, sink, down in ((client, upstream, False), (upstream, client, True)):
                 chunks: queue.Queue[tuple[float, bytes]] = queue.Queue()
@@ -421,7 +440,7 @@ class DelayRelay:
     def _read(self, source: socket.socket, chunks: queue.Queue[tuple[float, bytes]]) -> None:
         while True:
             try:
-                data = source.recv(1 << 16)
+                data = source.recv(CHUNK)
             except OSError:
                 data = b""
             chunks.put((time.monotonic() + self._delay(), data))
@@ -431,10 +450,13 @@ class DelayRelay:
     def _count_down(self, size: int) -> None:
         with self._lock:
             self.forwarded_down += size
-            if self._stall is not None and self.forwarded_down >= self._stall[0]:
+            total = self.forwarded_down
+            if self._stall is not None and total >= self._stall[0]:
                 self._stalled_until = time.monotonic() + self._stall[1]
                 self._stall = None
                 self.stalls += 1
+        if self._on_bytes is not None:
+            self._on_bytes(total)
 
     def _write(
         self, sink: socket.socket, chunks: queue.Queue[tuple[float, bytes]], down: bool
@@ -457,9 +479,9 @@ class DelayRelay:
 @contextlib.contextmanager
 def delayed(
     target: tuple[str, int], rtt_ms: float, jitter_ms: float = 0.0, seed: int = 0
-) -> Iterator[DelayRelay]:
-    """A :class:`DelayRelay` adding ``rtt_ms`` (each way ± ``jitter_ms``/2) to every round trip."""
-    relay = DelayRelay(target, rtt_ms / 2000, jitter_ms / 2000, seed)
+) -> Iterator[Relay]:
+    """A :class:`Relay` adding ``rtt_ms`` (each way ± ``jitter_ms``/2) to every round trip."""
+    relay = Relay(target, rtt_ms / 2000, jitter_ms / 2000, seed)
     try:
         yield relay
     finally:
