@@ -194,9 +194,9 @@ def test_a_link_stalling_mid_layer_within_the_read_timeout(
     rootfs = tmp_path / "rootfs" if unpack else None
     mark = len(registry_requests(netns.registry))
     target = (netns.link.inner_address, REGISTRY_PORT)
-    options = RegistryOptions(plain_http=True, timeout=6.0, retry=RETRY)
+    options = RegistryOptions(plain_http=True, timeout=4.0, retry=RETRY)
     with delayed(target, rtt_ms=30, jitter_ms=10, seed=SEED) as relay:
-        relay.stall_after(_layer_bytes(image) * 3 // 8, seconds=2.5)  # inside the big layer
+        relay.stall_after(_layer_bytes(image) * 3 // 8, seconds=1.5)  # inside the big layer
         pulled = _pull(relay.host, tmp_path / "store", unpack=rootfs, options=options)
     assert relay.stalls == 1
     _assert_complete(tmp_path / "store", image, rootfs)
