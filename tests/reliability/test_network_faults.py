@@ -93,6 +93,12 @@ def shaped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NetnsRegi
         cannot_run(f"network namespaces unavailable: {exc}")
 
 
+@pytest.fixture(params=[False, True], ids=["pull", "pull-unpack"])
+def rootfs(request: pytest.FixtureRequest, tmp_path: Path) -> Path | None:
+    """Where ``pull --unpack`` writes the root filesystem, or None for a plain pull."""
+    return tmp_path / "rootfs" if request.param else None
+
+
 def _pull(
     host: str, root: Path, *, unpack: Path | None = None, options: RegistryOptions | None = None
 ) -> ocistore.PulledImage:
@@ -150,12 +156,10 @@ def _pull_in_background(netns: NetnsRegistry, root: Path) -> tuple[threading.Thr
     return thread, outcome
 
 
-@pytest.mark.parametrize("unpack", [False, True], ids=["pull", "pull-unpack"])
 def test_loss_a_bandwidth_cap_and_30ms_rtt_with_jitter(
-    shaped: tuple[NetnsRegistry, BuiltImage], tmp_path: Path, unpack: bool
+    shaped: tuple[NetnsRegistry, BuiltImage], tmp_path: Path, rootfs: Path | None
 ) -> None:
     netns, image = shaped
-    rootfs = tmp_path / "rootfs" if unpack else None
     netns.link.shape(rate="40mbit", loss=0.03)
     try:
         target = (netns.link.inner_address, REGISTRY_PORT)
@@ -168,12 +172,10 @@ def test_loss_a_bandwidth_cap_and_30ms_rtt_with_jitter(
     _assert_complete(tmp_path / "store", image, rootfs)
 
 
-@pytest.mark.parametrize("unpack", [False, True], ids=["pull", "pull-unpack"])
 def test_reordered_packets(
-    shaped: tuple[NetnsRegistry, BuiltImage], tmp_path: Path, unpack: bool
+    shaped: tuple[NetnsRegistry, BuiltImage], tmp_path: Path, rootfs: Path | None
 ) -> None:
     netns, image = shaped
-    rootfs = tmp_path / "rootfs" if unpack else None
     out_of_order = _tcp_out_of_order_segments()
     with reordering(netns.link.namespace, every=10) as swapped:
         pulled = _pull(netns.host, tmp_path / "store", unpack=rootfs)
@@ -185,13 +187,11 @@ def test_reordered_packets(
     _assert_complete(tmp_path / "store", image, rootfs)
 
 
-@pytest.mark.parametrize("unpack", [False, True], ids=["pull", "pull-unpack"])
 def test_a_link_stalling_mid_layer_within_the_read_timeout(
-    shaped: tuple[NetnsRegistry, BuiltImage], tmp_path: Path, unpack: bool
+    shaped: tuple[NetnsRegistry, BuiltImage], tmp_path: Path, rootfs: Path | None
 ) -> None:
     netns, image = shaped
     big = image.layers[0]
-    rootfs = tmp_path / "rootfs" if unpack else None
     mark = len(registry_requests(netns.registry))
     target = (netns.link.inner_address, REGISTRY_PORT)
     options = RegistryOptions(plain_http=True, timeout=4.0, retry=RETRY)
