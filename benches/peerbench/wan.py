@@ -15,15 +15,17 @@ Needs root.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
-import os
 import queue
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parents[2] / "tests"
 
 
 @dataclass(frozen=True)
@@ -71,41 +73,14 @@ def _ip(*argv: str) -> None:
     subprocess.run(argv, check=True, capture_output=True)
 
 
-def _addresses(pid: int) -> tuple[str, str]:
-    """A /30 inside 198.18.0.0/15 chosen by the pid: (host side, namespace side)."""
-    benchmarking = ipaddress.ip_network("198.18.0.0/15")
-    base = benchmarking.network_address + 4 * (pid % (benchmarking.num_addresses // 4))
-    return str(base + 1), str(base + 2)
-
-
 @contextlib.contextmanager
 def namespace() -> Iterator[Namespace]:
     """A fresh namespace joined to the host by a veth pair (no shaping yet); removed on exit."""
-    pid = os.getpid()
-    name = f"ocibench{pid}"
-    host_device, inner_device = f"ocib{pid}h", f"ocib{pid}n"
-    host_address, inner_address = _addresses(pid)
-    created: list[str] = []
-    try:
-        _ip("ip", "netns", "add", name)
-        created.append("netns")
-        _ip("ip", "link", "add", host_device, "type", "veth", "peer", "name", inner_device)
-        created.append("veth")
-        _ip("ip", "link", "set", inner_device, "netns", name)
-        _ip("ip", "addr", "add", f"{host_address}/30", "dev", host_device)
-        _ip("ip", "link", "set", host_device, "up")
-        _ip("ip", "-n", name, "addr", "add", f"{inner_address}/30", "dev", inner_device)
-        _ip("ip", "-n", name, "link", "set", inner_device, "up")
-        _ip("ip", "-n", name, "link", "set", "lo", "up")
-        # Segmentation offload would let a drop or the shaper take 64 KiB at once.
-        for prefix, device in ((["ip"], host_device), (["ip", "-n", name], inner_device)):
-            _ip(*prefix, "link", "set", device, "gso_max_segs", "1")
-        yield Namespace(name, host_device, inner_device, inner_address)
-    finally:
-        if "veth" in created:
-            subprocess.run(["ip", "link", "del", host_device], capture_output=True, check=False)
-        if "netns" in created:
-            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+    sys.path.insert(0, str(TESTS))
+    from netns import veth_namespace  # the tests' namespace helper: one for tests and benches
+
+    with veth_namespace("bench", offload=False) as link:
+        yield Namespace(link.namespace, link.host_device, link.inner_device, link.inner_address)
 
 
 class DelayRelay:

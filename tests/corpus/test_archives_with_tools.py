@@ -15,7 +15,7 @@ import tarfile
 from pathlib import Path
 
 from containerd_daemon import Containerd
-from trees import read_tree
+from trees import differences, walk
 
 from corpus.makers import Containers, ocistore_cli
 from corpus.recipes import CorpusImage
@@ -59,7 +59,7 @@ def assert_unpacks_as_containerd_mounts(
     rootfs = work / "rootfs"
     ocistore_cli("--store", store, "unpack", name, rootfs)
     with containerd.mounted(ref, namespace=namespace) as view:
-        assert read_tree(rootfs).differences(read_tree(view)) == []
+        assert differences(walk(view, with_root=True), walk(rootfs, with_root=True)) == []
 
 
 def test_umoci_layout_imports_with_the_registrys_digest_and_tree(

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from fakeclock import FakeClock
 
 from ocistore.credentials import (
     CredentialProviderConfig,
@@ -48,16 +49,6 @@ if mode == "extra":
     response["surprise"] = True
 print(json.dumps(response))
 """
-
-
-class FakeClock:
-    """A clock the test moves by hand (seconds)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakeclock import FakeClock
 from node_registries import ManagerRegistries
 from regfixtures.registry import registry_requests
 from waiting import join_all
@@ -32,16 +33,6 @@ from ocistore.registry import RetryPolicy
 from ocistore.registry.options import RegistryOptions
 from ocistore.store import Store
 from ocistore.testing.imagebuild import build_image
-
-
-class FakeClock:
-    """Monotonic seconds that only move when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _push_image(registry_host: str, name: str, tmp_path: Path, **push: Any) -> str:

@@ -6,21 +6,14 @@ import threading
 import time
 
 import pytest
+from fakeclock import FakeClock
 from waiting import join_all
 
 from ocistore.manager.throttle import PullSlots, SingleFlight, TokenBucket
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_token_bucket_allows_burst_then_refills_at_qps() -> None:
-    clock = FakeClock()
+    clock = FakeClock(now=0.0)
     bucket = TokenBucket(qps=5, burst=10, clock=clock)
     assert [bucket.try_accept() for _ in range(11)] == [True] * 10 + [False]
     clock.now = 0.2  # one token at 5 QPS
@@ -30,13 +23,13 @@ def test_token_bucket_allows_burst_then_refills_at_qps() -> None:
 
 
 def test_zero_qps_is_unlimited() -> None:
-    bucket = TokenBucket(qps=0, burst=0, clock=FakeClock())
+    bucket = TokenBucket(qps=0, burst=0, clock=FakeClock(now=0.0))
     assert all(bucket.try_accept() for _ in range(1000))
 
 
 def test_bad_qps() -> None:
     with pytest.raises(ValueError):
-        TokenBucket(qps=-1, burst=1, clock=FakeClock())
+        TokenBucket(qps=-1, burst=1, clock=FakeClock(now=0.0))
 
 
 def _max_concurrency(slots: PullSlots, workers: int, limit: int, wait: float = 2.0) -> int:

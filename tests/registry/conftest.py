@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from regfixtures.proxy import FaultProxy
 from regfixtures.registry import (
-    REGISTRY_BINARY,
     TEST_PASSWORD,
     TEST_USER,
-    Registry,
     TokenIssuer,
-    free_port,
     make_htpasswd,
     make_tls,
-    registry_config,
-    start_registry,
+    missing_registry_tools,
+    registries_sharing,
 )
 from regfixtures.setups import SETUP_NAMES, Registries, Setup, make_setup
 
@@ -30,34 +25,26 @@ pytestmark = pytest.mark.registry
 @pytest.fixture(scope="session")
 def registries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registries]:
     """Start the four registries once for the whole session."""
-    if not Path(REGISTRY_BINARY).exists() or shutil.which("htpasswd") is None:
-        pytest.fail("docker-registry and htpasswd are required (run scripts/setup)")
+    if (missing := missing_registry_tools()) is not None:
+        pytest.fail(missing)
     base = tmp_path_factory.mktemp("registries")
-    storage = base / "storage"
     tls = make_tls(base / "tls")
     htpasswd = make_htpasswd(base / "htpasswd", TEST_USER, TEST_PASSWORD)
     issuer = TokenIssuer(base / "token-issuer", anonymous_pull=False)
-    started: list[Registry] = []
+    setups = {"plain": {}, "basic": {"htpasswd": htpasswd}, "tls": {"tls": tls}}
+    setups["token"] = {"token": issuer}
     try:
-
-        def start(name: str, **kwargs: object) -> Registry:
-            config = registry_config(port=free_port(), storage=storage, **kwargs)  # type: ignore[arg-type]
-            registry = start_registry(name, base / name, config, ca_cert=tls.ca_cert)
-            started.append(registry)
-            return registry
-
-        yield Registries(
-            plain=start("plain"),
-            basic=start("basic", htpasswd=htpasswd),
-            tls=start("tls", tls=tls),
-            token=start("token", token=issuer),
-            tls_files=tls,
-            issuer=issuer,
-            storage=storage,
-        )
+        with registries_sharing(base, base / "storage", setups, ca_cert=tls.ca_cert) as started:
+            yield Registries(
+                plain=started["plain"],
+                basic=started["basic"],
+                tls=started["tls"],
+                token=started["token"],
+                tls_files=tls,
+                issuer=issuer,
+                storage=base / "storage",
+            )
     finally:
-        for registry in started:
-            registry.stop()
         issuer.close()
 
 

@@ -4,7 +4,7 @@ with the right typed error, and leaves the store consistent (fsck clean)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -227,23 +227,14 @@ SCENARIOS = [
 ]
 
 
-@pytest.fixture
-def fault_proxy(registries: Registries) -> Iterator[FaultProxy]:
-    proxy = FaultProxy(registries.plain.url)
-    try:
-        yield proxy
-    finally:
-        proxy.close()
-
-
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_fault_scenario(
-    scenario: Scenario, seeded: Seeded, fault_proxy: FaultProxy, tmp_path: Path
+    scenario: Scenario, seeded: Seeded, proxy: FaultProxy, tmp_path: Path
 ) -> None:
     for fault in scenario.faults(seeded):
-        fault_proxy.add(fault)
+        proxy.add(fault)
     store = Store(tmp_path / "store")
-    name = f"{fault_proxy.host}/{seeded.repository}"
+    name = f"{proxy.host}/{seeded.repository}"
     name += f"@{seeded.image.digest}" if scenario.by_digest else ":v1"
     options = RegistryOptions(
         plain_http=True, retry=FAST_RETRY, timeout=httpx.Timeout(scenario.timeout)
@@ -263,7 +254,7 @@ def test_fault_scenario(
     # anything else fsck finds is damage.
     assert all(p.kind is ProblemKind.LEFTOVER_INGEST for p in report.problems), report.problems
     # whatever happened, the same store completes the pull once the faults are gone
-    fault_proxy.reset()
+    proxy.reset()
     assert pull(
         name, store=store, options=RegistryOptions(plain_http=True, retry=FAST_RETRY)
     ).digest == (seeded.image.digest)
@@ -271,15 +262,15 @@ def test_fault_scenario(
 
 
 def test_mirror_serving_bad_content_does_not_fall_through(
-    registries: Registries, seeded: Seeded, fault_proxy: FaultProxy, tmp_path: Path
+    registries: Registries, seeded: Seeded, proxy: FaultProxy, tmp_path: Path
 ) -> None:
     upstream = registries.plain
     config = tmp_path / "certs.d" / upstream.host
     config.mkdir(parents=True)
     (config / "hosts.toml").write_text(
-        f'server = "{upstream.url}"\n[host."{fault_proxy.url}"]\ncapabilities = ["pull"]\n'
+        f'server = "{upstream.url}"\n[host."{proxy.url}"]\ncapabilities = ["pull"]\n'
     )
-    fault_proxy.add(Fault(path=f"/blobs/{seeded.big}", corrupt_at=10, times=None))
+    proxy.add(Fault(path=f"/blobs/{seeded.big}", corrupt_at=10, times=None))
     store = Store(tmp_path / "store")
     with pytest.raises(DigestMismatchError):
         pull(

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 from node_registries import ManagerRegistries
+from publishing import push_with_ocistore
 from regfixtures.registry import registry_requests
 
-import ocistore
 from ocistore.registry.options import RegistryOptions
 from ocistore.store import ProblemKind, Store
 from ocistore.testing.imagebuild import BuiltImage, build_image
@@ -53,9 +53,7 @@ def full_image(
     specs = _layer_specs()
     image = build_image(specs, compression="gzip")
     reference = f"{manager_registries.plain.host}/diskfull/{uuid.uuid4().hex[:8]}:v1"
-    seed = Store(tmp_path_factory.mktemp("diskfull-seed"))
-    image.write_to_store(seed, reference)
-    ocistore.push(reference, store=seed, options=PLAIN)
+    push_with_ocistore(image, reference, tmp_path_factory.mktemp("diskfull-seed"))
     files: dict[str, bytes] = {}
     for spec in specs:
         files.update(spec)
@@ -198,9 +196,7 @@ def test_disk_full_during_the_index_write(
     the last byte, the index write is what fails."""
     reference, image, _ = full_image
     second = reference.rsplit(":", 1)[0] + ":second"
-    seed = Store(tmp_path / "seed")
-    image.write_to_store(seed, second)
-    ocistore.push(second, store=seed, options=PLAIN)
+    push_with_ocistore(image, second, tmp_path / "seed")
     with small_fs("4m") as fs:
         store = fs.path / "store"
         assert _cli(store, "pull", reference, "--plain-http").returncode == 0

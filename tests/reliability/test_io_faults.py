@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 from ci import cannot_run
 from node_registries import ManagerRegistries
+from publishing import push_with_ocistore
 
 import ocistore
 from ocistore.registry.options import RegistryOptions
@@ -82,9 +83,7 @@ def fault_image(
         compression="gzip",
     )
     reference = f"{manager_registries.plain.host}/iofaults/{uuid.uuid4().hex[:8]}:v1"
-    seed = Store(tmp_path_factory.mktemp("iofaults-seed"))
-    image.write_to_store(seed, reference)
-    ocistore.push(reference, store=seed, options=PLAIN)
+    push_with_ocistore(image, reference, tmp_path_factory.mktemp("iofaults-seed"))
     return reference
 
 

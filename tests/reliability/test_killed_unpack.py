@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import stat
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import pytest
 from node_registries import ManagerRegistries
+from publishing import push_with_ocistore
+from trees import Entry, walk
 
 import ocistore
 from ocistore.registry.options import RegistryOptions
@@ -62,33 +63,15 @@ def _specs() -> list[dict[str, bytes]]:
 @pytest.fixture(scope="module")
 def killed_image(
     manager_registries: ManagerRegistries, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[str, dict[str, tuple[str, object]]]:
+) -> tuple[str, dict[bytes, Entry]]:
     """The pushed image and its tree, as a clean unpack builds it."""
     image = build_image(_specs(), compression="gzip")
     reference = f"{manager_registries.plain.host}/killunpack/{uuid.uuid4().hex[:8]}:v1"
-    seed = Store(tmp_path_factory.mktemp("killunpack-seed"))
-    image.write_to_store(seed, reference)
-    ocistore.push(reference, store=seed, options=PLAIN)
-    expected = _tree(seed.unpack(reference, tmp_path_factory.mktemp("clean") / "rootfs"))
-    assert "etc/gone" not in expected and "var/cache/old/a" not in expected
-    assert expected["var/cache/old/new"][0] == "file"
+    seed = push_with_ocistore(image, reference, tmp_path_factory.mktemp("killunpack-seed"))
+    expected = walk(seed.unpack(reference, tmp_path_factory.mktemp("clean") / "rootfs"))
+    assert b"etc/gone" not in expected and b"var/cache/old/a" not in expected
+    assert expected[b"var/cache/old/new"].kind == "file"
     return reference, expected
-
-
-def _tree(root: Path) -> dict[str, tuple[str, object]]:
-    out: dict[str, tuple[str, object]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = Path(dirpath) / name
-            info = path.lstat()
-            rel = str(path.relative_to(root))
-            if stat.S_ISDIR(info.st_mode):
-                out[rel] = ("dir", stat.S_IMODE(info.st_mode))
-            elif stat.S_ISLNK(info.st_mode):
-                out[rel] = ("symlink", os.readlink(path))
-            else:
-                out[rel] = ("file", (path.read_bytes(), stat.S_IMODE(info.st_mode)))
-    return out
 
 
 def _kill_after(command: list[str], delay: float, wait_ready: bool) -> bool:
@@ -134,7 +117,7 @@ def _delays(duration: float, salt: str) -> list[float]:
 
 @pytest.mark.parametrize("into", ["directory", "cache"])
 def test_killed_store_unpack_then_unpack_again(
-    killed_image: tuple[str, dict[str, tuple[str, object]]], into: str, tmp_path: Path
+    killed_image: tuple[str, dict[bytes, Entry]], into: str, tmp_path: Path
 ) -> None:
     reference, expected = killed_image
     store = Store(tmp_path / "store")
@@ -154,11 +137,11 @@ def test_killed_store_unpack_then_unpack_again(
         killed += _kill_after(command(str(dest) if into == "directory" else "-"), delay, True)
         # A killed build never shows as the tree.
         if into == "directory":
-            assert not dest.exists() or _tree(dest) == expected
+            assert not dest.exists() or walk(dest) == expected
             again = store.unpack(reference, dest) if not dest.exists() else dest
         else:
             again = store.unpack(reference)
-        assert _tree(again) == expected
+        assert walk(again) == expected
         if into == "cache":
             subprocess.run(["rm", "-rf", str(again)], check=True)
     assert killed >= KILLS // 2, f"only {killed} of {KILLS} runs were killed mid-unpack"
@@ -171,7 +154,7 @@ def test_killed_store_unpack_then_unpack_again(
 
 
 def test_killed_pull_unpack_then_pull_again(
-    killed_image: tuple[str, dict[str, tuple[str, object]]], tmp_path: Path
+    killed_image: tuple[str, dict[bytes, Entry]], tmp_path: Path
 ) -> None:
     reference, expected = killed_image
 
@@ -188,11 +171,11 @@ def test_killed_pull_unpack_then_pull_again(
         killed += _kill_after(command(number), delay, False)
         rootfs = tmp_path / f"rootfs-{number}"
         if rootfs.exists():  # killed after the tree was renamed into place: it is whole
-            assert _tree(rootfs) == expected
+            assert walk(rootfs) == expected
             rootfs = tmp_path / f"rootfs-{number}-again"
         again = subprocess.run(command(number, rootfs), capture_output=True, text=True, timeout=300)
         assert again.returncode == 0, again.stderr
-        assert _tree(rootfs) == expected
+        assert walk(rootfs) == expected
         assert Store(tmp_path / f"store-{number}").fsck(repair=True).ok
     assert killed >= KILLS // 2, f"only {killed} of {KILLS} runs were killed mid-pull"
     print(f"killed pull --unpack: {killed} of {KILLS} runs killed mid-pull")

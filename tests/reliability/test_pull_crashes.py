@@ -11,10 +11,13 @@ import sys
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from netns import Relay
 from node_registries import ManagerRegistries
+from publishing import push_with_ocistore
 from regfixtures.registry import registry_requests
 
 import ocistore
@@ -22,13 +25,30 @@ from ocistore.registry.options import RegistryOptions
 from ocistore.store import ProblemKind, Store
 from ocistore.testing.imagebuild import build_image
 
-from .killproxy import CountingRelay
-
 PULL = (
     "import sys, ocistore\n"
     "from ocistore.store import Store\n"
     "options = ocistore.RegistryOptions(plain_http=True)\n"
     "ocistore.pull(sys.argv[2], store=Store(sys.argv[1]), options=options)\n"
+)
+# One interpreter imports ocistore once and forks a pulling child per kill point (each child
+# is its own process, SIGKILLed by its pid): the kill points no longer pay an import each.
+PULL_FORKS = (
+    "import os, sys, ocistore\n"
+    "from ocistore.store import Store\n"
+    "options = ocistore.RegistryOptions(plain_http=True)\n"
+    "for line in sys.stdin:\n"
+    "    root, ref = line.split()\n"
+    "    pid = os.fork()\n"
+    "    if pid == 0:\n"
+    "        code = 1\n"
+    "        try:\n"
+    "            ocistore.pull(ref, store=Store(root), options=options)\n"
+    "            code = 0\n"
+    "        finally:\n"
+    "            os._exit(code)\n"
+    "    print(pid, flush=True)\n"
+    "    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)\n"
 )
 KILL_POINTS = 200 if os.environ.get("OCISTORE_LONG") == "1" else 50
 SEED = 20261127
@@ -52,9 +72,7 @@ def crash_image(
         compression="gzip",
     )
     reference = f"{manager_registries.plain.host}/crash/{uuid.uuid4().hex[:8]}:v1"
-    store = Store(tmp_path_factory.mktemp("crash-seed"))
-    image.write_to_store(store, reference)
-    ocistore.push(reference, store=store, options=RegistryOptions(plain_http=True))
+    push_with_ocistore(image, reference, tmp_path_factory.mktemp("crash-seed"))
     return reference, image
 
 
@@ -72,36 +90,80 @@ def _persisted_layer_bytes(root: Path, image: ocistore.testing.imagebuild.BuiltI
     return kept
 
 
-def _kill_at(reference: str, root: Path, upstream: str, mark: int) -> bool:
+class PullForks:
+    """The interpreter that forks a pulling child on demand (stopped by its pid)."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", PULL_FORKS],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+
+    def start(self, root: Path, reference: str) -> int:
+        """Forks a child pulling ``reference`` into ``root``; returns its pid."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(f"{root} {reference}\n")
+        self.process.stdin.flush()
+        return int(self.process.stdout.readline())
+
+    def exit_code(self) -> int:
+        """Waits for the child's end: 0, or minus the signal that ended it."""
+        assert self.process.stdout is not None
+        return int(self.process.stdout.readline())
+
+    def close(self) -> None:
+        self.process.kill()  # by the pid we started
+        self.process.communicate(timeout=30)
+
+
+@pytest.fixture
+def pull_forks() -> Iterator[PullForks]:
+    forks = PullForks()
+    try:
+        yield forks
+    finally:
+        forks.close()
+
+
+def _kill_at(forks: PullForks, reference: str, root: Path, upstream: str, mark: int) -> bool:
     """Runs a pull through a counting relay and SIGKILLs it once ``mark`` bytes went by.
 
     Returns whether the kill happened before the pull finished by itself.
     """
-    child: subprocess.Popen[bytes] | None = None
-    fired = threading.Event()
+    child: list[int] = []
+    reached = threading.Event()
+    fired = threading.Lock()
+    killed: list[bool] = []
+
+    def kill_once() -> None:
+        with fired:
+            if child and reached.is_set() and not killed:
+                killed.append(True)
+                os.kill(child[0], signal.SIGKILL)  # the pid of the child we forked
 
     def on_bytes(total: int) -> None:
-        if total >= mark and not fired.is_set() and child is not None:
-            fired.set()
-            child.send_signal(signal.SIGKILL)
+        if total >= mark:
+            reached.set()
+            kill_once()
 
-    relay = CountingRelay(upstream, on_bytes)
+    host, port = upstream.rsplit(":", 1)
+    relay = Relay((host, int(port)), on_bytes=on_bytes)
     try:
-        name = reference.replace(upstream, relay.host)
-        child = subprocess.Popen(
-            [sys.executable, "-c", PULL, str(root), name],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        code = child.wait(timeout=120)
+        child.append(forks.start(root, reference.replace(upstream, relay.host)))
+        kill_once()  # the mark may have gone by before the pid was known
+        code = forks.exit_code()
     finally:
         relay.close()
-    return fired.is_set() and code == -signal.SIGKILL
+    return bool(killed) and code == -signal.SIGKILL
 
 
 def test_sigkill_at_seeded_points_then_fsck_is_clean_and_the_pull_completes(
     manager_registries: ManagerRegistries,
     crash_image: tuple[str, ocistore.testing.imagebuild.BuiltImage],
+    pull_forks: PullForks,
     tmp_path: Path,
 ) -> None:
     reference, image = crash_image
@@ -116,7 +178,7 @@ def test_sigkill_at_seeded_points_then_fsck_is_clean_and_the_pull_completes(
     for number, mark in enumerate(marks):
         root = tmp_path / f"store-{number}"
         Store(root)  # exists before the child starts, as a node's store would
-        if not _kill_at(reference, root, upstream, mark):
+        if not _kill_at(pull_forks, reference, root, upstream, mark):
             continue  # the pull finished before the mark: nothing to prove here
         killed += 1
         store = Store(root)

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from publishing import copy_with_skopeo as publish
 from regfixtures.registry import Registry
 
 from ocistore.serve import peers
@@ -38,8 +39,6 @@ __all__ = [
     "wait_for",
     "write_hosts_toml",
 ]
-
-_SKOPEO_COPY = ("skopeo", "copy", "--all", "--preserve-digests", "--dest-tls-verify=false")
 
 
 @dataclass
@@ -122,32 +121,6 @@ def running_server(store: Path, *args: str, **kwargs: object) -> Iterator[Server
         yield server
     finally:
         server.stop()
-
-
-def publish(
-    image: BuiltImage | BuiltIndex, ref: str, workdir: Path, prefix: Sequence[str] = ()
-) -> None:
-    """Pushes a built image to a plain-HTTP registry with skopeo (another tool's upload).
-
-    skopeo reads it from its ``dir:`` format (any media type, lists included) and keeps the
-    bytes, so the registry's digests are the built image's.
-    """
-    source = workdir / f"dir-{uuid.uuid4().hex[:8]}"
-    source.mkdir(parents=True)
-    (source / "version").write_text("Directory Transport Version: 1.1\n")
-    for digest, (_, data) in image.blobs().items():
-        (source / digest.partition(":")[2]).write_bytes(data)
-    if isinstance(image, BuiltIndex):
-        (source / "manifest.json").write_bytes(image.index)
-        for child in image.images:
-            (source / f"{child.digest.partition(':')[2]}.manifest.json").write_bytes(child.manifest)
-    else:
-        (source / "manifest.json").write_bytes(image.manifest)
-    subprocess.run(
-        [*prefix, *_SKOPEO_COPY, f"dir:{source}", f"docker://{ref}"],
-        check=True,
-        capture_output=True,
-    )
 
 
 def write_hosts_toml(

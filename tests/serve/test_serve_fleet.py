@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ci import cannot_run
 from netns import Fleet, NamespacesUnavailable
 from regfixtures.registry import REGISTRY_BINARY, Registry, registry_config, registry_requests
 from servefixtures import Server, build_image, publish, start_server, wait_for, write_hosts_toml
@@ -34,9 +35,7 @@ def fleet() -> Iterator[Fleet]:
     try:
         nodes = Fleet(NODES).start()
     except NamespacesUnavailable as error:
-        if os.environ.get("CI"):
-            pytest.fail(f"network namespaces unavailable in CI: {error}")
-        pytest.skip(f"NOT RUN: network namespaces unavailable: {error}")
+        cannot_run(f"network namespaces unavailable: {error}")
     try:
         yield nodes
     finally:
@@ -134,10 +133,7 @@ def test_nodes_share_layers_and_skip_a_peer_killed_mid_transfer(
         assert listed == [f"{peers['a']}/v2", f"{peers['b']}/v2", f"{upstream.url}/v2"]
         _pull(fleet, "c", stores["c"], ref2, hosts_c2)
         gets_before = len(_blob_gets(upstream))
-        throttle = ["tbf", "rate", "40mbit", "burst", "64kb", "latency", "400ms"]
-        subprocess.run(
-            [*fleet.exec("a"), "tc", "qdisc", "add", "dev", "eth0", "root", *throttle], check=True
-        )
+        fleet.cap_rate("a", "40mbit")
         hosts_b2 = tmp_path / "hosts-b2"
         write_hosts_toml(hosts_b2, registry, [peers["a"], peers["c"]])
         argv = [*fleet.exec("b"), sys.executable, "-m", "ocistore", "--store", str(stores["b"])]

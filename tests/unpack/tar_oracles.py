@@ -1,25 +1,25 @@
 """The oracles of the differential layer tests: Go's archive/tar (``gotar/main.go``, what
-containerd reads with), GNU tar and bsdtar (what extracts), and a tree snapshot to compare.
+containerd reads with), GNU tar and bsdtar (what extracts); trees are read with ``trees.walk``.
 
-Trees are compared on paths (raw bytes), types, contents, modes, owners, mtimes, xattrs,
-hardlinks, devices and holes. Where ocistore follows containerd rather than GNU tar, the rule
-is applied to the GNU tar side (``containerd_time``) and named where it is used.
+Trees (``walk(..., holes=True)``) are compared on paths (raw bytes), types, contents, modes,
+owners, mtimes, xattrs, hardlinks, devices and holes. Where ocistore follows containerd rather
+than GNU tar, the rule is applied to the GNU tar side (``containerd_time``) and named where it
+is used.
 """
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
 import os
 import shutil
-import stat
 import subprocess
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from trees import xattrs
+from trees import Entry
 
 GOTAR_SOURCE = Path(__file__).parent / "gotar"
 # containerd's boundTime: times before 1970 or after 2262-04-11 are applied as the epoch.
@@ -140,77 +140,6 @@ def containerd_time(ns: int) -> int:
     return ns if 0 <= ns <= MAX_TIME_NS else 0
 
 
-@dataclass(frozen=True)
-class Obj:
-    """What the comparison looks at for one filesystem object."""
-
-    kind: str
-    mode: int
-    uid: int
-    gid: int
-    mtime_ns: int | None
-    size: int
-    content: str | None
-    link: bytes | None
-    rdev: tuple[int, int] | None
-    xattrs: tuple[tuple[bytes, bytes], ...]
-    hardlinks: tuple[bytes, ...]
-    has_holes: bool = field(default=False)
-
-
-def tree(root: Path, *, symlink_times: bool = True) -> dict[bytes, Obj]:
-    """Every object below ``root``, keyed by its relative path in bytes."""
-    top = os.fsencode(root)
-    inodes: dict[int, list[bytes]] = {}
-    found: dict[bytes, os.stat_result] = {}
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in dirnames + filenames:
-            path = os.path.join(dirpath, name)
-            rel = os.path.relpath(path, top)
-            st = os.lstat(path)
-            found[rel] = st
-            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
-                inodes.setdefault(st.st_ino, []).append(rel)
-    result: dict[bytes, Obj] = {}
-    for rel, st in found.items():
-        path = os.path.join(top, rel)
-        content = link = rdev = None
-        holes = False
-        mtime: int | None = st.st_mtime_ns
-        if stat.S_ISREG(st.st_mode):
-            kind = "file"
-            with open(path, "rb") as f:
-                content = hashlib.file_digest(f, "sha256").hexdigest()
-            holes = st.st_blocks * 512 < st.st_size
-        elif stat.S_ISLNK(st.st_mode):
-            kind = "symlink"
-            link = os.readlink(path)
-            mtime = st.st_mtime_ns if symlink_times else None
-        elif stat.S_ISDIR(st.st_mode):
-            kind = "dir"
-        elif stat.S_ISFIFO(st.st_mode):
-            kind = "fifo"
-        else:
-            kind = "char" if stat.S_ISCHR(st.st_mode) else "block"
-            rdev = (os.major(st.st_rdev), os.minor(st.st_rdev))
-        group = tuple(sorted(inodes.get(st.st_ino, []))) if kind == "file" else ()
-        result[rel] = Obj(
-            kind=kind,
-            mode=stat.S_IMODE(st.st_mode),
-            uid=st.st_uid,
-            gid=st.st_gid,
-            mtime_ns=mtime,
-            size=st.st_size if kind != "dir" else 0,
-            content=content,
-            link=link,
-            rdev=rdev,
-            xattrs=tuple((name.encode(), value) for name, value in xattrs(path)),
-            hardlinks=group,
-            has_holes=holes,
-        )
-    return result
-
-
 def gnu_tar_extract(archive: Path, dest: Path) -> None:
     """GNU tar's extraction as root: owners, modes, xattrs (every namespace), holes."""
     dest.mkdir(parents=True)
@@ -234,7 +163,7 @@ def gnu_tar_extract(archive: Path, dest: Path) -> None:
     )
 
 
-def as_containerd_applies(gnu: dict[bytes, Obj], ours: dict[bytes, Obj]) -> dict[bytes, Obj]:
+def as_containerd_applies(gnu: dict[bytes, Entry], ours: dict[bytes, Entry]) -> dict[bytes, Entry]:
     """GNU tar's tree with the two rules where containerd differs applied to it.
 
     - Times outside 1970..2262 are applied as the epoch (containerd's ``boundTime``).
@@ -254,7 +183,7 @@ def as_containerd_applies(gnu: dict[bytes, Obj], ours: dict[bytes, Obj]) -> dict
             mtime = ours[rel].mtime_ns
         if rel in ours and ACL in dict(obj.xattrs):
             mode, xattrs = ours[rel].mode, ours[rel].xattrs
-        out[rel] = Obj(**{**obj.__dict__, "mtime_ns": mtime, "mode": mode, "xattrs": xattrs})
+        out[rel] = dataclasses.replace(obj, mtime_ns=mtime, mode=mode, xattrs=xattrs)
     return out
 
 
@@ -271,16 +200,6 @@ def acl_qualifiers(value: bytes) -> list[tuple[int, int]]:
         )
         for i in range(0, len(entries), 8)
     )
-
-
-def differences(expected: dict[bytes, Obj], actual: dict[bytes, Obj]) -> list[str]:
-    """Readable differences between two trees (empty when they agree)."""
-    problems = []
-    for rel in sorted(set(expected) | set(actual)):
-        want, got = expected.get(rel), actual.get(rel)
-        if want != got:
-            problems.append(f"{rel!r}:\n  expected {want}\n  got      {got}")
-    return problems
 
 
 def clean_name(name: bytes) -> bytes | None:

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import gzip
 import io
-import subprocess
 import tarfile
-from collections.abc import Iterator
+import uuid
 from pathlib import Path
 
 import pytest
 from containerd_daemon import Containerd
-from regfixtures.registry import free_port, registry_config, running_registry
-from tar_oracles import Obj, differences, tree
+from node_registries import ManagerRegistries
+from publishing import copy_with_skopeo
+from trees import Entry, differences, walk
 
 import ocistore
 from ocistore.mediatypes import MediaType
@@ -122,42 +122,27 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def registry_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    base = tmp_path_factory.mktemp("layers-registry")
-    config = registry_config(port=free_port(), storage=base / "storage")
-    with running_registry("plain", base / "registry", config) as registry:
-        yield registry.host
-
-
 def containerd_tree(
     containerd: Containerd, host: str, name: str, tar: bytes, work: Path
-) -> dict[bytes, Obj] | str:
+) -> dict[bytes, Entry] | str:
     """containerd's unpacked tree of a one-layer image, or its error message."""
     image = build_image([RawLayer(tar)])
-    layout = work / "layout"
-    image.write_layout(layout, "v1")
-    ref = f"{host}/layers/{name}:v1"
-    subprocess.run(
-        ["skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{ref}"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    ref = f"{host}/layers/{name}-{uuid.uuid4().hex[:8]}:v1"
+    copy_with_skopeo(image, ref, work)
     try:
         containerd.pull(ref, "--plain-http")
     except RuntimeError as exc:
         return str(exc)
     with containerd.mounted(ref) as view:
-        return tree(view)
+        return walk(view, holes=True)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_ocistore_applies_the_layer_as_containerd_does(
-    name: str, containerd: Containerd, registry_host: str, tmp_path: Path
+    name: str, containerd: Containerd, manager_registries: ManagerRegistries, tmp_path: Path
 ) -> None:
     tar = CASES[name]()
-    theirs = containerd_tree(containerd, registry_host, name, tar, tmp_path)
+    theirs = containerd_tree(containerd, manager_registries.plain.host, name, tar, tmp_path)
     layer = tmp_path / "layer.tar.gz"
     layer.write_bytes(gzip.compress(tar))
     dest = tmp_path / "ocistore"
@@ -166,5 +151,5 @@ def test_ocistore_applies_the_layer_as_containerd_does(
             ocistore.unpack_layer(layer, dest, MediaType.OCI_LAYER_GZIP)
         return
     ocistore.unpack_layer(layer, dest, MediaType.OCI_LAYER_GZIP)
-    problems = differences(theirs, tree(dest))
+    problems = differences(theirs, walk(dest, holes=True))
     assert not problems, "\n".join(problems)

@@ -22,20 +22,18 @@ import pytest
 from tar_oracles import (
     ACL,
     GoListing,
-    Obj,
     acl_qualifiers,
     applied_entries,
     as_containerd_applies,
     build_gotar,
     containerd_time,
-    differences,
     gnu_tar_extract,
     go_list,
     go_write,
     require_root,
     require_tool,
-    tree,
 )
+from trees import Entry, differences, walk
 
 import ocistore
 from ocistore.errors import LayerFormatError, LayerLimitError
@@ -237,12 +235,12 @@ WRITERS: dict[str, tuple[Callable[[Path, Path], None], str]] = {
 }
 
 
-def ocistore_tree(archive: Path, dest: Path) -> dict[bytes, Obj]:
+def ocistore_tree(archive: Path, dest: Path) -> dict[bytes, Entry]:
     ocistore.unpack_layer(archive, dest, MediaType.OCI_LAYER)
-    return tree(dest)
+    return walk(dest, holes=True)
 
 
-def check_against_go(listing: GoListing, actual: dict[bytes, Obj]) -> None:
+def check_against_go(listing: GoListing, actual: dict[bytes, Entry]) -> None:
     """ocistore's tree holds exactly what Go's reader read, applied as containerd applies it."""
     assert listing.error is None, listing.error
     final = applied_entries(listing.entries)
@@ -286,7 +284,7 @@ def test_ocistore_extracts_what_gnu_tar_extracts_and_go_reads(
     write(sources[which], archive)
     ours = ocistore_tree(archive, tmp_path / "ocistore")
     gnu_tar_extract(archive, tmp_path / "gnutar")
-    theirs = as_containerd_applies(tree(tmp_path / "gnutar"), ours)
+    theirs = as_containerd_applies(walk(tmp_path / "gnutar", holes=True), ours)
     assert differences(theirs, ours) == []
     check_against_go(go_list(gotar, archive), ours)
     if which == "full":

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import yaml
@@ -346,6 +347,30 @@ def start_registry(
             registry.stop()
             raise RuntimeError(f"registry {name} did not become ready on {url}")
         time.sleep(0.05)
+
+
+def missing_registry_tools() -> str | None:
+    """What is missing to start the registries (``scripts/setup`` installs it), if anything."""
+    if not Path(REGISTRY_BINARY).exists() or shutil.which("htpasswd") is None:
+        return "docker-registry and htpasswd are required (run scripts/setup)"
+    return None
+
+
+@contextlib.contextmanager
+def registries_sharing(
+    base: Path, storage: Path, setups: dict[str, dict[str, Any]], *, ca_cert: Path | None = None
+) -> Iterator[dict[str, Registry]]:
+    """One registry per named setup (``setups``: ``registry_config`` keywords), each on a free
+    port of 127.0.0.1 and all on one ``storage``; every one started is stopped on exit."""
+    started: dict[str, Registry] = {}
+    try:
+        for name, options in setups.items():
+            config = registry_config(port=free_port(), storage=storage, **options)
+            started[name] = start_registry(name, base / name, config, ca_cert=ca_cert)
+        yield started
+    finally:
+        for registry in started.values():
+            registry.stop()
 
 
 @contextlib.contextmanager
