@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ocistore.credentials import Credential, Keyring
 from ocistore.errors import (
     ErrImageInspect,
     ErrImageNeverPull,
@@ -28,7 +27,6 @@ from ocistore.manager import events
 from ocistore.manager.backoff import Backoff
 from ocistore.manager.events import ImageEvent
 from ocistore.manager.interfaces import ImageStore, Pulled, Puller
-from ocistore.manager.pods import PodImages, load_documents, pod_images, resolve_pull_secrets
 from ocistore.manager.pullrecords import PullRecords, VerificationPolicy
 from ocistore.manager.throttle import (
     DEFAULT_REGISTRY_BURST,
@@ -46,7 +44,8 @@ from ocistore.registry.options import RegistryOptions
 from ocistore.store.records import PullCredential
 
 if TYPE_CHECKING:
-    from ocistore.manager.pods import ContainerImage
+    from ocistore.credentials import Credential, Keyring
+    from ocistore.manager.pods import ContainerImage, PodImages
     from ocistore.transfer.pull import PullEvent
 
 logger = logging.getLogger("ocistore.manager")
@@ -394,6 +393,8 @@ class ImageManager:
     ) -> list[Credential]:
         keyring = self.keyring
         if pull_secrets:
+            from ocistore.credentials import Keyring  # only pods with pull secrets need it
+
             secrets_keyring = Keyring.from_secrets(list(pull_secrets))
             keyring = Keyring.merge(secrets_keyring, keyring) if keyring else secrets_keyring
         if keyring is None:
@@ -409,6 +410,8 @@ class ImageManager:
         service_accounts: Iterable[Mapping[str, Any]] = (),
     ) -> list[ContainerResult]:
         """Ensures every image of every Pod/workload in a manifest, one result per container."""
+        from ocistore.manager.pods import load_documents, pod_images, resolve_pull_secrets
+
         secrets = list(secrets)
         service_accounts = list(service_accounts)
         results: list[ContainerResult] = []

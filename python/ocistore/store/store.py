@@ -9,8 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-import platformdirs
-
 from ocistore import mediatypes
 from ocistore.digest import digest_bytes, validate_digest
 from ocistore.errors import (
@@ -52,6 +50,8 @@ def default_root() -> Path:
     configured = os.environ.get(ROOT_ENV)
     if configured:
         return Path(configured)
+    import platformdirs  # only without --store or $OCISTORE_ROOT
+
     return platformdirs.user_data_path("ocistore")
 
 
