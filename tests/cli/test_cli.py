@@ -111,7 +111,7 @@ def test_every_command_is_found_lazily_in_its_module() -> None:
     assert names == set(COMMAND_MODULES)
 
 
-# What a quiet re-pull must not import: YAML parsing, rich's consoles, the store's upkeep,
+# What a re-pull to a pipe must not import: YAML parsing, rich's consoles, the store's upkeep,
 # the credential machinery when the node has no docker config (HOME is private here), image GC,
 # hosts.toml parsing without --hosts-dir, the default-store lookup when --store is given.
 NOT_FOR_A_QUIET_PULL = (
@@ -140,19 +140,24 @@ print(" ".join(sorted(sys.modules)))
 """
 
 
-def test_a_quiet_repull_imports_only_what_it_needs(
-    manager_registries: ManagerRegistries, tmp_path: Path
+@pytest.mark.parametrize("quiet", [True, False], ids=["quiet", "lines-to-a-pipe"])
+def test_a_repull_imports_only_what_it_needs(
+    manager_registries: ManagerRegistries, tmp_path: Path, quiet: bool
 ) -> None:
     image = _push(manager_registries.plain.host, tmp_path, "diet/app:1")
     store = tmp_path / "store"
     run("-q", "pull", image, store=store)
     done = subprocess.run(
-        [sys.executable, "-c", IMPORTED_BY_A_RUN, "--store", str(store), "-q", "pull",
-         "--policy", "Always", image],
+        [sys.executable, "-c", IMPORTED_BY_A_RUN, "--store", str(store),
+         *(["-q"] if quiet else []), "pull", "--policy", "Always", image],
         capture_output=True, text=True, timeout=300, check=True,
     )  # fmt: skip
-    digest, imported = done.stdout.splitlines()
-    assert digest.startswith("sha256:")
+    *printed, imported = done.stdout.splitlines()
+    if quiet:
+        assert printed[0].startswith("sha256:") and len(printed) == 1
+    else:  # progress lines as docker prints them, without rich (stdout is not a terminal)
+        assert any(line.endswith(": Already exists") for line in printed), printed
+        assert printed[-1].startswith(f'Successfully pulled image "{image}"'), printed
     loaded = set(imported.split())
     assert "ocistore.manager" in loaded  # the run really went through the pull
     heavy = [

@@ -155,10 +155,10 @@ def pull(
     )
     pull_secrets = load_objects(secrets)
     progress: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-    if not (out.quiet or out.json):  # scripts get no progress: no need for rich
+    if not (out.quiet or out.json):  # scripts get no progress
         from ocistore.cli.progress import PullProgress
 
-        progress = PullProgress(out.console, bars=out.interactive)
+        progress = PullProgress(out)
     try:
         with progress as report:
             result = manager.ensure_image(

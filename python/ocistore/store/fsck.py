@@ -15,7 +15,8 @@ from ocistore.store.blobgc import live_blobs
 from ocistore.store.leases import lease_is_alive
 from ocistore.store.locks import FileLock, is_locked
 from ocistore.store.paths import TMP_PREFIX, remove_tree, unpack_lock_path
-from ocistore.store.records import FsckProblem, FsckReport, ImageRecord, ProblemKind
+from ocistore.store.records import ImageRecord
+from ocistore.store.reports import FsckProblem, FsckReport, ProblemKind
 
 if TYPE_CHECKING:
     from ocistore.store.store import Store

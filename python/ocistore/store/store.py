@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from ocistore import mediatypes
 from ocistore.digest import digest_bytes, validate_digest
@@ -27,14 +27,10 @@ from ocistore.store.blobs import BlobStore, Ingest
 from ocistore.store.catalog import Catalog
 from ocistore.store.leases import Lease, LeaseSet
 from ocistore.store.locks import FileLock
-from ocistore.store.records import (
-    BlobInfo,
-    FsckReport,
-    GcReport,
-    ImageRecord,
-    PullCredential,
-    PullRecord,
-)
+from ocistore.store.records import BlobInfo, ImageRecord, PullCredential, PullRecord
+
+if TYPE_CHECKING:
+    from ocistore.store.reports import FsckReport, GcReport
 
 __all__ = ["Store", "default_root"]
 
