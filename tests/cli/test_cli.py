@@ -126,6 +126,7 @@ NOT_FOR_A_QUIET_PULL = (
     "subprocess",
     "ocistore.manager.imagegc",
     "ocistore.manager.pods",
+    "ocistore.manager.pullrecords",
     "tomllib",
     "platformdirs",
 )

@@ -27,7 +27,6 @@ from ocistore.manager import events
 from ocistore.manager.backoff import Backoff
 from ocistore.manager.events import ImageEvent
 from ocistore.manager.interfaces import ImageStore, Pulled, Puller
-from ocistore.manager.pullrecords import PullRecords, VerificationPolicy
 from ocistore.manager.throttle import (
     DEFAULT_REGISTRY_BURST,
     DEFAULT_REGISTRY_PULL_QPS,
@@ -46,6 +45,7 @@ from ocistore.store.records import PullCredential
 if TYPE_CHECKING:
     from ocistore.credentials import Credential, Keyring
     from ocistore.manager.pods import ContainerImage, PodImages
+    from ocistore.manager.pullrecords import PullRecords, VerificationPolicy
     from ocistore.transfer.pull import PullEvent
 
 logger = logging.getLogger("ocistore.manager")
@@ -144,6 +144,8 @@ class ImageManager:
         self.registry = registry if registry is not None else RegistryOptions()
         self.records: PullRecords | None = None
         if image_pull_credentials_verification_policy is not None:
+            from ocistore.manager.pullrecords import PullRecords  # KEP-2535 only when asked
+
             self.records = PullRecords(
                 store,
                 image_pull_credentials_verification_policy,
