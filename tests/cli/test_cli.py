@@ -119,6 +119,7 @@ NOT_FOR_A_QUIET_PULL = (
     "rich",
     "ocistore.store.blobgc",
     "ocistore.store.fsck",
+    "ocistore.store.layout",
     "ocistore.credentials.keyring",
     "ocistore.credentials.provider",
     "ocistore.credentials.helpers",

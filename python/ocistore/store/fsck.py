@@ -277,7 +277,7 @@ class _Checker:
 
     def check_layout_index(self) -> None:
         # Imported here: layout imports the store package, which imports this module.
-        from ocistore.store.layout import store_index_document, write_store_layout_files
+        from ocistore.store.rootlayout import store_index_document, write_store_layout_files
 
         # Temporary files of an index.json rewrite a crash interrupted (writers hold the
         # layout lock while they write, and so do we now).

@@ -368,7 +368,7 @@ class Store:
         return FileLock(self._blobs.locks_dir / "layout-index.lock")
 
     def _write_layout_files(self) -> None:
-        from ocistore.store.layout import write_store_layout_files
+        from ocistore.store.rootlayout import write_store_layout_files
 
         write_store_layout_files(self)
 
