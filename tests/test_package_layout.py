@@ -3,6 +3,7 @@ reach sideways (the registry protocol never imports the store, the store never t
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -52,10 +53,35 @@ def test_main_classes_are_at_top_level_and_load_on_first_use(name: str, module: 
     assert name in ocistore.__all__ and name in dir(ocistore)
 
 
-def test_every_public_name_resolves() -> None:
-    assert [name for name in ocistore.__all__ if not hasattr(ocistore, name)] == []
-    with pytest.raises(AttributeError):
-        _ = ocistore.NoSuchThing  # type: ignore[attr-defined]
+@pytest.mark.parametrize(
+    "package", ["ocistore", "ocistore.credentials", "ocistore.manager", "ocistore.store"]
+)
+def test_every_public_name_resolves(package: str) -> None:
+    module = importlib.import_module(package)
+    assert [name for name in module.__all__ if not hasattr(module, name)] == []
+    assert dir(module) == sorted(module.__all__)
+    with pytest.raises(AttributeError, match="NoSuchThing"):
+        _ = module.NoSuchThing
+
+
+def test_credentials_and_manager_load_their_modules_on_first_use() -> None:
+    """``ocistore pull`` needs the manager and (without a node config) no credential code."""
+    loaded = loaded_after("import ocistore.credentials, ocistore.manager")
+    lazy = {
+        "ocistore.credentials.keyring",
+        "ocistore.credentials.provider",
+        "ocistore.credentials.helpers",
+        "ocistore.credentials.secrets",
+        "ocistore.manager.manager",
+        "ocistore.manager.imagegc",
+        "ocistore.manager.pods",
+    }
+    assert not lazy & loaded, lazy & loaded
+    loaded = loaded_after("from ocistore.manager import ImageManager")
+    assert "ocistore.manager.manager" in loaded
+    assert not {m for m in loaded if m.startswith("ocistore.credentials.")}
+    # fsck's and GC's reports are not a pull's business
+    assert not {"ocistore.store.reports", "ocistore.store.layout"} & loaded
 
 
 def test_the_registry_protocol_does_not_import_the_store() -> None:
@@ -64,7 +90,8 @@ def test_the_registry_protocol_does_not_import_the_store() -> None:
 
 
 def test_the_store_does_not_import_the_network() -> None:
-    loaded = loaded_after("import ocistore.store")
+    loaded = loaded_after("from ocistore.store import Store, FsckReport")
+    assert "ocistore.store.store" in loaded
     assert "httpx" not in loaded
     assert not {m for m in loaded if m.startswith(("ocistore.registry", "ocistore.transfer"))}
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ocistore._core import __version__
+from ocistore._lazy import lazy_attributes
 from ocistore.digest import Digester, digest_bytes, digest_file, validate_digest, verify_file
 from ocistore.errors import (
     AmbiguousManifestError,
@@ -212,14 +212,4 @@ __all__ = [
 logging.getLogger("ocistore").addHandler(logging.NullHandler())
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ocistore' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)

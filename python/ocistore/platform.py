@@ -9,7 +9,7 @@ also runs images built for older variants of its architecture (``arm64`` runs ``
 from __future__ import annotations
 
 import functools
-import platform as _host
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -415,7 +415,7 @@ def _host_os() -> str:
 
 @functools.cache
 def _host_platform() -> Platform:
-    machine = _host.machine().lower()
+    machine = os.uname().machine.lower()  # platform.machine() on POSIX, without its import
     architecture, variant = _UNAME_ARCH.get(machine, (machine, ""))
     architecture, variant = _normalize_arch(architecture, variant)
     if architecture in ("arm", "arm64"):

@@ -111,8 +111,26 @@ def test_every_command_is_found_lazily_in_its_module() -> None:
     assert names == set(COMMAND_MODULES)
 
 
-# What a quiet re-pull must not import: YAML parsing, rich's consoles, the store's upkeep.
-NOT_FOR_A_QUIET_PULL = ("yaml", "rich", "ocistore.store.blobgc", "ocistore.store.fsck")
+# What a re-pull to a pipe must not import: YAML parsing, rich's consoles, the store's upkeep,
+# the credential machinery when the node has no docker config (HOME is private here), image GC,
+# hosts.toml parsing without --hosts-dir, the default-store lookup when --store is given.
+NOT_FOR_A_QUIET_PULL = (
+    "yaml",
+    "rich",
+    "ocistore.store.blobgc",
+    "ocistore.store.fsck",
+    "ocistore.store.layout",
+    "ocistore.credentials.keyring",
+    "ocistore.credentials.provider",
+    "ocistore.credentials.helpers",
+    "ocistore.credentials.secrets",
+    "subprocess",
+    "ocistore.manager.imagegc",
+    "ocistore.manager.pods",
+    "ocistore.manager.pullrecords",
+    "tomllib",
+    "platformdirs",
+)
 IMPORTED_BY_A_RUN = """
 import runpy, sys
 sys.argv = ["ocistore", *sys.argv[1:]]
@@ -124,19 +142,24 @@ print(" ".join(sorted(sys.modules)))
 """
 
 
-def test_a_quiet_repull_imports_only_what_it_needs(
-    manager_registries: ManagerRegistries, tmp_path: Path
+@pytest.mark.parametrize("quiet", [True, False], ids=["quiet", "lines-to-a-pipe"])
+def test_a_repull_imports_only_what_it_needs(
+    manager_registries: ManagerRegistries, tmp_path: Path, quiet: bool
 ) -> None:
     image = _push(manager_registries.plain.host, tmp_path, "diet/app:1")
     store = tmp_path / "store"
     run("-q", "pull", image, store=store)
     done = subprocess.run(
-        [sys.executable, "-c", IMPORTED_BY_A_RUN, "--store", str(store), "-q", "pull",
-         "--policy", "Always", image],
+        [sys.executable, "-c", IMPORTED_BY_A_RUN, "--store", str(store),
+         *(["-q"] if quiet else []), "pull", "--policy", "Always", image],
         capture_output=True, text=True, timeout=300, check=True,
     )  # fmt: skip
-    digest, imported = done.stdout.splitlines()
-    assert digest.startswith("sha256:")
+    *printed, imported = done.stdout.splitlines()
+    if quiet:
+        assert printed[0].startswith("sha256:") and len(printed) == 1
+    else:  # progress lines as docker prints them, without rich (stdout is not a terminal)
+        assert any(line.endswith(": Already exists") for line in printed), printed
+        assert printed[-1].startswith(f'Successfully pulled image "{image}"'), printed
     loaded = set(imported.split())
     assert "ocistore.manager" in loaded  # the run really went through the pull
     heavy = [
@@ -275,10 +298,21 @@ def test_errors_are_one_line_and_name_the_cause(
     assert json.loads(as_json.stdout)["reason"] == "InvalidImageName"
 
 
+def _push_private(regs: ManagerRegistries, tmp_path: Path, name: str) -> str:
+    """An image pushed through the plain endpoint, named at the basic-auth one."""
+    image = _push(regs.plain.host, tmp_path, f"cli/{name}-{uuid.uuid4().hex[:6]}:1")
+    return image.replace(regs.plain.host, regs.basic.host)
+
+
+def _basic_auth_config(regs: ManagerRegistries) -> str:
+    """A docker config.json with the basic-auth registry's credentials."""
+    entry = {"username": regs.user, "password": regs.password}
+    return json.dumps({"auths": {regs.basic.host: entry}})
+
+
 def test_credentials_from_files(manager_registries: ManagerRegistries, tmp_path: Path) -> None:
     regs = manager_registries
-    private = _push(regs.plain.host, tmp_path, f"cli/secret-{uuid.uuid4().hex[:6]}:1")
-    private = private.replace(regs.plain.host, regs.basic.host)
+    private = _push_private(regs, tmp_path, "secret")
 
     secret_yaml = run(
         "create-secret",
@@ -305,9 +339,7 @@ def test_credentials_from_files(manager_registries: ManagerRegistries, tmp_path:
     assert regs.password not in pulled.stdout + pulled.stderr
 
     config = tmp_path / "config.json"
-    config.write_text(
-        json.dumps({"auths": {regs.basic.host: {"username": regs.user, "password": regs.password}}})
-    )
+    config.write_text(_basic_auth_config(regs))
     result = run(
         "pull", private, "--docker-config", config, "--policy", "Always", store=tmp_path / "s2"
     )
@@ -316,6 +348,22 @@ def test_credentials_from_files(manager_registries: ManagerRegistries, tmp_path:
         run("create-secret", "docker-registry", "fromfile", "--from-docker-config", config).stdout
     )
     assert from_config["type"] == "kubernetes.io/dockerconfigjson"
+
+
+def test_the_node_docker_config_is_found_without_options(
+    manager_registries: ManagerRegistries, tmp_path: Path
+) -> None:
+    """kubelet's search path ($HOME/.docker/config.json here) still supplies credentials."""
+    regs = manager_registries
+    private = _push_private(regs, tmp_path, "node")
+    anonymous = run("pull", private, store=tmp_path / "s", check=False)
+    assert anonymous.returncode == 1 and "none matched" in anonymous.stderr
+    docker_dir = Path(os.environ["HOME"], ".docker")
+    docker_dir.mkdir(parents=True)
+    (docker_dir / "config.json").write_text(_basic_auth_config(regs))
+    pulled = run("pull", private, "--policy", "Always", store=tmp_path / "s")
+    assert "Successfully pulled" in pulled.stdout
+    assert run("resolve", private).stdout.strip().startswith("sha256:")
 
 
 def test_ensure_pods(manager_registries: ManagerRegistries, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -211,3 +212,20 @@ def test_newer_schema_is_refused(store: Store) -> None:
 def test_a_second_store_object_sees_the_same_records(store: Store, small_image: BuiltImage) -> None:
     small_image.write_to_store(store, "example.com/app:v1")
     assert [r.reference for r in Store(store.root).images()] == ["example.com/app:v1"]
+
+
+def test_opening_a_store_takes_no_write_lock(store: Store, small_image: BuiltImage) -> None:
+    """A re-pull opens the store while another process writes (a long GC): it must not wait."""
+    small_image.write_to_store(store, "example.com/app:v1")
+    writer = sqlite3.connect(store.root / "index.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # holds the write lock, as a writing process does
+    opened: list[Store] = []
+    try:
+        thread = threading.Thread(target=lambda: opened.append(Store(store.root)), daemon=True)
+        thread.start()
+        thread.join(60)  # a write transaction would wait for the busy timeout (120 s)
+        assert opened, "Store() waited for another process's write lock"
+        assert [r.reference for r in opened[0].images()] == ["example.com/app:v1"]
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

@@ -43,15 +43,26 @@ class Output:
 
         return Console(stderr=True, highlight=False, soft_wrap=True)
 
+    @functools.cached_property
+    def terminal(self) -> bool:
+        """Whether stdout is a terminal: only then is rich imported to print lines."""
+        return sys.stdout.isatty()
+
     @property
     def interactive(self) -> bool:
         """True when progress bars make sense (a terminal, no JSON, not quiet)."""
-        return not self.json and not self.quiet and self.console.is_terminal
+        return not self.json and not self.quiet and self.terminal
 
     def say(self, message: str) -> None:
         """A human line on stdout (suppressed by --json and -q)."""
         if not self.json and not self.quiet:
+            self._line(message)
+
+    def _line(self, message: str) -> None:
+        if self.terminal:
             self.console.print(message, markup=False)
+        else:  # pipes and files: the plain line, without rich's import (a warm pull's cost)
+            sys.stdout.write(plain(message) + "\n")
 
     def result(self, document: Any, human: str | None = None) -> None:
         """The command's result: JSON with --json, else the human text (even with -q)."""
@@ -60,13 +71,13 @@ class Output:
         elif human is not None and self.quiet:
             sys.stdout.write(human + "\n")  # what scripts read: the line exactly
         elif human is not None:
-            self.console.print(human, markup=False)
+            self._line(human)
 
     def table(self, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
         """A table for people (plain, so it survives pipes)."""
         if self.quiet:
             for row in rows:
-                self.console.print(str(row[0]), markup=False)
+                self._line(str(row[0]))
             return
         from rich.table import Table
 
@@ -79,9 +90,22 @@ class Output:
 
     def error(self, message: str, hint: str | None = None) -> None:
         """One clear line on stderr, and a hint on what to do."""
-        self.errors.print(f"error: {message}", markup=False)
-        if hint:
-            self.errors.print(f"hint: {hint}", markup=False)
+        lines = [f"error: {message}", *([f"hint: {hint}"] if hint else [])]
+        for line in lines:
+            if sys.stderr.isatty():
+                self.errors.print(line, markup=False)
+            else:
+                sys.stderr.write(plain(line) + "\n")
+
+
+# What rich drops from printed text (bell, backspace, vertical tab, form feed, carriage return),
+# and the escape character too: names and messages from registries must not drive a terminal.
+_CONTROL_CHARACTERS = dict.fromkeys((7, 8, 11, 12, 13, 27))
+
+
+def plain(text: str) -> str:
+    """``text`` without the control characters a terminal would act on."""
+    return text.translate(_CONTROL_CHARACTERS)
 
 
 def to_jsonable(value: Any) -> Any:

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import threading
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from ocistore.cli.output import Output
 
-from ocistore.transfer.pull import PullEvent
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from ocistore.transfer.pull import PullEvent
 
 
 def short(digest: str | None) -> str:
@@ -27,21 +22,30 @@ def short(digest: str | None) -> str:
 class PullProgress:
     """A progress callback for ``pull``; use it as a context manager around the pull."""
 
-    def __init__(self, console: Console, *, bars: bool, quiet: bool = False) -> None:
-        self.console = console
+    def __init__(self, output: Output, *, quiet: bool = False) -> None:
+        self.output = output
         self.quiet = quiet
-        self.bars = bars and not quiet
+        self.bars = output.interactive and not quiet
         self._lock = threading.Lock()
         self._tasks: dict[str, TaskID] = {}
         self._progress: Progress | None = None
-        if self.bars:
+        if self.bars:  # rich only draws bars on a terminal; elsewhere lines are plain text
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
             self._progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 DownloadColumn(),
                 TransferSpeedColumn(),
                 TimeRemainingColumn(),
-                console=console,
+                console=output.console,
                 transient=False,
             )
 
@@ -64,7 +68,7 @@ class PullProgress:
             if self._progress is not None:
                 self._progress.console.print(text, markup=False, highlight=False)
             else:
-                self.console.print(text, markup=False, highlight=False)
+                self.output.say(text)
 
     def __call__(self, event: PullEvent) -> None:
         with self._lock:

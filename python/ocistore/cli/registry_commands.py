@@ -77,6 +77,8 @@ def registry_options_from(
 
 def load_objects(paths: tuple[Path, ...]) -> list[Mapping[str, Any]]:
     """Kubernetes objects from YAML/JSON files (several documents and Lists allowed)."""
+    if not paths:
+        return []
     from ocistore.manager import load_documents
 
     objects: list[Mapping[str, Any]] = []
@@ -92,6 +94,19 @@ def node_keyring(docker_config: Path | None) -> Any:
     if docker_config is not None:
         return Keyring.from_docker_config(docker_config)
     return Keyring.from_node_defaults()
+
+
+def pull_keyring(docker_config: Path | None) -> Any:
+    """``node_keyring``, or None when the node has no docker config at all.
+
+    Both mean the same pulls (anonymous, unless pull secrets name credentials); None spares
+    a credential-less pull the import of the keyring, its plugins and helpers.
+    """
+    from ocistore.credentials.nodepaths import node_docker_config_exists
+
+    if docker_config is None and not node_docker_config_exists():
+        return None
+    return node_keyring(docker_config)
 
 
 @cli.command()
@@ -134,16 +149,16 @@ def pull(
     out = state.output
     manager = ImageManager(
         state.store,
-        node_keyring(docker_config),
+        pull_keyring(docker_config),
         registry=registry_options_from(plain_http, ca_file, hosts_dir),
         on_event=lambda event: out.say(event.message) if event.reason not in ("Pulled",) else None,
     )
     pull_secrets = load_objects(secrets)
     progress: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-    if not (out.quiet or out.json):  # scripts get no progress: no need for rich
+    if not (out.quiet or out.json):  # scripts get no progress
         from ocistore.cli.progress import PullProgress
 
-        progress = PullProgress(out.console, bars=out.interactive)
+        progress = PullProgress(out)
     try:
         with progress as report:
             result = manager.ensure_image(
@@ -221,7 +236,7 @@ def ensure(
     objects = load_objects(secret_files)
     manager = ImageManager(
         state.store,
-        node_keyring(docker_config),
+        pull_keyring(docker_config),
         registry=registry_options_from(plain_http, ca_file, hosts_dir),
     )
     documents = [obj for path in manifests for obj in load_objects((path,))]
@@ -268,7 +283,7 @@ def resolve(
     """
     import ocistore
 
-    options = registry_options_from(plain_http, ca_file, hosts_dir, node_keyring(docker_config))
+    options = registry_options_from(plain_http, ca_file, hosts_dir, pull_keyring(docker_config))
     digest = ocistore.resolve(image, options=options)
     state.output.result({"image": image, "digest": digest}, digest)
 
@@ -302,7 +317,7 @@ def push(
         destination or image,
         store=state.store,
         source=image if destination else None,
-        options=registry_options_from(plain_http, ca_file, hosts_dir, node_keyring(docker_config)),
+        options=registry_options_from(plain_http, ca_file, hosts_dir, pull_keyring(docker_config)),
     )
     state.output.result(
         report,
@@ -338,7 +353,7 @@ def copy(
     """
     import ocistore
 
-    keyring = node_keyring(docker_config)
+    keyring = pull_keyring(docker_config)
     report = ocistore.copy(
         source,
         destination,

@@ -31,6 +31,7 @@ from ocistore.credentials.dockerconfig import (
     read_docker_config,
 )
 from ocistore.credentials.helpers import helper_server_url, run_credential_helper
+from ocistore.credentials.nodepaths import DEFAULT_KUBELET_ROOT, node_docker_config_paths
 from ocistore.credentials.provider import (
     DEFAULT_PLUGIN_TIMEOUT,
     CredentialProviderConfig,
@@ -53,7 +54,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SourceKind = Literal["docker-config", "secret", "plugin", "helper", "static"]
-DEFAULT_KUBELET_ROOT = "/var/lib/kubelet"
 
 
 @dataclass(frozen=True)
@@ -278,30 +278,6 @@ class CredentialReport:
             lines.append(f"  {number}. {credential}{extra}")
         lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)
-
-
-def node_docker_config_paths(
-    preferred_dir: str | os.PathLike[str] | None = DEFAULT_KUBELET_ROOT,
-    *,
-    working_dir: str | os.PathLike[str] | None = None,
-    home: str | os.PathLike[str] | None = None,
-    root: str | os.PathLike[str] = "/",
-) -> list[Path]:
-    """kubelet's search order: every ``config.json`` candidate, then every ``.dockercfg``."""
-    preferred = os.fspath(preferred_dir) if preferred_dir is not None else ""
-    cwd = os.fspath(working_dir) if working_dir is not None else ""
-    home_dir = os.fspath(home) if home is not None else os.environ.get("HOME", "")
-    root_dir = os.fspath(root)
-    json_dirs = [
-        preferred,
-        cwd,
-        os.path.join(home_dir, ".docker"),
-        os.path.join(root_dir, ".docker"),
-    ]
-    cfg_dirs = [preferred, cwd, home_dir, root_dir]
-    paths = [Path(os.path.abspath(os.path.join(d, "config.json"))) for d in json_dirs]
-    paths += [Path(os.path.abspath(os.path.join(d, ".dockercfg"))) for d in cfg_dirs]
-    return paths
 
 
 def _config_entries(

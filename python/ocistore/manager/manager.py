@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ocistore.credentials import Credential, Keyring
 from ocistore.errors import (
     ErrImageInspect,
     ErrImageNeverPull,
@@ -28,8 +27,6 @@ from ocistore.manager import events
 from ocistore.manager.backoff import Backoff
 from ocistore.manager.events import ImageEvent
 from ocistore.manager.interfaces import ImageStore, Pulled, Puller
-from ocistore.manager.pods import PodImages, load_documents, pod_images, resolve_pull_secrets
-from ocistore.manager.pullrecords import PullRecords, VerificationPolicy
 from ocistore.manager.throttle import (
     DEFAULT_REGISTRY_BURST,
     DEFAULT_REGISTRY_PULL_QPS,
@@ -46,7 +43,9 @@ from ocistore.registry.options import RegistryOptions
 from ocistore.store.records import PullCredential
 
 if TYPE_CHECKING:
-    from ocistore.manager.pods import ContainerImage
+    from ocistore.credentials import Credential, Keyring
+    from ocistore.manager.pods import ContainerImage, PodImages
+    from ocistore.manager.pullrecords import PullRecords, VerificationPolicy
     from ocistore.transfer.pull import PullEvent
 
 logger = logging.getLogger("ocistore.manager")
@@ -145,6 +144,8 @@ class ImageManager:
         self.registry = registry if registry is not None else RegistryOptions()
         self.records: PullRecords | None = None
         if image_pull_credentials_verification_policy is not None:
+            from ocistore.manager.pullrecords import PullRecords  # KEP-2535 only when asked
+
             self.records = PullRecords(
                 store,
                 image_pull_credentials_verification_policy,
@@ -394,6 +395,8 @@ class ImageManager:
     ) -> list[Credential]:
         keyring = self.keyring
         if pull_secrets:
+            from ocistore.credentials import Keyring  # only pods with pull secrets need it
+
             secrets_keyring = Keyring.from_secrets(list(pull_secrets))
             keyring = Keyring.merge(secrets_keyring, keyring) if keyring else secrets_keyring
         if keyring is None:
@@ -409,6 +412,8 @@ class ImageManager:
         service_accounts: Iterable[Mapping[str, Any]] = (),
     ) -> list[ContainerResult]:
         """Ensures every image of every Pod/workload in a manifest, one result per container."""
+        from ocistore.manager.pods import load_documents, pod_images, resolve_pull_secrets
+
         secrets = list(secrets)
         service_accounts = list(service_accounts)
         results: list[ContainerResult] = []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -163,6 +162,8 @@ def load_hosts(
 
 
 def _parse_hosts_file(path: Path, registry: str, default: RegistryHost) -> list[RegistryHost]:
+    import tomllib  # only with a hosts.toml (--hosts-dir)
+
     try:
         document = tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:

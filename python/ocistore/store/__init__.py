@@ -6,21 +6,41 @@ from registries. "GC" here is blob GC (``Store.gc``, ``blobgc.py``).
 
 from __future__ import annotations
 
-from ocistore.store.blobs import Ingest
-from ocistore.store.leases import Lease
-from ocistore.store.locks import LockTimeoutError
-from ocistore.store.records import (
-    BlobInfo,
-    FsckProblem,
-    FsckReport,
-    GcReport,
-    ImageRecord,
-    ProblemKind,
-    PullCredential,
-    PullCredentialKind,
-    PullRecord,
-)
-from ocistore.store.store import Store, default_root
+from typing import TYPE_CHECKING
+
+from ocistore._lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from ocistore.store.blobs import Ingest
+    from ocistore.store.leases import Lease
+    from ocistore.store.locks import LockTimeoutError
+    from ocistore.store.records import (
+        BlobInfo,
+        ImageRecord,
+        PullCredential,
+        PullCredentialKind,
+        PullRecord,
+    )
+    from ocistore.store.reports import FsckProblem, FsckReport, GcReport, ProblemKind
+    from ocistore.store.store import Store, default_root
+
+# Each name loads its module on first use: a pull needs the store, not fsck's reports.
+_LAZY: dict[str, str] = {
+    "BlobInfo": "ocistore.store.records",
+    "FsckProblem": "ocistore.store.reports",
+    "FsckReport": "ocistore.store.reports",
+    "GcReport": "ocistore.store.reports",
+    "ImageRecord": "ocistore.store.records",
+    "Ingest": "ocistore.store.blobs",
+    "Lease": "ocistore.store.leases",
+    "LockTimeoutError": "ocistore.store.locks",
+    "ProblemKind": "ocistore.store.reports",
+    "PullCredential": "ocistore.store.records",
+    "PullCredentialKind": "ocistore.store.records",
+    "PullRecord": "ocistore.store.records",
+    "Store": "ocistore.store.store",
+    "default_root": "ocistore.store.store",
+}
 
 __all__ = [
     "BlobInfo",
@@ -38,3 +58,5 @@ __all__ = [
     "Store",
     "default_root",
 ]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)

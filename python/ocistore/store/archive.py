@@ -37,15 +37,17 @@ from ocistore.errors import InvalidReferenceError, LayoutError
 from ocistore.mediatypes import MAX_MANIFEST_SIZE, Compression, MediaType, detect_compression
 from ocistore.reference import Reference
 from ocistore.store.layout import (
-    CONTAINERD_NAME_ANNOTATION,
     COPY_CHUNK,
-    OCI_LAYOUT_MARKER,
-    REF_NAME_ANNOTATION,
     ExportEntry,
     IndexEntries,
     import_layout,
     plan_export,
     write_export,
+)
+from ocistore.store.rootlayout import (
+    CONTAINERD_NAME_ANNOTATION,
+    OCI_LAYOUT_MARKER,
+    REF_NAME_ANNOTATION,
 )
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from ocistore.store.blobs import fsync_dir
 from ocistore.store.leases import lease_is_alive
 from ocistore.store.locks import FileLock, is_locked
 from ocistore.store.paths import TMP_PREFIX, remove_tree, unpack_dir_name, unpack_lock_path
-from ocistore.store.records import GcReport
+from ocistore.store.reports import GcReport
 
 if TYPE_CHECKING:
     from ocistore.store.store import Store

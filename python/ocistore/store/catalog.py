@@ -248,6 +248,13 @@ class Catalog:
                 conn.execute("COMMIT")
 
     def _migrate(self) -> None:
+        try:
+            current = self.schema_version()
+        except sqlite3.Error as exc:
+            self._raise_if_write_failure(exc)
+            raise StoreError(f"cannot read the store index {self.path}: {exc}") from exc
+        if current == SCHEMA_VERSION:
+            return  # the common case: opening a store takes no write lock
         with self.write() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:

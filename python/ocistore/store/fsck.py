@@ -15,7 +15,8 @@ from ocistore.store.blobgc import live_blobs
 from ocistore.store.leases import lease_is_alive
 from ocistore.store.locks import FileLock, is_locked
 from ocistore.store.paths import TMP_PREFIX, remove_tree, unpack_lock_path
-from ocistore.store.records import FsckProblem, FsckReport, ImageRecord, ProblemKind
+from ocistore.store.records import ImageRecord
+from ocistore.store.reports import FsckProblem, FsckReport, ProblemKind
 
 if TYPE_CHECKING:
     from ocistore.store.store import Store
@@ -276,7 +277,7 @@ class _Checker:
 
     def check_layout_index(self) -> None:
         # Imported here: layout imports the store package, which imports this module.
-        from ocistore.store.layout import store_index_document, write_store_layout_files
+        from ocistore.store.rootlayout import store_index_document, write_store_layout_files
 
         # Temporary files of an index.json rewrite a crash interrupted (writers hold the
         # layout lock while they write, and so do we now).

@@ -42,32 +42,19 @@ from ocistore.mediatypes import MAX_MANIFEST_SIZE, MediaType
 from ocistore.reference import Reference
 from ocistore.store import content
 from ocistore.store.records import ImageRecord
+from ocistore.store.rootlayout import (
+    CONTAINERD_NAME_ANNOTATION,
+    OCI_LAYOUT_MARKER,
+    REF_NAME_ANNOTATION,
+    atomic_write,
+)
 
 if TYPE_CHECKING:
     from ocistore.store.store import Store
 
 __all__ = ["CONTAINERD_NAME_ANNOTATION", "REF_NAME_ANNOTATION", "LayoutWriter"]
 
-REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
-CONTAINERD_NAME_ANNOTATION = "io.containerd.image.name"
-LAYOUT_VERSION = "1.0.0"
 COPY_CHUNK = 1 << 20
-
-
-def _atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            if durable:
-                os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _blob_path(root: Path, digest: str) -> Path:
@@ -123,9 +110,6 @@ class LayoutSink(Protocol):
     ) -> None: ...
 
 
-OCI_LAYOUT_MARKER = json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode()
-
-
 class LayoutWriter(IndexEntries):
     """Adds blobs and tagged manifests to an OCI image layout; ``index.json`` is written last."""
 
@@ -163,7 +147,7 @@ class LayoutWriter(IndexEntries):
         target = _blob_path(self.path, actual)
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(target, data)
+            atomic_write(target, data)
         return actual
 
     def add_blob_file(self, source: Path, digest: str) -> None:
@@ -187,8 +171,8 @@ class LayoutWriter(IndexEntries):
 
     def close(self) -> None:
         """Writes ``oci-layout`` and ``index.json``."""
-        _atomic_write(self.path / "oci-layout", OCI_LAYOUT_MARKER)
-        _atomic_write(self.path / "index.json", self.index_json())
+        atomic_write(self.path / "oci-layout", OCI_LAYOUT_MARKER)
+        atomic_write(self.path / "index.json", self.index_json())
 
 
 def _open_regular(path: Path, missing: str) -> BinaryIO:
@@ -228,45 +212,6 @@ def _load_json(path: Path, what: str) -> dict[str, Any]:
 
 
 # --- the store as a layout ---------------------------------------------------------------
-
-
-def store_index_document(store: Store) -> bytes:
-    """The ``index.json`` that makes the store root itself an OCI image layout."""
-    manifests: list[dict[str, Any]] = []
-    for record in store.images():
-        try:
-            size = store.blobs.size(record.digest)
-        except BlobNotFoundError:
-            continue  # fsck reports the image; a layout must not list what is missing
-        descriptor: dict[str, Any] = {
-            "mediaType": record.media_type,
-            "digest": record.digest,
-            "size": size,
-        }
-        platform = content.platform_descriptor(record.platform)
-        if platform:
-            descriptor["platform"] = platform
-        if record.repository:
-            descriptor["annotations"] = {
-                CONTAINERD_NAME_ANNOTATION: record.reference,
-                REF_NAME_ANNOTATION: record.reference,
-            }
-        manifests.append(descriptor)
-    document = {"schemaVersion": 2, "mediaType": MediaType.OCI_INDEX, "manifests": manifests}
-    return json.dumps(document, indent=2).encode()
-
-
-def write_store_layout_files(store: Store, document: bytes | None = None) -> None:
-    """Writes ``oci-layout`` and ``index.json`` at the store root (derived data: no fsync)."""
-    marker = store.root / "oci-layout"
-    if not marker.exists():
-        _atomic_write(marker, OCI_LAYOUT_MARKER)
-    data = store_index_document(store) if document is None else document
-    index_path = store.root / "index.json"
-    with contextlib.suppress(OSError):
-        if index_path.read_bytes() == data:
-            return
-    _atomic_write(index_path, data, durable=False)
 
 
 # --- export -----------------------------------------------------------------------------

@@ -7,9 +7,7 @@ import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
-
-import platformdirs
+from typing import TYPE_CHECKING, BinaryIO
 
 from ocistore import mediatypes
 from ocistore.digest import digest_bytes, validate_digest
@@ -29,14 +27,10 @@ from ocistore.store.blobs import BlobStore, Ingest
 from ocistore.store.catalog import Catalog
 from ocistore.store.leases import Lease, LeaseSet
 from ocistore.store.locks import FileLock
-from ocistore.store.records import (
-    BlobInfo,
-    FsckReport,
-    GcReport,
-    ImageRecord,
-    PullCredential,
-    PullRecord,
-)
+from ocistore.store.records import BlobInfo, ImageRecord, PullCredential, PullRecord
+
+if TYPE_CHECKING:
+    from ocistore.store.reports import FsckReport, GcReport
 
 __all__ = ["Store", "default_root"]
 
@@ -52,6 +46,8 @@ def default_root() -> Path:
     configured = os.environ.get(ROOT_ENV)
     if configured:
         return Path(configured)
+    import platformdirs  # only without --store or $OCISTORE_ROOT
+
     return platformdirs.user_data_path("ocistore")
 
 
@@ -372,7 +368,7 @@ class Store:
         return FileLock(self._blobs.locks_dir / "layout-index.lock")
 
     def _write_layout_files(self) -> None:
-        from ocistore.store.layout import write_store_layout_files
+        from ocistore.store.rootlayout import write_store_layout_files
 
         write_store_layout_files(self)
 
