@@ -27,6 +27,7 @@ from ocistore.registry.auth import CredentialLike
 from ocistore.registry.connections import Connections, shared_connections
 from ocistore.registry.errors import read_limited, registry_error
 from ocistore.registry.mirrors import RegistryHost, is_loopback
+from ocistore.registry.ranges import ParallelFetch, RangeIgnoredError, fetch_in_ranges
 from ocistore.registry.transport import (
     RetryPolicy,
     TlsCertificateError,
@@ -101,8 +102,10 @@ class RegistryClient:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] | None = None,
         connections: Connections | None = None,
+        parallel: ParallelFetch | None = None,
     ) -> None:
         self._credentials = list(credentials)
+        self._parallel = parallel if parallel is not None else ParallelFetch(max_per_layer=1)
         self._ca_file = ca_file
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
@@ -347,10 +350,14 @@ class RegistryClient:
         return data
 
     @contextlib.contextmanager
-    def _open_blob(self, repository: str, digest: str, offset: int) -> Iterator[httpx.Response]:
+    def _open_blob(
+        self, repository: str, digest: str, offset: int, end: int | None = None
+    ) -> Iterator[httpx.Response]:
         url = self._url(f"/{repository}/blobs/{digest}", pull=True)
         headers = {"Accept-Encoding": "identity"}
-        if offset:
+        if end is not None:
+            headers["Range"] = f"bytes={offset}-{end - 1}"  # bounded: one chunk, no more
+        elif offset:
             headers["Range"] = f"bytes={offset}-"
         response = self._send(
             "GET", url, scopes=[repository_scope(repository)], headers=headers, stream=True
@@ -375,9 +382,27 @@ class RegistryClient:
         ``Content-Range`` starts at the offset is accepted, and a server that ignores ``Range``
         may make us re-read and discard the prefix only a bounded number of times. Returns
         the number of bytes received over the network. The caller verifies the digest.
+
+        A blob of at least two chunks of the client's :class:`ParallelFetch` is fetched in
+        parallel ranges, still written to ``sink`` in order (one stream if ``Range`` is ignored).
         """
         what = f"blob {repository}@{digest}"
         received = 0
+        if size is not None and self._parallel.applies(size - sink.offset):
+            try:
+                return fetch_in_ranges(
+                    lambda start, end: self._open_blob(repository, digest, start, end),
+                    what=what,
+                    size=size,
+                    sink=sink,
+                    settings=self._parallel,
+                    attempts=self._retry.attempts,
+                    backoff=self._retry.backoff,
+                    sleep=self.transport.sleep,
+                    progress=progress,
+                )
+            except RangeIgnoredError:
+                log.info("%s: the registry ignores Range; using one stream", what)
         failures = 0
         restarts = 0
         while True:
