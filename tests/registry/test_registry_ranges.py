@@ -23,7 +23,7 @@ from ocistore.transfer.push import push
 
 CHUNK = 256 * 1024
 BIG = 5 * CHUNK - 30_000  # a tar of five ranges, the last one short
-PARALLEL = ParallelFetch(chunk_size=CHUNK, max_per_layer=3)
+PARALLEL = ParallelFetch(chunk_size=CHUNK, max_per_layer=3, slow_below=None)  # from the start
 
 
 def options(parallel: ParallelFetch = PARALLEL) -> RegistryOptions:
@@ -80,9 +80,29 @@ def test_a_small_blob_or_one_stream_setting_sends_no_range(
     pull(
         f"{proxy.host}/{repository}:v1",
         store=store,
-        options=options(ParallelFetch(chunk_size=BIG, max_per_layer=4)),  # under two chunks
+        options=options(ParallelFetch(chunk_size=BIG, max_per_layer=4, slow_below=None)),
     )
+    assert blob_gets(proxy, digest) == [(None, 200)]  # under two chunks
+
+
+def test_a_fast_stream_stays_one_stream_and_a_slow_one_goes_on_in_ranges(
+    registries: Registries, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    repository, digest, size = seed(registries, tmp_path, os.urandom(BIG))
+    adaptive = ParallelFetch(chunk_size=CHUNK, max_per_layer=3, slow_below=4_000_000)
+    pull(f"{proxy.host}/{repository}:v1", store=Store(tmp_path / "fast"), options=options(adaptive))
     assert blob_gets(proxy, digest) == [(None, 200)]
+    proxy.reset()
+    # About 0.8 MB/s: the first chunk is slow, so the rest comes in parallel ranges.
+    proxy.add(Fault(path=f"/blobs/{digest}", trickle=(16 * 1024, 0.02), times=None))
+    store = Store(tmp_path / "slow")
+    pull(f"{proxy.host}/{repository}:v1", store=store, options=options(adaptive))
+    seen = blob_gets(proxy, digest)
+    assert seen[0] == (None, 200)
+    starts = [int(r.split("=")[1].split("-")[0]) for r, _ in seen[1:] if r]
+    assert len(starts) == len(seen) - 1 >= 2
+    assert sorted(starts) == list(range(starts[0], size, CHUNK)) and starts[0] >= CHUNK
+    assert digest_file(store.blob_path(digest)) == digest
 
 
 def test_parallel_ranges_stream_into_the_unpack_and_check_the_diff_id(
@@ -109,7 +129,7 @@ def test_a_registry_that_ignores_range_is_read_as_one_stream(
     store = Store(tmp_path / "store")
     pull(f"{proxy.host}/{repository}:v1", store=store, options=options())
     seen = blob_gets(proxy, digest)
-    assert seen[0] == ("bytes=0-262143", 200)
+    assert ("bytes=0-262143", 200) in seen
     # At most the ranges already in flight, then one plain stream of the whole blob.
     assert seen[-1] == (None, 200)
     assert len(seen) <= 1 + PARALLEL.max_per_layer
@@ -173,7 +193,7 @@ PULL = (
     "import sys, ocistore\n"
     "from ocistore.registry.ranges import ParallelFetch\n"
     "options = ocistore.RegistryOptions(plain_http=True,\n"
-    f"    parallel=ParallelFetch(chunk_size={CHUNK}, max_per_layer=3))\n"
+    f"    parallel=ParallelFetch(chunk_size={CHUNK}, max_per_layer=3, slow_below=None))\n"
     "ocistore.pull(sys.argv[2], store=ocistore.Store(sys.argv[1]), options=options)\n"
 )
 

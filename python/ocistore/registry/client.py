@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
@@ -388,21 +389,13 @@ class RegistryClient:
         """
         what = f"blob {repository}@{digest}"
         received = 0
-        if size is not None and self._parallel.applies(size - sink.offset):
+        parallel = self._parallel
+        if size is not None and parallel.from_start(size - sink.offset):
             try:
-                return fetch_in_ranges(
-                    lambda start, end: self._open_blob(repository, digest, start, end),
-                    what=what,
-                    size=size,
-                    sink=sink,
-                    settings=self._parallel,
-                    attempts=self._retry.attempts,
-                    backoff=self._retry.backoff,
-                    sleep=self.transport.sleep,
-                    progress=progress,
-                )
+                return self._download_ranges(repository, digest, size, sink, progress)
             except RangeIgnoredError:
                 log.info("%s: the registry ignores Range; using one stream", what)
+                parallel = ParallelFetch(max_per_layer=1)
         failures = 0
         restarts = 0
         while True:
@@ -424,6 +417,9 @@ class RegistryClient:
                                 f"{restarts - 1} full re-downloads"
                             )
                     written = offset
+                    probe = None if skip else parallel.probe_until(offset, size)
+                    switch = False
+                    started = time.monotonic()
                     for chunk in response.iter_bytes():
                         received += len(chunk)
                         if skip:
@@ -441,6 +437,22 @@ class RegistryClient:
                         progressed = True
                         if progress is not None:
                             progress(len(chunk))
+                        if probe is not None and written >= probe:
+                            probe = None
+                            seconds = time.monotonic() - started
+                            switch = parallel.too_slow(written - offset, seconds)
+                            if switch and size is not None and parallel.applies(size - written):
+                                break  # a slow stream: fetch the rest in parallel ranges
+                            switch = False
+                    if switch and size is not None:
+                        try:
+                            return received + self._download_ranges(
+                                repository, digest, size, sink, progress
+                            )
+                        except RangeIgnoredError:
+                            log.info("%s: the registry ignores Range; using one stream", what)
+                            parallel = ParallelFetch(max_per_layer=1)
+                            continue
                     if skip:
                         raise RegistryError(f"{what}: the body ended before the resume offset")
                     if size is None or written == size:
@@ -456,6 +468,26 @@ class RegistryClient:
                 delay = self._retry.backoff(failures)
                 log.info("%s: %s; resuming at %d in %.2fs", what, error, sink.offset, delay)
                 self.transport.sleep(delay)
+
+    def _download_ranges(
+        self,
+        repository: str,
+        digest: str,
+        size: int,
+        sink: BlobSink,
+        progress: Callable[[int], None] | None,
+    ) -> int:
+        return fetch_in_ranges(
+            lambda start, end: self._open_blob(repository, digest, start, end),
+            what=f"blob {repository}@{digest}",
+            size=size,
+            sink=sink,
+            settings=self._parallel,
+            attempts=self._retry.attempts,
+            backoff=self._retry.backoff,
+            sleep=self.transport.sleep,
+            progress=progress,
+        )
 
     def _check_blob_response(self, response: httpx.Response, offset: int, what: str) -> int:
         """Validate the answer to a (ranged) blob GET; returns how many bytes to discard."""

@@ -31,6 +31,8 @@ __all__ = ["ParallelFetch", "RangeIgnoredError", "fetch_in_ranges"]
 
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 DEFAULT_MAX_PER_LAYER = 4
+# A stream slower than this (bytes/s) over its first chunk goes on in parallel ranges.
+DEFAULT_SLOW_BELOW = 16_000_000
 
 
 @dataclass(frozen=True)
@@ -38,18 +40,38 @@ class ParallelFetch:
     """How one large blob is fetched in parallel ranges (containerd's
     ``concurrent_layer_fetch_buffer`` and ``max_concurrent_downloads_per_layer``).
 
-    ``max_per_layer <= 1`` or ``chunk_size <= 0`` turns it off (one stream per blob). Blobs with
-    less than two chunks left always take one stream.
+    A blob starts as one stream; when its first ``chunk_size`` bytes arrive slower than
+    ``slow_below`` bytes per second (a long or lossy link, a server capping each connection)
+    and two chunks or more are left, the rest comes in parallel ranges. A fast link (loopback,
+    a LAN) keeps its single stream, which costs less CPU. ``slow_below=None`` uses ranges from
+    the start. ``max_per_layer <= 1`` or ``chunk_size <= 0`` turns ranges off.
     """
 
     chunk_size: int = DEFAULT_CHUNK_SIZE
     max_per_layer: int = DEFAULT_MAX_PER_LAYER
+    slow_below: float | None = DEFAULT_SLOW_BELOW
 
     def applies(self, remaining: int | None) -> bool:
         """Whether ``remaining`` bytes of a blob are worth fetching in parallel ranges."""
         if self.max_per_layer <= 1 or self.chunk_size <= 0 or remaining is None:
             return False
         return remaining >= 2 * self.chunk_size
+
+    def from_start(self, remaining: int | None) -> bool:
+        """Whether to use ranges right away (no single-stream probe first)."""
+        return self.slow_below is None and self.applies(remaining)
+
+    def probe_until(self, offset: int, size: int | None) -> int | None:
+        """Where a single stream from ``offset`` decides whether to go on in ranges (None:
+        it never will)."""
+        if self.slow_below is None or size is None:
+            return None
+        end = offset + self.chunk_size
+        return end if self.applies(size - end) else None
+
+    def too_slow(self, nbytes: int, seconds: float) -> bool:
+        """Whether a stream that brought ``nbytes`` in ``seconds`` should switch to ranges."""
+        return self.slow_below is not None and nbytes < self.slow_below * seconds
 
 
 class RangeIgnoredError(RegistryError):
