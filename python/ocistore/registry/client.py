@@ -18,6 +18,7 @@ from ocistore.digest import digest_bytes, validate_digest
 from ocistore.errors import (
     DigestMismatchError,
     ManifestTooLargeError,
+    OciStoreError,
     RegistryError,
     RegistryUnavailableError,
     SizeMismatchError,
@@ -44,6 +45,9 @@ DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 # Blobs up to this size are uploaded in one PUT; larger ones in PATCH chunks.
 MONOLITHIC_UPLOAD_LIMIT = 64 * 1024 * 1024
 READ_SIZE = 1024 * 1024
+# Socket reads (64 KiB from httpcore) are gathered into writes of this size: the ingest then
+# hashes on one core while it writes on the other, with 16x fewer calls.
+WRITE_SIZE = 1024 * 1024
 
 
 class BlobSink(Protocol):
@@ -388,7 +392,6 @@ class RegistryClient:
         parallel ranges, still written to ``sink`` in order (one stream if ``Range`` is ignored).
         """
         what = f"blob {repository}@{digest}"
-        received = 0
         parallel = self._parallel
         if size is not None and parallel.from_start(size - sink.offset):
             try:
@@ -396,9 +399,29 @@ class RegistryClient:
             except RangeIgnoredError:
                 log.info("%s: the registry ignores Range; using one stream", what)
                 parallel = ParallelFetch(max_per_layer=1)
+        gathering = _Gathering(sink, WRITE_SIZE)
+        try:
+            return self._stream_blob(repository, digest, size, gathering, parallel, progress)
+        finally:
+            if gathering.pending:
+                with contextlib.suppress(OciStoreError):
+                    gathering.flush()  # what arrived before a failure is a prefix to resume from
+
+    def _stream_blob(
+        self,
+        repository: str,
+        digest: str,
+        size: int | None,
+        sink: _Gathering,
+        parallel: ParallelFetch,
+        progress: Callable[[int], None] | None,
+    ) -> int:
+        what = f"blob {repository}@{digest}"
+        received = 0
         failures = 0
         restarts = 0
         while True:
+            sink.flush()
             offset = sink.offset
             if size is not None and offset > size:
                 sink.truncate()
@@ -445,9 +468,10 @@ class RegistryClient:
                                 break  # a slow stream: fetch the rest in parallel ranges
                             switch = False
                     if switch and size is not None:
+                        sink.flush()
                         try:
                             return received + self._download_ranges(
-                                repository, digest, size, sink, progress
+                                repository, digest, size, sink.target, progress
                             )
                         except RangeIgnoredError:
                             log.info("%s: the registry ignores Range; using one stream", what)
@@ -456,6 +480,7 @@ class RegistryClient:
                     if skip:
                         raise RegistryError(f"{what}: the body ended before the resume offset")
                     if size is None or written == size:
+                        sink.flush()
                         return received
                     raise SizeMismatchError(
                         f"{what}: the registry sent {written} of the declared {size} bytes"
@@ -606,6 +631,41 @@ def _sniff_media_type(data: bytes) -> str | None:
     if "layers" in document:
         return MediaType.OCI_MANIFEST
     return None
+
+
+class _Gathering:
+    """Gathers small writes to ``target`` into writes of ``size`` bytes (``flush`` the rest)."""
+
+    def __init__(self, target: BlobSink, size: int) -> None:
+        self.target = target
+        self._buffer = bytearray(size)
+        self._view = memoryview(self._buffer)
+        self.pending = 0
+
+    @property
+    def offset(self) -> int:
+        return self.target.offset + self.pending
+
+    def write(self, data: bytes | memoryview) -> None:
+        n = len(data)
+        if self.pending + n > len(self._buffer):
+            self.flush()
+            if n >= len(self._buffer):
+                self.target.write(data)
+                return
+        self._view[self.pending : self.pending + n] = data
+        self.pending += n
+        if self.pending == len(self._buffer):
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            pending, self.pending = self.pending, 0
+            self.target.write(self._view[:pending])
+
+    def truncate(self) -> None:
+        self.pending = 0
+        self.target.truncate()
 
 
 class _BytesSink:
