@@ -214,3 +214,25 @@ def test_two_processes_pulling_in_ranges_fetch_the_blob_once(
     store = Store(store_root)
     assert digest_file(store.blob_path(digest)) == digest
     assert store.fsck().ok
+
+
+@pytest.mark.parametrize(("per_layer", "ranged"), [("3", True), ("1", False)])
+def test_the_command_line_settings_reach_the_download(
+    registries: Registries, proxy: FaultProxy, tmp_path: Path, per_layer: str, ranged: bool
+) -> None:
+    repository, digest, _ = seed(registries, tmp_path, os.urandom(BIG))
+    proxy.add(Fault(path=f"/blobs/{digest}", trickle=(16 * 1024, 0.02), times=None))  # slow
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "ocistore", "--store", str(tmp_path / "store"), "-q"),
+            *("pull", "--plain-http", f"{proxy.host}/{repository}:v1"),
+            *("--max-concurrent-downloads-per-layer", per_layer),
+            *("--concurrent-layer-fetch-buffer", str(CHUNK)),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    ranges = [r for r, _ in blob_gets(proxy, digest) if r]
+    assert len(ranges) >= (2 if ranged else 0) and (bool(ranges) is ranged)
+    assert digest_file(Store(tmp_path / "store").blob_path(digest)) == digest
