@@ -7,9 +7,10 @@ at a time. Finished chunks are handed to the sink strictly in order, so the sink
 one sequential stream: the ingest hashes it as it writes (the digest covers the whole blob),
 a streaming unpack still runs in the same pass (and checks the diff_id), and what is on disk
 is always a verified-by-rehash prefix that a later pull resumes from. Memory is bounded by
-``max_per_layer`` chunks per blob. A registry that answers a range with ``200`` (it ignores
-``Range``) makes the caller fall back to one stream; a ``206`` for other bytes than asked is a
-:class:`~ocistore.errors.RegistryError`; wrong bytes fail the digest check at commit.
+``max_per_layer + 1`` chunks per blob (those in flight and the one being written). A registry
+that answers a range with ``200`` (it ignores ``Range``) makes the caller fall back to one
+stream; a ``206`` for other bytes than asked is a :class:`~ocistore.errors.RegistryError`;
+wrong bytes fail the digest check at commit.
 """
 
 from __future__ import annotations
@@ -156,6 +157,13 @@ def fetch_in_ranges(
     return received
 
 
+def content_range_matches(header: str, start: int, end: int, size: int) -> bool:
+    """Whether a 206's ``Content-Range`` is exactly bytes ``start..end-1`` of a ``size``-byte
+    blob (RFC 9110 14.4; the total may be ``*``)."""
+    expected = f"bytes {start}-{end - 1}/"
+    return header.startswith(expected) and header[len(expected) :] in ("*", str(size))
+
+
 def _read_range(
     open_range: OpenRange, span: tuple[int, int], size: int, what: str, stop: threading.Event
 ) -> bytearray:
@@ -165,10 +173,8 @@ def _read_range(
             raise RangeIgnoredError(f"{what}: the registry ignored Range", status=200)
         if response.status_code != 206:
             raise registry_error(response, what, default_code="BLOB_UNKNOWN")
-        expected = f"bytes {start}-{end - 1}/"
         content_range = response.headers.get("content-range", "")
-        total = content_range.removeprefix(expected)
-        if not content_range.startswith(expected) or total not in ("*", str(size)):
+        if not content_range_matches(content_range, start, end, size):
             raise RegistryError(
                 f"{what}: asked for bytes {start}-{end - 1} of {size}, "
                 f"got Content-Range {content_range!r}"
