@@ -29,7 +29,12 @@ from ocistore.registry.auth import CredentialLike
 from ocistore.registry.connections import Connections, shared_connections
 from ocistore.registry.errors import read_limited, registry_error
 from ocistore.registry.mirrors import RegistryHost, is_loopback
-from ocistore.registry.ranges import ParallelFetch, RangeIgnoredError, fetch_in_ranges
+from ocistore.registry.ranges import (
+    ParallelFetch,
+    RangeIgnoredError,
+    content_range_matches,
+    fetch_in_ranges,
+)
 from ocistore.registry.transport import (
     RetryPolicy,
     TlsCertificateError,
@@ -420,6 +425,9 @@ class RegistryClient:
         received = 0
         failures = 0
         restarts = 0
+        # A large blob's first chunk is asked for alone: how fast it comes decides whether the
+        # rest is one stream or parallel ranges, and no byte is sent twice either way.
+        probe_end = parallel.probe_until(sink.offset, size)
         while True:
             sink.flush()
             offset = sink.offset
@@ -428,9 +436,10 @@ class RegistryClient:
                 offset = 0
             if size is not None and offset == size:
                 return received
+            end = probe_end if probe_end is not None and offset < probe_end else None
             progressed = False
             try:
-                with self._open_blob(repository, digest, offset) as response:
+                with self._open_blob(repository, digest, offset, end) as response:
                     skip = self._check_blob_response(response, offset, what)
                     if skip:
                         restarts += 1
@@ -439,9 +448,16 @@ class RegistryClient:
                                 f"{what}: the server keeps ignoring Range; giving up after "
                                 f"{restarts - 1} full re-downloads"
                             )
+                    if end is not None and not (
+                        response.status_code == 206
+                        and size is not None
+                        and content_range_matches(
+                            response.headers.get("content-range", ""), offset, end, size
+                        )
+                    ):
+                        end = probe_end = None  # the whole rest comes: take it as one stream
+                    limit = end if end is not None else size
                     written = offset
-                    probe = None if skip else parallel.probe_until(offset, size)
-                    switch = False
                     started = time.monotonic()
                     for chunk in response.iter_bytes():
                         received += len(chunk)
@@ -451,34 +467,29 @@ class RegistryClient:
                                 continue
                             chunk = chunk[skip:]
                             skip = 0
-                        if size is not None and written + len(chunk) > size:
+                        if limit is not None and written + len(chunk) > limit:
                             raise SizeMismatchError(
-                                f"{what}: the registry sent more than the declared {size} bytes"
+                                f"{what}: the registry sent more than the {limit - offset} "
+                                "bytes asked for"
                             )
                         sink.write(chunk)
                         written += len(chunk)
                         progressed = True
                         if progress is not None:
                             progress(len(chunk))
-                        if probe is not None and written >= probe:
-                            probe = None
-                            seconds = time.monotonic() - started
-                            switch = parallel.too_slow(written - offset, seconds)
-                            if switch and size is not None and parallel.applies(size - written):
-                                break  # a slow stream: fetch the rest in parallel ranges
-                            switch = False
-                    if switch and size is not None:
-                        sink.flush()
-                        try:
-                            return received + self._download_ranges(
-                                repository, digest, size, sink.target, progress
-                            )
-                        except RangeIgnoredError:
-                            log.info("%s: the registry ignores Range; using one stream", what)
-                            parallel = ParallelFetch(max_per_layer=1)
-                            continue
                     if skip:
                         raise RegistryError(f"{what}: the body ended before the resume offset")
+                    if end is not None and written == end and size is not None:
+                        probe_end = None
+                        if parallel.too_slow(end - offset, time.monotonic() - started):
+                            sink.flush()
+                            try:
+                                return received + self._download_ranges(
+                                    repository, digest, size, sink.target, progress
+                                )
+                            except RangeIgnoredError:
+                                log.info("%s: the registry ignores Range; one stream", what)
+                        continue  # fast enough (or ranges refused): the rest as one stream
                     if size is None or written == size:
                         sink.flush()
                         return received

@@ -41,11 +41,12 @@ class ParallelFetch:
     """How one large blob is fetched in parallel ranges (containerd's
     ``concurrent_layer_fetch_buffer`` and ``max_concurrent_downloads_per_layer``).
 
-    A blob starts as one stream; when its first ``chunk_size`` bytes arrive slower than
-    ``slow_below`` bytes per second (a long or lossy link, a server capping each connection)
-    and two chunks or more are left, the rest comes in parallel ranges. A fast link (loopback,
-    a LAN) keeps its single stream, which costs less CPU. ``slow_below=None`` uses ranges from
-    the start. ``max_per_layer <= 1`` or ``chunk_size <= 0`` turns ranges off.
+    A blob with two chunks or more after its first one starts with that chunk alone (a bounded
+    range). If it arrives slower than ``slow_below`` bytes per second (a long or lossy link, a
+    server capping each connection), the rest comes in parallel ranges; otherwise as one more
+    stream, which costs less CPU on a fast link (loopback, a LAN). No byte is fetched twice.
+    ``slow_below=None`` uses ranges from the start; ``max_per_layer <= 1`` or
+    ``chunk_size <= 0`` turns ranges off.
     """
 
     chunk_size: int = DEFAULT_CHUNK_SIZE
@@ -63,8 +64,8 @@ class ParallelFetch:
         return self.slow_below is None and self.applies(remaining)
 
     def probe_until(self, offset: int, size: int | None) -> int | None:
-        """Where a single stream from ``offset`` decides whether to go on in ranges (None:
-        it never will)."""
+        """Where the first chunk, asked for alone, ends when its speed is to decide between one
+        stream and ranges for the rest (None: no such decision)."""
         if self.slow_below is None or size is None:
             return None
         end = offset + self.chunk_size
