@@ -4,7 +4,8 @@ Pushes an image of incompressible layers (``--size-mb`` in ``--layers`` layers, 
 a ``docker-registry`` on 127.0.0.1, then alternates rounds of:
 
 - ``ocistore.pull`` into an empty store *inside this process* (connections warm, no Python
-  start-up: the per-byte cost), with one stream per layer and with parallel ranges;
+  start-up: the per-byte cost): the round-2 byte path ("before": 64 KiB writes, writeback
+  left to the final fsync), today's with one stream per layer, and parallel ranges;
 - the same as a whole process (``peerbench/clients.py ocistore-pull``);
 - ``skopeo copy docker:// oci:``, python-dxf ``pull_blob``, and ``curl`` of the layers to
   ``/dev/null`` (the loopback HTTP ceiling).
@@ -27,6 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import ocistore
+import ocistore.registry.client as client
+import ocistore.store.blobs as blobs
 from ocistore.registry.ranges import ParallelFetch
 from ocistore.testing.imagebuild import build_image
 from peerbench.jobs import CLIENTS, skopeo_copy
@@ -63,18 +66,31 @@ def main() -> int:
         shutil.rmtree(work / "seed")
         urls = [f"http://{host}/v2/bench/blobs/blobs/{d.digest}" for d in seed_layers(ref)]
 
-        def in_process(parallel: ParallelFetch) -> Callable[[], None]:
+        def in_process(parallel: ParallelFetch, *, before: bool = False) -> Callable[[], None]:
             options = ocistore.RegistryOptions(plain_http=True, parallel=parallel)
-            return lambda: ocistore.pull(ref, store=ocistore.Store(work / "store"), options=options)
+
+            def run() -> None:
+                # before: the round-2 byte path (64 KiB writes, all writeback left to fsync)
+                client.WRITE_SIZE = 0 if before else write_size
+                blobs.WRITEBACK_EVERY = 0 if before else writeback
+                ocistore.pull(ref, store=ocistore.Store(work / "store"), options=options)
+
+            return run
 
         def command(argv: list[str]) -> Callable[[], None]:
             return lambda: subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
 
+        write_size, writeback = client.WRITE_SIZE, blobs.WRITEBACK_EVERY
         jobs: dict[str, Callable[[], None]] = {
+            "before: 64 KiB writes, writeback at fsync, one stream": in_process(
+                ParallelFetch(max_per_layer=1), before=True
+            ),
             "ocistore.pull in-process, one stream per layer": in_process(
                 ParallelFetch(max_per_layer=1)
             ),
-            "ocistore.pull in-process, parallel ranges (default)": in_process(ParallelFetch()),
+            "ocistore.pull in-process, parallel ranges from the start": in_process(
+                ParallelFetch(max_per_layer=4, slow_below=None)
+            ),
             "ocistore pull, whole process": command(
                 [sys.executable, CLIENTS, "ocistore-pull", str(work / "store"), ref]
             ),
@@ -95,7 +111,7 @@ def main() -> int:
                 start = time.perf_counter()
                 job()
                 times[name].append(time.perf_counter() - start)
-    base = statistics.median(times[next(iter(jobs))])
+    base = statistics.median(times["ocistore.pull in-process, one stream per layer"])
     print(f"\n{total / MB:.0f} MB in {args.layers} layers, {args.rounds} rounds\n")
     print("| job | median s | min s | MB/s | ocistore speed-up (peer s / ocistore s) |")
     print("|---|---:|---:|---:|---|")

@@ -22,16 +22,16 @@ MANIFEST_TYPES = (
 def ocistore_pull(store: str, ref: str, unpack: str = "", ranges: str = "") -> None:
     """Pull into ``store`` (and unpack into ``unpack`` while downloading, if given).
 
-    ``ranges``: "" the default (one stream, parallel ranges if it is slow), "off" one stream per
-    layer, "on" parallel ranges from the start.
+    ``ranges``: "" the default (one stream per layer), "slow" parallel ranges when a layer's
+    first chunk comes slowly, "on" parallel ranges from the start.
     """
     import ocistore
     from ocistore.registry.ranges import ParallelFetch
 
     parallel = {
         "": ParallelFetch(),
-        "off": ParallelFetch(max_per_layer=1),
-        "on": ParallelFetch(slow_below=None),
+        "slow": ParallelFetch(max_per_layer=4),
+        "on": ParallelFetch(max_per_layer=4, slow_below=None),
     }[ranges]
     ocistore.pull(
         ref,

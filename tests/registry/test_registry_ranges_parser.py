@@ -46,3 +46,10 @@ def test_ranges_apply_only_from_two_chunks(chunk: int, remaining: int) -> None:
     fetch = ParallelFetch(chunk_size=chunk, max_per_layer=4, slow_below=None)
     assert fetch.from_start(remaining) is (remaining >= 2 * chunk)
     assert not ParallelFetch(chunk_size=chunk, max_per_layer=1).applies(remaining)
+
+
+def test_ranges_are_off_unless_asked_for() -> None:
+    from ocistore.registry.options import RegistryOptions
+
+    assert not RegistryOptions().parallel.applies(10**12)
+    assert RegistryOptions().parallel.probe_until(0, 10**12) is None

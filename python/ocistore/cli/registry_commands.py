@@ -64,7 +64,8 @@ def parallel_fetch_options(command: Any) -> Any:
         "--max-concurrent-downloads-per-layer",
         "per_layer",
         type=click.IntRange(min=1),
-        help="Parallel Range requests per large layer (1: one stream; default 4).",
+        help="Parallel Range requests per large layer when its first chunk comes slowly "
+        "(default 1: one stream).",
     )(command)
     command = click.option(
         "--concurrent-layer-fetch-buffer",

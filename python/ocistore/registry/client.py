@@ -393,8 +393,9 @@ class RegistryClient:
         may make us re-read and discard the prefix only a bounded number of times. Returns
         the number of bytes received over the network. The caller verifies the digest.
 
-        A blob of at least two chunks of the client's :class:`ParallelFetch` is fetched in
-        parallel ranges, still written to ``sink`` in order (one stream if ``Range`` is ignored).
+        A large blob may come in parallel ranges instead, as the client's
+        :class:`ParallelFetch` says; ``sink`` still gets its bytes in order (and one stream is
+        used when the registry ignores ``Range``).
         """
         what = f"blob {repository}@{digest}"
         parallel = self._parallel
