@@ -53,6 +53,9 @@ READ_SIZE = 1024 * 1024
 # Socket reads (64 KiB from httpcore) are gathered into writes of this size: the ingest then
 # hashes on one core while it writes on the other, with 16x fewer calls.
 WRITE_SIZE = 1024 * 1024
+# httpcore's socket read size: a shorter chunk means the socket had no more for now, and the
+# gathered bytes are written at once (a stalled or slow link keeps no bytes only in memory).
+FULL_READ = 64 * 1024
 
 
 class BlobSink(Protocol):
@@ -646,7 +649,8 @@ def _sniff_media_type(data: bytes) -> str | None:
 
 
 class _Gathering:
-    """Gathers small writes to ``target`` into writes of ``size`` bytes (``flush`` the rest)."""
+    """Gathers full socket reads for ``target`` into writes of ``size`` bytes; a short read, a
+    full buffer or ``flush`` writes them."""
 
     def __init__(self, target: BlobSink, size: int) -> None:
         self.target = target
@@ -667,7 +671,7 @@ class _Gathering:
                 return
         self._view[self.pending : self.pending + n] = data
         self.pending += n
-        if self.pending == len(self._buffer):
+        if self.pending == len(self._buffer) or n < FULL_READ:
             self.flush()
 
     def flush(self) -> None:
