@@ -19,15 +19,25 @@ MANIFEST_TYPES = (
 )
 
 
-def ocistore_pull(store: str, ref: str, unpack: str = "") -> None:
-    """Pull into ``store`` (and unpack into ``unpack`` while downloading, if given)."""
-    import ocistore
+def ocistore_pull(store: str, ref: str, unpack: str = "", ranges: str = "") -> None:
+    """Pull into ``store`` (and unpack into ``unpack`` while downloading, if given).
 
+    ``ranges``: "" the default (one stream per layer), "slow" parallel ranges when a layer's
+    first chunk comes slowly, "on" parallel ranges from the start.
+    """
+    import ocistore
+    from ocistore.registry.ranges import ParallelFetch
+
+    parallel = {
+        "": ParallelFetch(),
+        "slow": ParallelFetch(max_per_layer=4),
+        "on": ParallelFetch(max_per_layer=4, slow_below=None),
+    }[ranges]
     ocistore.pull(
         ref,
         store=ocistore.Store(store),
         unpack=unpack or None,
-        options=ocistore.RegistryOptions(plain_http=True),
+        options=ocistore.RegistryOptions(plain_http=True, parallel=parallel),
     )
 
 

@@ -371,8 +371,24 @@ def _blob_pull_jobs(setup: Setup, group: str, compression: str) -> list[Job]:
 def wan_jobs(setup: Setup, link: str, compressed_bytes: int, rate_mbit: float) -> list[Job]:
     """Pulls across the emulated WAN ``link``: ocistore, skopeo, containerd, podman."""
     group = f"pull over WAN, {link} (gzip)"
+    s, ref = setup.scratch, setup.refs["gzip"]
     return [
         *_blob_pull_jobs(setup, group, "gzip"),
+        *[
+            Job(
+                group,
+                f"ocistore pull, ranges {ranges}",
+                "ocistore",
+                [PY, CLIENTS, "ocistore-pull", str(s / "store"), ref, "", ranges],
+                prepare=lambda: _fresh(s / "store"),
+                count_requests=True,
+                note=note,
+            )
+            for ranges, note in (
+                ("slow", "4 ranges of 8 MiB per layer if its first chunk is under 16 MB/s"),
+                ("on", "4 ranges of 8 MiB per layer from the start"),
+            )
+        ],
         *runtime_pull_jobs(setup.runtimes, group, setup.refs["gzip"]),
         Job(
             group,

@@ -58,20 +58,48 @@ secret_option = click.option(
 )
 
 
+def parallel_fetch_options(command: Any) -> Any:
+    """How large layers are fetched in parallel ranges (containerd 2.1's settings)."""
+    command = click.option(
+        "--max-concurrent-downloads-per-layer",
+        "per_layer",
+        type=click.IntRange(min=1),
+        help="Parallel Range requests per large layer when its first chunk comes slowly "
+        "(default 1: one stream).",
+    )(command)
+    command = click.option(
+        "--concurrent-layer-fetch-buffer",
+        "fetch_buffer",
+        type=click.IntRange(min=0),
+        help="Bytes per Range request; layers of two such chunks or more go parallel "
+        "(0: never; default 8 MiB).",
+    )(command)
+    return command
+
+
 def registry_options_from(
     plain_http: bool | None,
     ca_file: str | None,
     hosts_dir: str | None,
     auth: AuthSpec = None,
+    *,
+    per_layer: int | None = None,
+    fetch_buffer: int | None = None,
 ) -> RegistryOptions:
     """The RegistryOptions the shared command-line options describe."""
     from ocistore.registry.options import RegistryOptions
+    from ocistore.registry.ranges import ParallelFetch
 
+    default = ParallelFetch()
     return RegistryOptions(
         auth=auth,
         hosts_dir=hosts_dir or None,
         ca_file=ca_file or None,
         plain_http=plain_http or None,
+        parallel=ParallelFetch(
+            chunk_size=default.chunk_size if fetch_buffer is None else fetch_buffer,
+            max_per_layer=default.max_per_layer if per_layer is None else per_layer,
+        ),
     )
 
 
@@ -121,6 +149,7 @@ def pull_keyring(docker_config: Path | None) -> Any:
     help="Also write the root filesystem here (streamed while downloading).",
 )
 @registry_options
+@parallel_fetch_options
 @pass_state
 @handle_errors
 def pull(
@@ -134,6 +163,8 @@ def pull(
     plain_http: bool | None,
     ca_file: str | None,
     hosts_dir: str | None,
+    per_layer: int | None,
+    fetch_buffer: int | None,
 ) -> None:
     """Pull an image into the store, as kubelet would for a container.
 
@@ -150,7 +181,9 @@ def pull(
     manager = ImageManager(
         state.store,
         pull_keyring(docker_config),
-        registry=registry_options_from(plain_http, ca_file, hosts_dir),
+        registry=registry_options_from(
+            plain_http, ca_file, hosts_dir, per_layer=per_layer, fetch_buffer=fetch_buffer
+        ),
         on_event=lambda event: out.say(event.message) if event.reason not in ("Pulled",) else None,
     )
     pull_secrets = load_objects(secrets)

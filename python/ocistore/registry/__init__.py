@@ -18,6 +18,7 @@ from ocistore.registry.client import FetchedManifest, ManifestHead, RegistryClie
 from ocistore.registry.connections import Connections, shared_connections
 from ocistore.registry.mirrors import RegistryHost, load_hosts
 from ocistore.registry.options import RegistryOptions
+from ocistore.registry.ranges import ParallelFetch
 from ocistore.registry.session import RegistrySession
 from ocistore.registry.transport import RetryPolicy, Transport
 
@@ -27,6 +28,7 @@ __all__ = [
     "Connections",
     "FetchedManifest",
     "ManifestHead",
+    "ParallelFetch",
     "RegistryClient",
     "RegistryHost",
     "RegistryOptions",

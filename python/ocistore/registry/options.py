@@ -16,6 +16,7 @@ import httpx
 
 from ocistore.registry.auth import AuthSpec
 from ocistore.registry.connections import Connections
+from ocistore.registry.ranges import ParallelFetch
 from ocistore.registry.transport import RetryPolicy
 
 __all__ = ["RegistryOptions"]
@@ -29,6 +30,9 @@ class RegistryOptions:
     ``connections=None`` shares the process's pooled connections, TLS contexts, tokens and
     scheme decisions (:func:`~ocistore.registry.connections.shared_connections`); pass a
     :class:`~ocistore.registry.connections.Connections` to keep them apart.
+    ``parallel`` says how a large blob is fetched in parallel ``Range`` requests
+    (:class:`~ocistore.registry.ranges.ParallelFetch`; ``ParallelFetch(max_per_layer=1)``: one
+    stream per blob).
     """
 
     auth: AuthSpec = None
@@ -38,6 +42,7 @@ class RegistryOptions:
     timeout: float | httpx.Timeout = 30.0
     retry: RetryPolicy | None = None
     connections: Connections | None = None
+    parallel: ParallelFetch = dataclasses.field(default_factory=ParallelFetch)
 
     def with_auth(self, auth: AuthSpec) -> RegistryOptions:
         """The same options with other credentials."""
@@ -48,5 +53,6 @@ class RegistryOptions:
         auth = "None" if self.auth is None else "<redacted>"
         return (
             f"RegistryOptions(auth={auth}, hosts_dir={self.hosts_dir!r}, ca_file={self.ca_file!r}, "
-            f"plain_http={self.plain_http!r}, timeout={self.timeout!r}, retry={self.retry!r})"
+            f"plain_http={self.plain_http!r}, timeout={self.timeout!r}, retry={self.retry!r}, "
+            f"parallel={self.parallel!r})"
         )

@@ -85,6 +85,7 @@ class RegistrySession:
                     retry=self.options.retry,
                     sleep=self._sleep,
                     connections=self.options.connections,
+                    parallel=self.options.parallel,
                 )
                 self._clients[host.url] = client
             return client

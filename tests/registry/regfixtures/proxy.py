@@ -40,6 +40,7 @@ class Fault:
 
     path: str = ""
     method: str | None = None
+    header: tuple[str, str] | None = None  # (lower-case name, regex searched in its value)
     times: int | None = 1
     # a canned answer instead of forwarding
     status: int | None = None
@@ -64,6 +65,10 @@ class Fault:
             return False
         if self.method is not None and seen.method != self.method:
             return False
+        if self.header is not None:
+            name, pattern = self.header
+            if re.search(pattern, seen.headers.get(name, "")) is None:
+                return False
         return re.search(self.path, seen.path) is not None
 
 
