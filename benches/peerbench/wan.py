@@ -15,15 +15,11 @@ Needs root.
 from __future__ import annotations
 
 import contextlib
-import queue
-import socket
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 TESTS = Path(__file__).resolve().parents[2] / "tests"
 
@@ -46,99 +42,41 @@ class Link:
 class Namespace:
     """The namespace the registry runs in, and the address it is reached at."""
 
-    name: str
-    host_device: str
-    inner_device: str
-    inner_address: str
+    veth: Any  # tests/netns.py's VethLink: the pair, its devices and addresses
 
-    def exec_prefix(self) -> list[str]:
-        """Prefix that runs a command inside the namespace."""
-        return ["ip", "netns", "exec", self.name]
+    @property
+    def name(self) -> str:
+        """The namespace's name."""
+        return str(self.veth.namespace)
+
+    @property
+    def inner_address(self) -> str:
+        """The registry's address inside the namespace."""
+        return str(self.veth.inner_address)
 
     def shape(self, link: Link) -> None:
         """Sets both directions' bandwidth and loss to ``link``'s (the relay adds the delay)."""
-        rate = f"{link.rate_mbit:g}mbit"
-        for prefix, device in (([], self.host_device), (self.exec_prefix(), self.inner_device)):
-            _ip(*prefix, "tc", "qdisc", "replace", "dev", device, "root", "tbf", "rate", rate,
-                "burst", "64kb", "latency", "200ms")  # fmt: skip
-        iptables = [*self.exec_prefix(), "iptables"]
-        for chain in ("INPUT", "OUTPUT"):
-            _ip(*iptables, "-F", chain)
-            if link.loss_percent:
-                _ip(*iptables, "-A", chain, "-m", "statistic", "--mode", "random",
-                    "--probability", f"{link.loss_percent / 100:g}", "-j", "DROP")  # fmt: skip
+        self.veth.shape(f"{link.rate_mbit:g}mbit", link.loss_percent / 100)
 
 
-def _ip(*argv: str) -> None:
-    subprocess.run(argv, check=True, capture_output=True)
+def _netns() -> Any:
+    """The tests' network helper (tests/netns.py): one for tests and benches."""
+    if str(TESTS) not in sys.path:
+        sys.path.insert(0, str(TESTS))
+    import netns
+
+    return netns
 
 
 @contextlib.contextmanager
 def namespace() -> Iterator[Namespace]:
     """A fresh namespace joined to the host by a veth pair (no shaping yet); removed on exit."""
-    sys.path.insert(0, str(TESTS))
-    from netns import veth_namespace  # the tests' namespace helper: one for tests and benches
-
-    with veth_namespace("bench", offload=False) as link:
-        yield Namespace(link.namespace, link.host_device, link.inner_device, link.inner_address)
-
-
-class DelayRelay:
-    """A TCP relay on 127.0.0.1 that holds every chunk for ``one_way`` seconds per direction."""
-
-    def __init__(self, target: tuple[str, int], one_way: float) -> None:
-        self.target = target
-        self.one_way = one_way
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def close(self) -> None:
-        """Stop accepting (open connections end when either side closes)."""
-        self._closed = True
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            for source, sink in ((client, upstream), (upstream, client)):
-                chunks: queue.Queue[tuple[float, bytes]] = queue.Queue()
-                threading.Thread(target=self._read, args=(source, chunks), daemon=True).start()
-                threading.Thread(target=self._write, args=(sink, chunks), daemon=True).start()
-
-    def _read(self, source: socket.socket, chunks: queue.Queue[tuple[float, bytes]]) -> None:
-        while True:
-            try:
-                data = source.recv(1 << 16)
-            except OSError:
-                data = b""
-            chunks.put((time.monotonic() + self.one_way, data))
-            if not data:
-                return
-
-    def _write(self, sink: socket.socket, chunks: queue.Queue[tuple[float, bytes]]) -> None:
-        while True:
-            due, data = chunks.get()
-            time.sleep(max(0.0, due - time.monotonic()))
-            try:
-                if not data:
-                    sink.shutdown(socket.SHUT_WR)
-                    return
-                sink.sendall(data)
-            except OSError:
-                return
+    with _netns().veth_namespace("bench", offload=False) as veth:
+        yield Namespace(veth)
 
 
 @contextlib.contextmanager
-def delayed(target: tuple[str, int], rtt_ms: float) -> Iterator[DelayRelay]:
-    """A :class:`DelayRelay` adding ``rtt_ms`` to every round trip to ``target``."""
-    relay = DelayRelay(target, rtt_ms / 2000)
-    try:
+def delayed(target: tuple[str, int], rtt_ms: float) -> Iterator[Any]:
+    """A relay on 127.0.0.1 (``.port``) adding ``rtt_ms`` to every round trip to ``target``."""
+    with _netns().delayed(target, rtt_ms) as relay:
         yield relay
-    finally:
-        relay.close()
