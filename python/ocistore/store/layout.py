@@ -16,12 +16,10 @@ first image is named; on any error no image appears or changes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import stat
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +44,7 @@ from ocistore.store.rootlayout import (
     CONTAINERD_NAME_ANNOTATION,
     OCI_LAYOUT_MARKER,
     REF_NAME_ANNOTATION,
+    atomic_file,
     atomic_write,
 )
 
@@ -156,18 +155,8 @@ class LayoutWriter(IndexEntries):
         if target.exists():
             return
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-                shutil.copyfileobj(src, out, COPY_CHUNK)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(tmp, 0o644)
-            os.rename(tmp, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        with atomic_file(target) as out, source.open("rb") as src:
+            shutil.copyfileobj(src, out, COPY_CHUNK)
 
     def close(self) -> None:
         """Writes ``oci-layout`` and ``index.json``."""

@@ -11,8 +11,9 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ocistore.errors import BlobNotFoundError
 from ocistore.mediatypes import MediaType
@@ -25,6 +26,7 @@ __all__ = [
     "CONTAINERD_NAME_ANNOTATION",
     "OCI_LAYOUT_MARKER",
     "REF_NAME_ANNOTATION",
+    "atomic_file",
     "atomic_write",
     "store_index_document",
     "write_store_layout_files",
@@ -36,12 +38,14 @@ LAYOUT_VERSION = "1.0.0"
 OCI_LAYOUT_MARKER = json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode()
 
 
-def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Replaces ``path`` by ``data`` whole (a temporary file renamed over it)."""
+@contextlib.contextmanager
+def atomic_file(path: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
+    """A file that replaces ``path`` whole when the block ends: written to a temporary file
+    beside it (fsync'd when ``durable``), then renamed over it; removed on error."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())
@@ -51,6 +55,12 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Replaces ``path`` by ``data`` whole (a temporary file renamed over it)."""
+    with atomic_file(path, durable=durable) as handle:
+        handle.write(data)
 
 
 def store_index_document(store: Store) -> bytes:
