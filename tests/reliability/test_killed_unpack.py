@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -108,11 +109,27 @@ def _timed(command: list[str], wait_ready: bool) -> float:
     return time.monotonic() - start
 
 
-def _delays(duration: float, salt: str) -> list[float]:
-    rng = random.Random(f"{SEED}-{salt}")
-    # Within the first 60 % of a measured run: a loaded machine's timing noise still leaves
-    # most kills landing mid-unpack.
-    return sorted(rng.uniform(0, duration * 0.6) for _ in range(KILLS))
+class _KillPoints:
+    """Seeded kill delays within the first 60 % of a measured run. A run that ends before its
+    kill (the probe ran slower than this one: a loaded machine) halves the window, so most
+    kills still land mid-operation; ends after KILLS kills or 3 * KILLS runs."""
+
+    def __init__(self, duration: float, salt: str) -> None:
+        self._rng = random.Random(f"{SEED}-{salt}")
+        self._window = duration * 0.6
+        self.killed = 0
+        self.runs = 0
+
+    def __iter__(self) -> Iterator[tuple[int, float]]:
+        while self.killed < KILLS and self.runs < 3 * KILLS:
+            yield self.runs, self._rng.uniform(0, self._window)
+
+    def record(self, killed: bool) -> None:
+        self.runs += 1
+        if killed:
+            self.killed += 1
+        else:
+            self._window /= 2
 
 
 @pytest.mark.parametrize("into", ["directory", "cache"])
@@ -131,10 +148,10 @@ def test_killed_store_unpack_then_unpack_again(
     if into == "cache":
         for cached in store.unpacked_dir.iterdir():
             subprocess.run(["rm", "-rf", str(cached)], check=True)
-    killed = 0
-    for number, delay in enumerate(_delays(duration, into)):
+    points = _KillPoints(duration, into)
+    for number, delay in points:
         dest = tmp_path / f"rootfs-{number}"
-        killed += _kill_after(command(str(dest) if into == "directory" else "-"), delay, True)
+        points.record(_kill_after(command(str(dest) if into == "directory" else "-"), delay, True))
         # A killed build never shows as the tree.
         if into == "directory":
             assert not dest.exists() or walk(dest) == expected
@@ -144,8 +161,8 @@ def test_killed_store_unpack_then_unpack_again(
         assert walk(again) == expected
         if into == "cache":
             subprocess.run(["rm", "-rf", str(again)], check=True)
-    assert killed >= KILLS // 2, f"only {killed} of {KILLS} runs were killed mid-unpack"
-    print(f"killed unpack ({into}): {killed} of {KILLS} runs killed mid-unpack")
+    assert points.killed >= KILLS // 2, f"only {points.killed} of {points.runs} runs were killed"
+    print(f"killed unpack ({into}): {points.killed} of {points.runs} runs killed mid-unpack")
     # Half-built trees a kill left are garbage the next gc removes; the store is sound.
     store.gc()
     assert [p.name for p in store.unpacked_dir.iterdir()] == []
@@ -166,9 +183,9 @@ def test_killed_pull_unpack_then_pull_again(
         ]  # fmt: skip
 
     duration = _timed(command("probe"), False)
-    killed = 0
-    for number, delay in enumerate(_delays(duration, "pull")):
-        killed += _kill_after(command(number), delay, False)
+    points = _KillPoints(duration, "pull")
+    for number, delay in points:
+        points.record(_kill_after(command(number), delay, False))
         rootfs = tmp_path / f"rootfs-{number}"
         if rootfs.exists():  # killed after the tree was renamed into place: it is whole
             assert walk(rootfs) == expected
@@ -177,5 +194,5 @@ def test_killed_pull_unpack_then_pull_again(
         assert again.returncode == 0, again.stderr
         assert walk(rootfs) == expected
         assert Store(tmp_path / f"store-{number}").fsck(repair=True).ok
-    assert killed >= KILLS // 2, f"only {killed} of {KILLS} runs were killed mid-pull"
-    print(f"killed pull --unpack: {killed} of {KILLS} runs killed mid-pull")
+    assert points.killed >= KILLS // 2, f"only {points.killed} of {points.runs} runs were killed"
+    print(f"killed pull --unpack: {points.killed} of {points.runs} runs killed mid-pull")
