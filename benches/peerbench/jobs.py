@@ -14,6 +14,25 @@ from peerbench.runtimes import Runtimes
 
 CLIENTS = str(Path(__file__).with_name("clients.py"))
 PY = sys.executable
+#: What every ocistore command must import before its own modules: Python, httpx (without its
+#: command line, blocked as ``ocistore.registry`` blocks it), httpcore and click. A whole process
+#: that imports only these is the floor of the CLI rows.
+LIBRARY_FLOOR = [
+    PY,
+    "-c",
+    "import sys; sys.modules.setdefault('httpx._main', None); import httpx, httpcore, click",
+]
+
+
+def library_floor(group: str) -> Job:
+    """The "limit" row of ``group``: a process that only imports the libraries ocistore needs."""
+    return Job(
+        group,
+        "python + import httpx, httpcore, click",
+        "limit",
+        LIBRARY_FLOOR,
+        note="start-up floor of an ocistore command (interpreter and libraries)",
+    )
 
 
 @dataclass(frozen=True)
@@ -209,6 +228,7 @@ def pull_unpack_jobs(setup: Setup, compression: str) -> list[Job]:
             needs=("skopeo", "umoci"),
         ),
         *runtime_pull_jobs(setup.runtimes, group, ref),
+        library_floor(group),
     ]
 
 
@@ -328,6 +348,7 @@ def repull_jobs(setup: Setup) -> list[Job]:
             count_requests=True,
             note="one HEAD request as a whole process",
         ),
+        library_floor(cli),
     ]
 
 

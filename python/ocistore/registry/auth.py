@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 from urllib.parse import urlencode
 
 import httpx
@@ -183,8 +183,7 @@ class _CredentialRejected(Exception):
         self.index = index
 
 
-@dataclass
-class _Token:
+class _Token(NamedTuple):
     value: str
     expires_at: float
 
