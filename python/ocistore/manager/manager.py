@@ -40,12 +40,12 @@ from ocistore.policy import PullPolicy, default_pull_policy, should_pull
 from ocistore.reference import Reference
 from ocistore.registry.auth import KeyringLike
 from ocistore.registry.options import RegistryOptions
-from ocistore.store.records import PullCredential
 
 if TYPE_CHECKING:
     from ocistore.credentials import Credential, Keyring
     from ocistore.manager.pods import ContainerImage, ContainerResult, PodImages
     from ocistore.manager.pullrecords import PullRecords, VerificationPolicy
+    from ocistore.store.pullcredentials import PullCredential
     from ocistore.transfer.pull import PullEvent
 
 logger = logging.getLogger("ocistore.manager")
@@ -466,6 +466,8 @@ def _tracked(credential: Credential | None) -> PullCredential | None:
     """The pull-record form of a pod's credential; None for node-wide ones (no Source)."""
     if credential is None or credential.source.kind != "secret":
         return None
+    from ocistore.store.pullcredentials import PullCredential
+
     source = credential.source
     return PullCredential.secret(
         namespace=source.namespace,

@@ -17,16 +17,13 @@ import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ocistore.errors import StoreError, StoreWriteError
-from ocistore.store.records import (
-    BlobInfo,
-    ImageRecord,
-    PullCredential,
-    PullCredentialKind,
-    PullRecord,
-)
+from ocistore.store.records import BlobInfo, ImageRecord
+
+if TYPE_CHECKING:
+    from ocistore.store.pullcredentials import PullCredential, PullRecord
 
 __all__ = ["SCHEMA_VERSION", "Catalog"]
 
@@ -414,6 +411,8 @@ class Catalog:
         self, image_ref: str, image_name: str, credentials: Iterable[PullCredential]
     ) -> None:
         """Merges credentials into the pulled record of ``image_ref``."""
+        from ocistore.store.pullcredentials import PullCredentialKind
+
         now = time.time()
         with self.write() as conn:
             for cred in credentials:
@@ -453,6 +452,8 @@ class Catalog:
 
     def pull_records(self, image_ref: str | None = None) -> list[PullRecord]:
         """Pulled records, all or for one image."""
+        from ocistore.store.pullcredentials import PullCredential, PullCredentialKind, PullRecord
+
         query = "SELECT * FROM pull_credentials"
         args: tuple[Any, ...] = ()
         if image_ref is not None:
