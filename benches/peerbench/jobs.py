@@ -14,24 +14,21 @@ from peerbench.runtimes import Runtimes
 
 CLIENTS = str(Path(__file__).with_name("clients.py"))
 PY = sys.executable
-#: What every ocistore command must import before its own modules: Python, httpx (without its
-#: command line, blocked as ``ocistore.registry`` blocks it), httpcore and click. A whole process
-#: that imports only these is the floor of the CLI rows.
-LIBRARY_FLOOR = [
-    PY,
-    "-c",
-    "import sys; sys.modules.setdefault('httpx._main', None); import httpx, httpcore, click",
-]
+#: What the library rows import before ocistore's own modules, and what the CLI adds.
+LIBRARY = ("httpx", "httpcore")
+COMMAND_LINE = (*LIBRARY, "click")
 
 
-def library_floor(group: str) -> Job:
-    """The "limit" row of ``group``: a process that only imports the libraries ocistore needs."""
+def library_floor(group: str, libraries: tuple[str, ...]) -> Job:
+    """The "limit" row of ``group``: a process that only imports the libraries ocistore's row
+    there must load (httpx without its command line, blocked as ``ocistore.registry`` does)."""
+    imports = ", ".join(libraries)
     return Job(
         group,
-        "python + import httpx, httpcore, click",
+        f"python + import {imports}",
         "limit",
-        LIBRARY_FLOOR,
-        note="start-up floor of an ocistore command (interpreter and libraries)",
+        [PY, "-c", f"import sys; sys.modules.setdefault('httpx._main', None); import {imports}"],
+        note="start-up floor of the ocistore row (interpreter and libraries)",
     )
 
 
@@ -228,7 +225,7 @@ def pull_unpack_jobs(setup: Setup, compression: str) -> list[Job]:
             needs=("skopeo", "umoci"),
         ),
         *runtime_pull_jobs(setup.runtimes, group, ref),
-        library_floor(group),
+        library_floor(group, LIBRARY),  # the ocistore row is the library: no click
     ]
 
 
@@ -348,7 +345,7 @@ def repull_jobs(setup: Setup) -> list[Job]:
             count_requests=True,
             note="one HEAD request as a whole process",
         ),
-        library_floor(cli),
+        library_floor(cli, COMMAND_LINE),
     ]
 
 
