@@ -14,6 +14,22 @@ from peerbench.runtimes import Runtimes
 
 CLIENTS = str(Path(__file__).with_name("clients.py"))
 PY = sys.executable
+#: What the library rows import before ocistore's own modules, and what the CLI adds.
+LIBRARY = ("httpx", "httpcore")
+COMMAND_LINE = (*LIBRARY, "click")
+
+
+def library_floor(group: str, libraries: tuple[str, ...]) -> Job:
+    """The "limit" row of ``group``: a process that only imports the libraries ocistore's row
+    there must load (httpx without its command line, blocked as ``ocistore.registry`` does)."""
+    imports = ", ".join(libraries)
+    return Job(
+        group,
+        f"python + import {imports}",
+        "limit",
+        [PY, "-c", f"import sys; sys.modules.setdefault('httpx._main', None); import {imports}"],
+        note="start-up floor of the ocistore row (interpreter and libraries)",
+    )
 
 
 @dataclass(frozen=True)
@@ -209,6 +225,7 @@ def pull_unpack_jobs(setup: Setup, compression: str) -> list[Job]:
             needs=("skopeo", "umoci"),
         ),
         *runtime_pull_jobs(setup.runtimes, group, ref),
+        library_floor(group, LIBRARY),  # the ocistore row is the library: no click
     ]
 
 
@@ -328,6 +345,7 @@ def repull_jobs(setup: Setup) -> list[Job]:
             count_requests=True,
             note="one HEAD request as a whole process",
         ),
+        library_floor(cli, COMMAND_LINE),
     ]
 
 

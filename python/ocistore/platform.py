@@ -75,11 +75,10 @@ KNOWN_ARCH: Final = frozenset(
     }
 )
 
-_SPECIFIER_COMPONENT_RE: Final = re.compile(r"[A-Za-z0-9_.-]+", re.ASCII)
-_OS_COMPONENT_RE: Final = re.compile(
-    r"([A-Za-z0-9_-]+)(?:\(([A-Za-z0-9_.%-]*)((?:\+[A-Za-z0-9_.%-]+)*)\))?", re.ASCII
-)
-_PERCENT_ESCAPE_RE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# Compiled on first use (``re`` caches them): a pull that parses no platform string skips them.
+_SPECIFIER_COMPONENT: Final = r"[A-Za-z0-9_.-]+"
+_OS_COMPONENT: Final = r"([A-Za-z0-9_-]+)(?:\(([A-Za-z0-9_.%-]*)((?:\+[A-Za-z0-9_.%-]+)*)\))?"
+_PERCENT_ESCAPE: Final = r"%(?![0-9A-Fa-f]{2})"
 
 # arm64 variants containerd knows, with the (major, minor) levels each one can run, newest first
 # (compare.go arm64variantToVersion): v9.x runs v9.0..v9.x and v8.0..v8.(x+5, at most 9).
@@ -123,14 +122,14 @@ class Platform:
             raise InvalidPlatformError(
                 f"{specifier!r}: a platform is os/arch[/variant], not more components"
             )
-        os_match = _OS_COMPONENT_RE.fullmatch(parts[0])
+        os_match = re.fullmatch(_OS_COMPONENT, parts[0], re.ASCII)
         if os_match is None:
             raise InvalidPlatformError(
                 f"{parts[0]!r} is not a valid OS component of {specifier!r} "
                 "(letters, digits, '_' and '-', optionally followed by (version+feature...))"
             )
         for part in parts[1:]:
-            if not _SPECIFIER_COMPONENT_RE.fullmatch(part):
+            if not re.fullmatch(_SPECIFIER_COMPONENT, part, re.ASCII):
                 raise InvalidPlatformError(
                     f"{part!r} is not a valid component of {specifier!r} "
                     "(letters, digits, '_', '.' and '-')"
@@ -318,7 +317,7 @@ def _normalize_arch(architecture: str, variant: str) -> tuple[str, str]:
 def _decode_os_option(specifier: str, value: str) -> str:
     if "%" not in value:
         return value
-    if _PERCENT_ESCAPE_RE.search(value):
+    if re.search(_PERCENT_ESCAPE, value):
         raise InvalidPlatformError(f"{specifier!r}: invalid %-escape in {value!r}")
     try:
         return unquote(value, errors="strict")

@@ -48,18 +48,19 @@ _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][0-9a-fA-F]{32,}"
 
 # re.ASCII keeps \w to [A-Za-z0-9_] as in RE2; fullmatch() stands in for Go's ^...$ (Python's
-# $ would also match before a trailing newline).
-_REFERENCE_RE: Final = re.compile(rf"({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?", re.ASCII)
-_ANCHORED_NAME_RE: Final = re.compile(rf"(?:({_DOMAIN})/)?({_REMOTE_NAME})", re.ASCII)
-_ANCHORED_DOMAIN_RE: Final = re.compile(_DOMAIN, re.ASCII)
-_ANCHORED_REMOTE_NAME_RE: Final = re.compile(_REMOTE_NAME, re.ASCII)
-_ANCHORED_PATH_COMPONENT_RE: Final = re.compile(_PATH_COMPONENT, re.ASCII)
-_ANCHORED_TAG_RE: Final = re.compile(_TAG, re.ASCII)
-_ANCHORED_DIGEST_RE: Final = re.compile(_DIGEST, re.ASCII)
-_ANCHORED_IDENTIFIER_RE: Final = re.compile(r"[a-f0-9]{64}", re.ASCII)
-_DOMAIN_NAME_COMPONENT_RE: Final = re.compile(_DOMAIN_NAME_COMPONENT, re.ASCII)
+# $ would also match before a trailing newline). The patterns are compiled on first use (``re``
+# caches them): compiling all ten at import cost more than parsing a reference does.
+_REFERENCE: Final = rf"({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?"
+_ANCHORED_NAME: Final = rf"(?:({_DOMAIN})/)?({_REMOTE_NAME})"
+_IDENTIFIER: Final = r"[a-f0-9]{64}"
 # go-digest: the shape an unknown algorithm's digest must have to be "unsupported", not "invalid".
-_GO_DIGEST_SHAPE_RE: Final = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+", re.ASCII)
+_GO_DIGEST_SHAPE: Final = r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+"
+
+
+def _fullmatch(pattern: str, text: str) -> re.Match[str] | None:
+    return re.fullmatch(pattern, text, re.ASCII)
+
+
 _SUPPORTED_DIGEST_HEX_LENGTHS: Final = {"sha256": 64, "sha512": 128}
 
 # The errors distribution/reference and go-digest return (their exact texts).
@@ -104,7 +105,7 @@ class Reference:
 
     def __post_init__(self) -> None:
         # Direct construction must not create references that parse() could never produce.
-        if not _ANCHORED_DOMAIN_RE.fullmatch(self.registry):
+        if not _fullmatch(_DOMAIN, self.registry):
             raise InvalidReferenceError(f"invalid registry host {self.registry!r}")
         if self.registry == LEGACY_DEFAULT_REGISTRY:
             raise InvalidReferenceError(
@@ -130,7 +131,7 @@ class Reference:
             raise TypeError(f"an image reference must be a str, not {type(text).__name__}")
         if text == "":
             raise InvalidReferenceError(ERR_NAME_EMPTY)
-        if _ANCHORED_IDENTIFIER_RE.fullmatch(text):
+        if _fullmatch(_IDENTIFIER, text):
             raise InvalidReferenceError(
                 f"invalid repository name ({text}), cannot specify 64-byte hexadecimal strings"
             )
@@ -168,7 +169,7 @@ class Reference:
         short = path.removeprefix(OFFICIAL_REPO_PREFIX)
         if short != path and "/" not in short:
             # A 64-hex name alone would be refused as an image ID; keep it unambiguous.
-            return self.name if _ANCHORED_IDENTIFIER_RE.fullmatch(short) else short
+            return self.name if _fullmatch(_IDENTIFIER, short) else short
         first = path.split("/", 1)[0]
         if first == "localhost" or "." in first:
             return self.name  # without docker.io/ it would name another registry
@@ -256,13 +257,13 @@ def _split_docker_domain(text: str) -> tuple[str, str, str]:
 def _parse_qualified(domain: str, remainder: str, written: str) -> Reference:
     """distribution's ``Parse`` of ``domain/remainder``, then the checks on its parts."""
     text = f"{domain}/{remainder}"
-    match = _REFERENCE_RE.fullmatch(text)
+    match = _fullmatch(_REFERENCE, text)
     if match is None:
-        if text.lower() != text and _REFERENCE_RE.fullmatch(text.lower()):
+        if text.lower() != text and _fullmatch(_REFERENCE, text.lower()):
             raise InvalidReferenceError(ERR_NAME_CONTAINS_UPPERCASE)
         raise InvalidReferenceError(_explain_format_error(domain, written))
     name, tag, digest = match.group(1), match.group(2), match.group(3)
-    name_match = _ANCHORED_NAME_RE.fullmatch(name)
+    name_match = _fullmatch(_ANCHORED_NAME, name)
     assert name_match is not None  # the reference regex already matched this name
     parsed_domain, path = name_match.group(1), name_match.group(2)
     if parsed_domain != domain:
@@ -279,7 +280,7 @@ def _parse_qualified(domain: str, remainder: str, written: str) -> Reference:
 
 
 def _check_path(path: str) -> None:
-    if not _ANCHORED_REMOTE_NAME_RE.fullmatch(path):
+    if not _fullmatch(_REMOTE_NAME, path):
         detail = _explain_path(path)
         raise InvalidReferenceError(
             f"{ERR_REFERENCE_INVALID_FORMAT}: {detail}" if detail else ERR_REFERENCE_INVALID_FORMAT
@@ -289,7 +290,7 @@ def _check_path(path: str) -> None:
 
 
 def _check_tag(tag: str) -> None:
-    if not _ANCHORED_TAG_RE.fullmatch(tag):
+    if not _fullmatch(_TAG, tag):
         detail = _explain_tag(tag)
         raise InvalidReferenceError(f"{ERR_TAG_INVALID_FORMAT}: {detail}")
 
@@ -301,7 +302,7 @@ def _check_digest(digest: str) -> None:
         raise InvalidReferenceError(ERR_DIGEST_INVALID_FORMAT)
     hex_length = _SUPPORTED_DIGEST_HEX_LENGTHS.get(algorithm)
     if hex_length is None:
-        if _GO_DIGEST_SHAPE_RE.fullmatch(digest) and _ANCHORED_DIGEST_RE.fullmatch(digest):
+        if _fullmatch(_GO_DIGEST_SHAPE, digest) and _fullmatch(_DIGEST, digest):
             raise InvalidReferenceError(
                 f"{ERR_DIGEST_UNSUPPORTED}: {algorithm!r} (sha256 and sha512 are supported)"
             )
@@ -311,7 +312,7 @@ def _check_digest(digest: str) -> None:
             f"{ERR_DIGEST_INVALID_LENGTH}: {algorithm} needs {hex_length} hex digits, "
             f"got {len(encoded)}"
         )
-    if not _ANCHORED_DIGEST_RE.fullmatch(digest):
+    if not _fullmatch(_DIGEST, digest):
         raise InvalidReferenceError(ERR_DIGEST_INVALID_FORMAT)
     try:
         validate_digest(digest)
@@ -331,12 +332,12 @@ def _explain_format_error(domain: str, written: str) -> str:
     if at:
         if "@" in digest:
             return f"{ERR_REFERENCE_INVALID_FORMAT}: more than one '@'"
-        if not _ANCHORED_DIGEST_RE.fullmatch(digest):
+        if not _fullmatch(_DIGEST, digest):
             return (
                 f"{ERR_REFERENCE_INVALID_FORMAT}: digest {_quote(digest)} is not algorithm:hex "
                 "with at least 32 hex digits"
             )
-    if "/" not in written and written.startswith("[") and _ANCHORED_DOMAIN_RE.fullmatch(written):
+    if "/" not in written and written.startswith("[") and _fullmatch(_DOMAIN, written):
         return (
             f"{ERR_REFERENCE_INVALID_FORMAT}: registry host {_quote(written)} needs a '/repository'"
         )
@@ -367,7 +368,7 @@ def _explain_tag(tag: str) -> str | None:
 
 
 def _explain_domain(domain: str) -> str | None:
-    if _ANCHORED_DOMAIN_RE.fullmatch(domain):
+    if _fullmatch(_DOMAIN, domain):
         return None
     host, port = domain, None
     if domain.startswith("["):
@@ -386,7 +387,7 @@ def _explain_domain(domain: str) -> str | None:
         if colon:
             port = after
         labels = host.split(".")
-        if not all(_DOMAIN_NAME_COMPONENT_RE.fullmatch(label) for label in labels):
+        if not all(_fullmatch(_DOMAIN_NAME_COMPONENT, label) for label in labels):
             return (
                 f"registry host {_quote(host)} is not a valid host name (letters, digits and '-' "
                 "between dots, not starting or ending with '-')"
@@ -402,7 +403,7 @@ def _explain_path(path: str) -> str | None:
     for component in path.split("/"):
         if component == "":
             return "repository name must not have empty components ('//' or a trailing '/')"
-        if _ANCHORED_PATH_COMPONENT_RE.fullmatch(component):
+        if _fullmatch(_PATH_COMPONENT, component):
             continue
         if component.lower() != component:
             return ERR_NAME_CONTAINS_UPPERCASE

@@ -18,7 +18,8 @@ from ocistore import ErrImageNeverPull, PullPolicy, Reference
 from ocistore.manager import ImageManager
 from ocistore.manager.interfaces import ImageStore, Pulled, Puller
 from ocistore.registry.options import RegistryOptions
-from ocistore.store.records import ImageRecord, PullCredential, PullRecord
+from ocistore.store.pullcredentials import PullCredential, PullRecord
+from ocistore.store.records import ImageRecord
 from ocistore.transfer.pull import PullEvent
 
 DIGEST = "sha256:" + "ab" * 32

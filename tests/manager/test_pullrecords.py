@@ -14,7 +14,7 @@ from ocistore.manager.pullrecords import (
     sanitize_image_name,
 )
 from ocistore.store import Store
-from ocistore.store.records import PullCredential
+from ocistore.store.pullcredentials import PullCredential
 
 REF = "sha256:" + "a" * 64
 SECRET_A = PullCredential.secret(

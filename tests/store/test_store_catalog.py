@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,7 @@ from ocistore.errors import (
     InvalidReferenceError,
     StoreError,
 )
-from ocistore.store import PullCredential, PullCredentialKind, Store
+from ocistore.store import PullCredential, PullCredentialKind, Store, catalog
 from ocistore.store.catalog import SCHEMA_VERSION
 from ocistore.testing.imagebuild import BuiltImage, build_image, build_index
 
@@ -229,3 +230,35 @@ def test_opening_a_store_takes_no_write_lock(store: Store, small_image: BuiltIma
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+def test_threads_of_one_process_take_turns_to_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writers in one process queue on the catalogue's own lock, not on SQLite's busy handler
+    (which sleeps 1, 2, 5 ms ... between polls): with no busy wait at all, none is refused."""
+    monkeypatch.setattr(catalog, "_BUSY_TIMEOUT_MS", 0)  # SQLite would refuse at once
+    store = Store(tmp_path / "store")
+    digests = [f"sha256:{n:064x}" for n in range(8 * 25)]
+    failures: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def writer(mine: list[str]) -> None:
+        start.wait()
+        try:
+            for digest in mine:
+                with store.catalog.write() as conn:
+                    conn.execute(
+                        "INSERT INTO blobs (digest, size, created) VALUES (?, 1, 0)", (digest,)
+                    )
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=writer, args=(digests[n::8],)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with store.catalog.read() as conn:
+        assert conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == len(digests)

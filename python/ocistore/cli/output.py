@@ -16,13 +16,15 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
-@dataclasses.dataclass
 class Output:
     """The global output options of one invocation."""
 
-    json: bool = False
-    quiet: bool = False
-    debug: bool = False
+    def __init__(self, *, json: bool = False, quiet: bool = False, debug: bool = False) -> None:
+        # A plain class (three flags): every command makes one, and a dataclass would compile
+        # its methods at each start of the command line.
+        self.json = json
+        self.quiet = quiet
+        self.debug = debug
 
     # The consoles are made on first use: a quiet run that prints one line does not import rich.
     @functools.cached_property

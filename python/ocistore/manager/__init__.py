@@ -15,9 +15,10 @@ if TYPE_CHECKING:
     from ocistore.manager.events import ImageEvent
     from ocistore.manager.imagegc import ImageGCManager, ImageGCPolicy, ImageGCReport
     from ocistore.manager.interfaces import ImageStore, Pulled, Puller
-    from ocistore.manager.manager import ContainerResult, ImageManager, ImageResult, store_puller
+    from ocistore.manager.manager import ImageManager, ImageResult, store_puller
     from ocistore.manager.pods import (
         ContainerImage,
+        ContainerResult,
         PodImages,
         PodSpecError,
         load_documents,
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 _LAZY: dict[str, str] = {
     "Backoff": "ocistore.manager.backoff",
     "ContainerImage": "ocistore.manager.pods",
-    "ContainerResult": "ocistore.manager.manager",
+    "ContainerResult": "ocistore.manager.pods",
     "IMAGE_BACKOFF_INITIAL": "ocistore.manager.backoff",
     "IMAGE_BACKOFF_MAX": "ocistore.manager.backoff",
     "ImageEvent": "ocistore.manager.events",

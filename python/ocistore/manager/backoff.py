@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
 #: kubelet's ``imageBackOffPeriod``: the first window after a failed pull.
 IMAGE_BACKOFF_INITIAL = 10.0
@@ -12,10 +11,13 @@ IMAGE_BACKOFF_INITIAL = 10.0
 IMAGE_BACKOFF_MAX = 300.0
 
 
-@dataclass
 class _Entry:
-    backoff: float
-    last_update: float
+    # A plain class: a dataclass would compile three methods at every import of the manager.
+    __slots__ = ("backoff", "last_update")
+
+    def __init__(self, backoff: float, last_update: float) -> None:
+        self.backoff = backoff
+        self.last_update = last_update
 
 
 class Backoff:

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from ocistore.reference import Reference
     from ocistore.registry.options import RegistryOptions
-    from ocistore.store.records import ImageRecord, PullCredential, PullRecord
+    from ocistore.store.pullcredentials import PullCredential, PullRecord
+    from ocistore.store.records import ImageRecord
     from ocistore.transfer.pull import PullEvent
 
 __all__ = ["ImageStore", "Pulled", "Puller"]

@@ -9,8 +9,8 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ocistore.errors import (
     ErrImageInspect,
@@ -40,12 +40,12 @@ from ocistore.policy import PullPolicy, default_pull_policy, should_pull
 from ocistore.reference import Reference
 from ocistore.registry.auth import KeyringLike
 from ocistore.registry.options import RegistryOptions
-from ocistore.store.records import PullCredential
 
 if TYPE_CHECKING:
     from ocistore.credentials import Credential, Keyring
-    from ocistore.manager.pods import ContainerImage, PodImages
+    from ocistore.manager.pods import ContainerImage, ContainerResult, PodImages
     from ocistore.manager.pullrecords import PullRecords, VerificationPolicy
+    from ocistore.store.pullcredentials import PullCredential
     from ocistore.transfer.pull import PullEvent
 
 logger = logging.getLogger("ocistore.manager")
@@ -68,39 +68,21 @@ class ImageResult:
     bytes_downloaded: int = 0
 
 
-@dataclass(frozen=True)
-class ContainerResult:
-    """One container's outcome in ``ensure_pod``: a result or kubelet's reason and message."""
-
-    pod: str
-    namespace: str
-    container: str
-    image: str
-    pull_policy: PullPolicy
-    result: ImageResult | None = None
-    reason: str | None = None
-    message: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.result is not None
-
-
-@dataclass
-class _PullOutcome:
+# The private records below are NamedTuples, not dataclasses: a dataclass compiles its methods
+# at every import, and this module is on the path of every ``ocistore pull``.
+class _PullOutcome(NamedTuple):
     digest: str
     credential: Credential | None
     bytes_downloaded: int
 
 
-@dataclass
-class _Context:
+class _Context(NamedTuple):
     """What one ``ensure_image`` call collects while it runs."""
 
     image: str
     pod: str | None
     container: str | None
-    events: list[ImageEvent] = field(default_factory=list)
+    events: list[ImageEvent]
 
 
 class ImageManager:
@@ -191,7 +173,7 @@ class ImageManager:
         """
         policy = self._effective_policy(image, pull_policy)
         pod = f"{namespace or 'default'}/{pod_name}" if pod_name else None
-        ctx = _Context(image=image, pod=pod, container=container)
+        ctx = _Context(image=image, pod=pod, container=container, events=[])
 
         try:
             reference = Reference.parse(image).with_default_tag()
@@ -429,6 +411,8 @@ class ImageManager:
     def _ensure_container(
         self, pod: PodImages, container: ContainerImage, found: list[Mapping[str, Any]]
     ) -> ContainerResult:
+        from ocistore.manager.pods import ContainerResult
+
         def outcome(
             result: ImageResult | None = None,
             reason: str | None = None,
@@ -470,8 +454,7 @@ class _Only:
         return [self._credential]
 
 
-@dataclass(frozen=True)
-class _PullRequest:
+class _PullRequest(NamedTuple):
     """What one ``ensure_image`` call asks the puller for, besides the image."""
 
     platform: str | None
@@ -483,6 +466,8 @@ def _tracked(credential: Credential | None) -> PullCredential | None:
     """The pull-record form of a pod's credential; None for node-wide ones (no Source)."""
     if credential is None or credential.source.kind != "secret":
         return None
+    from ocistore.store.pullcredentials import PullCredential
+
     source = credential.source
     return PullCredential.secret(
         namespace=source.namespace,

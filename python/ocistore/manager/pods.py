@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ocistore.errors import OciStoreError
 from ocistore.policy import PullPolicy, default_pull_policy
+
+if TYPE_CHECKING:
+    from ocistore.manager.manager import ImageResult
 
 
 class PodSpecError(OciStoreError, ValueError):
@@ -27,6 +30,24 @@ _TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
     "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
     "PodTemplate": ("template", "spec"),
 }
+
+
+@dataclass(frozen=True)
+class ContainerResult:
+    """One container's outcome in ``ensure_pod``: a result or kubelet's reason and message."""
+
+    pod: str
+    namespace: str
+    container: str
+    image: str
+    pull_policy: PullPolicy
+    result: ImageResult | None = None
+    reason: str | None = None
+    message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None
 
 
 @dataclass(frozen=True)

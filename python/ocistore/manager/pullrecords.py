@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ocistore.errors import OciStoreError
-from ocistore.store.records import PullCredential, PullCredentialKind
+from ocistore.store.pullcredentials import PullCredential, PullCredentialKind
 
 if TYPE_CHECKING:
     from ocistore.manager.interfaces import ImageStore

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 from urllib.parse import urlencode
 
 import httpx
@@ -24,8 +24,9 @@ CLIENT_ID = "ocistore"
 MAX_TOKEN_RESPONSE = 1024 * 1024
 MAX_TOKEN_LENGTH = 256 * 1024
 DEFAULT_TOKEN_LIFETIME = 60.0
-_TOKEN_CHARS = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-_HTTP_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Patterns are compiled on first use (``re`` caches them): an anonymous pull never needs them.
+_TOKEN_CHARS = r"[A-Za-z0-9\-._~+/]+=*"
+_HTTP_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 
 
 @runtime_checkable
@@ -115,7 +116,7 @@ def _parse_header(value: str) -> list[Challenge]:
         if value[i] in " \t,":
             i += 1
             continue
-        match = _HTTP_TOKEN.match(value, i)
+        match = re.compile(_HTTP_TOKEN).match(value, i)
         if match is None:
             i += 1  # stray character: skip it rather than give up on the header
             continue
@@ -183,8 +184,7 @@ class _CredentialRejected(Exception):
         self.index = index
 
 
-@dataclass
-class _Token:
+class _Token(NamedTuple):
     value: str
     expires_at: float
 
@@ -397,7 +397,7 @@ class Authenticator:
         value = document.get("token") or document.get("access_token")
         if not isinstance(value, str) or not value:
             raise AuthenticationError(f"{self.host}: token response carries no token")
-        if len(value) > MAX_TOKEN_LENGTH or not _TOKEN_CHARS.fullmatch(value):
+        if len(value) > MAX_TOKEN_LENGTH or not re.fullmatch(_TOKEN_CHARS, value):
             raise AuthenticationError(f"{self.host}: token is too long or has invalid characters")
         lifetime = document.get("expires_in")
         if not isinstance(lifetime, int | float) or isinstance(lifetime, bool) or lifetime <= 0:

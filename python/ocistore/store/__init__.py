@@ -14,13 +14,8 @@ if TYPE_CHECKING:
     from ocistore.store.blobs import Ingest
     from ocistore.store.leases import Lease
     from ocistore.store.locks import LockTimeoutError
-    from ocistore.store.records import (
-        BlobInfo,
-        ImageRecord,
-        PullCredential,
-        PullCredentialKind,
-        PullRecord,
-    )
+    from ocistore.store.pullcredentials import PullCredential, PullCredentialKind, PullRecord
+    from ocistore.store.records import BlobInfo, ImageRecord
     from ocistore.store.reports import FsckProblem, FsckReport, GcReport, ProblemKind
     from ocistore.store.store import Store, default_root
 
@@ -35,9 +30,9 @@ _LAZY: dict[str, str] = {
     "Lease": "ocistore.store.leases",
     "LockTimeoutError": "ocistore.store.locks",
     "ProblemKind": "ocistore.store.reports",
-    "PullCredential": "ocistore.store.records",
-    "PullCredentialKind": "ocistore.store.records",
-    "PullRecord": "ocistore.store.records",
+    "PullCredential": "ocistore.store.pullcredentials",
+    "PullCredentialKind": "ocistore.store.pullcredentials",
+    "PullRecord": "ocistore.store.pullcredentials",
     "Store": "ocistore.store.store",
     "default_root": "ocistore.store.store",
 }

@@ -3,7 +3,9 @@
 Blobs stay immutable files; everything mutable (image names, last-used times, references
 between blobs, pull records, leases) lives here. Every write runs in one ``BEGIN IMMEDIATE``
 transaction so concurrent writers queue on SQLite's lock instead of failing half-way; a process
-killed mid-transaction leaves nothing behind (the WAL rolls it back).
+killed mid-transaction leaves nothing behind (the WAL rolls it back). The threads of one process
+queue on a lock of their own first: SQLite's busy handler would make them sleep 1, 2, 5, 10 ms
+... and poll, which a pull's layer threads hit at every blob they commit.
 """
 
 from __future__ import annotations
@@ -17,21 +19,31 @@ import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ocistore.errors import StoreError, StoreWriteError
-from ocistore.store.records import (
-    BlobInfo,
-    ImageRecord,
-    PullCredential,
-    PullCredentialKind,
-    PullRecord,
-)
+from ocistore.store.records import BlobInfo, ImageRecord
+
+if TYPE_CHECKING:
+    from ocistore.store.pullcredentials import PullCredential, PullRecord
 
 __all__ = ["SCHEMA_VERSION", "Catalog"]
 
 # Waiting this long for another process's transaction is normal (a GC sweep can take a while).
 _BUSY_TIMEOUT_MS = 120_000
+
+# One writer lock per database file and process (a child after fork starts with none held);
+# a thread gives up on it as it would on SQLite's lock.
+_WRITER_WAIT_SECONDS = _BUSY_TIMEOUT_MS / 1000
+_WRITERS: dict[Path, threading.Lock] = {}
+_WRITERS_LOCK = threading.Lock()
+os.register_at_fork(after_in_child=_WRITERS.clear)
+
+
+def _writer_lock(path: Path) -> threading.Lock:
+    with _WRITERS_LOCK:
+        return _WRITERS.setdefault(path, threading.Lock())
+
 
 # Each entry migrates the schema from version N to N+1; the list index is N.
 _MIGRATIONS: tuple[str, ...] = (
@@ -188,9 +200,12 @@ class Catalog:
         if conn.in_transaction:  # nested use joins the outer transaction
             yield conn
             return
-        if not durable:
-            conn.execute("PRAGMA synchronous = NORMAL")  # WAL: no fsync at commit
+        writer = _writer_lock(self.path)
+        if not writer.acquire(timeout=_WRITER_WAIT_SECONDS):
+            raise StoreError("store index is unavailable: another thread holds its write lock")
         try:
+            if not durable:
+                conn.execute("PRAGMA synchronous = NORMAL")  # WAL: no fsync at commit
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -212,6 +227,7 @@ class Catalog:
                 self._raise_if_write_failure(exc)
                 raise StoreError(f"store index commit failed: {exc}") from exc
         finally:
+            writer.release()
             if not durable:
                 conn.execute("PRAGMA synchronous = FULL")
 
@@ -414,6 +430,8 @@ class Catalog:
         self, image_ref: str, image_name: str, credentials: Iterable[PullCredential]
     ) -> None:
         """Merges credentials into the pulled record of ``image_ref``."""
+        from ocistore.store.pullcredentials import PullCredentialKind
+
         now = time.time()
         with self.write() as conn:
             for cred in credentials:
@@ -453,6 +471,8 @@ class Catalog:
 
     def pull_records(self, image_ref: str | None = None) -> list[PullRecord]:
         """Pulled records, all or for one image."""
+        from ocistore.store.pullcredentials import PullCredential, PullCredentialKind, PullRecord
+
         query = "SELECT * FROM pull_credentials"
         args: tuple[Any, ...] = ()
         if image_ref is not None:

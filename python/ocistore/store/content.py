@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple
 
 from ocistore import mediatypes, model
 from ocistore.digest import digest_bytes
@@ -18,12 +19,16 @@ from ocistore.platform import Platform
 
 __all__ = ["Child", "chain_id", "verified_config", "verified_index", "verified_manifest"]
 
-_HASH_RE = re.compile(r"(?:[a-z0-9]+:)?[0-9a-f]{32,128}")
+# Compiled on first use (by ``re``'s cache): only a pull with credentials checks a hash.
+_HASH_PATTERN = r"(?:[a-z0-9]+:)?[0-9a-f]{32,128}"
 
 
-@dataclass(frozen=True)
-class Child:
-    """A descriptor as the store sees it: what it points at, and in which role."""
+class Child(NamedTuple):
+    """A descriptor as the store sees it: what it points at, and in which role.
+
+    A NamedTuple, not a dataclass: every pull records its children, and a dataclass would
+    compile its methods at each start of the process.
+    """
 
     digest: str
     size: int
@@ -31,7 +36,7 @@ class Child:
     kind: str
     """``config``, ``layer``, ``manifest`` (an index entry) or ``subject``."""
     platform: Platform | None = None
-    annotations: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = MappingProxyType({})
     urls: tuple[str, ...] = ()
     nondistributable: bool = False
 
@@ -141,4 +146,4 @@ def choose_platform(index: Index, platform: str | None) -> Child:
 
 def looks_like_hash(text: str) -> bool:
     """Whether ``text`` looks like a hex hash (so we never store a secret by mistake)."""
-    return bool(_HASH_RE.fullmatch(text))
+    return bool(re.fullmatch(_HASH_PATTERN, text))

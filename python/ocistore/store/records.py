@@ -1,10 +1,16 @@
-"""The records the store hands out: images, blobs, pull credentials (reports: ``reports.py``)."""
+"""The records the store hands out: images and blobs (pull credentials: ``pullcredentials.py``,
+reports: ``reports.py``)."""
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+from ocistore._lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from ocistore.store.pullcredentials import PullCredential, PullCredentialKind, PullRecord
 
 __all__ = [
     "BlobInfo",
@@ -56,59 +62,12 @@ class BlobInfo:
     """Digests of the manifests/indexes that reference this blob."""
 
 
-class PullCredentialKind(enum.StrEnum):
-    """Which kind of credential pulled an image (KEP-2535)."""
-
-    SECRET = "secret"
-    SERVICE_ACCOUNT = "service-account"
-    NODE = "node"
-    """No credentials, or node-wide ones: any pod on the node may use the image."""
-    PRELOADED = "preloaded"
-    """Not pulled by the kubelet (pre-loaded onto the node)."""
-
-
-@dataclass(frozen=True)
-class PullCredential:
-    """One credential that pulled an image: a secret by hash (never its value), an SA, or none."""
-
-    kind: PullCredentialKind
-    namespace: str = ""
-    name: str = ""
-    uid: str = ""
-    credential_hash: str = ""
-    """Hash of the auth config (kubelet's ``AuthConfigHash``): never the secret itself."""
-
-    @classmethod
-    def secret(cls, *, namespace: str, name: str, uid: str, credential_hash: str) -> PullCredential:
-        """A Kubernetes pull secret identified by its coordinates and credential hash."""
-        return cls(PullCredentialKind.SECRET, namespace, name, uid, credential_hash)
-
-    @classmethod
-    def service_account(cls, *, namespace: str, name: str, uid: str) -> PullCredential:
-        """A service account whose token pulled the image."""
-        return cls(PullCredentialKind.SERVICE_ACCOUNT, namespace, name, uid)
-
-    @classmethod
-    def node(cls) -> PullCredential:
-        """No credentials, or node-wide ones (``nodePodsAccessible``)."""
-        return cls(PullCredentialKind.NODE)
-
-    @classmethod
-    def preloaded(cls) -> PullCredential:
-        """The image was not pulled by the kubelet."""
-        return cls(PullCredentialKind.PRELOADED)
-
-
-@dataclass(frozen=True)
-class PullRecord:
-    """KEP-2535 "pulled record": which credentials pulled an image, per image name."""
-
-    image_ref: str
-    """The image the runtime reports (its manifest digest here)."""
-    last_updated: datetime
-    credentials: dict[str, tuple[PullCredential, ...]]
-    """Image name without tag or digest (as the pod wrote it) -> credentials that pulled it."""
-
-    def node_pods_accessible(self, image_name: str) -> bool:
-        """Whether any pod may use the image under this name without presenting credentials."""
-        return any(c.kind is PullCredentialKind.NODE for c in self.credentials.get(image_name, ()))
+# The KEP-2535 records moved to their own module, which a pull without pull secrets never
+# imports; these names still resolve here.
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    dict.fromkeys(
+        ("PullCredential", "PullCredentialKind", "PullRecord"), "ocistore.store.pullcredentials"
+    ),
+    __all__,
+)

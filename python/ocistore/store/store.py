@@ -27,9 +27,10 @@ from ocistore.store.blobs import BlobStore, Ingest
 from ocistore.store.catalog import Catalog
 from ocistore.store.leases import Lease, LeaseSet
 from ocistore.store.locks import FileLock
-from ocistore.store.records import BlobInfo, ImageRecord, PullCredential, PullRecord
+from ocistore.store.records import BlobInfo, ImageRecord
 
 if TYPE_CHECKING:
+    from ocistore.store.pullcredentials import PullCredential, PullRecord
     from ocistore.store.reports import FsckReport, GcReport
 
 __all__ = ["Store", "default_root"]
@@ -264,6 +265,8 @@ class Store:
                     chain_id=chain,
                 )
                 if credential_hash is not None:
+                    from ocistore.store.pullcredentials import PullCredential
+
                     # In the same transaction: no reader (``ocistore serve``) may see the image
                     # without the credential that makes it private.
                     self.record_pull(
@@ -407,6 +410,8 @@ class Store:
         A secret is stored by its hash only: a ``credential_hash`` that does not look like a
         hash is refused so that a secret cannot be recorded by mistake.
         """
+        from ocistore.store.pullcredentials import PullCredential
+
         creds = [credentials] if isinstance(credentials, PullCredential) else list(credentials)
         for cred in creds:
             if cred.credential_hash and not content.looks_like_hash(cred.credential_hash):
