@@ -27,8 +27,8 @@ from ocistore.registry import RegistryClient, bodies
 from ocistore.registry.bodies import BUFFER_SIZE, read_body
 from ocistore.registry.mirrors import upstream_host
 
-# Just over the threshold and not a multiple of the buffer: the last piece is a short one.
-SIZE = bodies.DIRECT_MIN + 123_457
+# Over both thresholds and not a multiple of the buffer: the last piece is a short one.
+SIZE = max(bodies.DIRECT_MIN, bodies.DIRECT_MIN_TLS) + 123_457
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_read_body_bypasses_httpx_only_for_large_bodies(
     scheme = "https" if setup.ca_file else "http"
     url = f"{scheme}://{setup.host}/v2/{repository}/blobs/{digest}"
     with httpx.Client(verify=verify, headers={"Accept-Encoding": "identity"}) as http:
-        for direct_min, direct in ((bodies.DIRECT_MIN, True), (SIZE + 1, False)):
+        for direct_min, direct in ((None, True), (SIZE + 1, False)):
             with http.stream("GET", url) as response:
                 assert response.status_code == 200
                 buffer = bytearray(BUFFER_SIZE)
@@ -153,3 +153,20 @@ def test_bytes_before_a_stall_reach_the_sink_while_the_link_is_stalled(
     assert not thread.is_alive(), "the bytes before the stall stayed in memory"
     assert len(outcome) == 1 and isinstance(outcome[0], _Enough)
     assert bytes(sink.data) == data[:arrived]
+
+
+@pytest.mark.parametrize(("name", "direct"), [("plain", True), ("tls", False)])
+def test_a_new_tls_handshake_is_paid_only_for_larger_bodies(
+    registries: Registries, name: str, direct: bool
+) -> None:
+    data = os.urandom(bodies.DIRECT_MIN + 1000)
+    assert len(data) < bodies.DIRECT_MIN_TLS
+    blob = (data, "sha256:" + hashlib.sha256(data).hexdigest())
+    setup = make_setup(registries, name)
+    repository = _seed(setup, blob)
+    verify = ssl.create_default_context(cafile=setup.ca_file) if setup.ca_file else False
+    url = f"{'https' if setup.ca_file else 'http'}://{setup.host}/v2/{repository}/blobs/{blob[1]}"
+    with httpx.Client(verify=verify) as http, http.stream("GET", url) as response:
+        got = b"".join(bytes(v) for v in read_body(response, bytearray(BUFFER_SIZE)))
+        assert got == data
+        assert (response.num_bytes_downloaded < len(data)) is direct

@@ -25,14 +25,17 @@ from collections.abc import Iterator
 
 import httpx
 
-__all__ = ["BUFFER_SIZE", "DIRECT_MIN", "read_body"]
+__all__ = ["BUFFER_SIZE", "DIRECT_MIN", "DIRECT_MIN_TLS", "read_body"]
 
 # Bytes are handed on in pieces of up to this size: the ingest hashes on one core while it
 # writes on the other, with few calls per byte.
 BUFFER_SIZE = 1024 * 1024
-# Bodies from this size on are received from the socket directly (their connection is closed
-# afterwards rather than reused, so small blobs keep their keep-alive connection).
-DIRECT_MIN = 8 * 1024 * 1024
+# Bodies from this size on are received from the socket directly. Their connection is closed
+# afterwards rather than reused, so small blobs keep their keep-alive connection; over TLS a new
+# connection costs a handshake, worth it only for larger bodies. (Measured in one process, 6 MB
+# layers: a third less CPU per pull from 1 MiB on, against the whole body through httpx.)
+DIRECT_MIN = 1024 * 1024
+DIRECT_MIN_TLS = 8 * 1024 * 1024
 # httpcore's read size: a shorter piece means the socket had no more for now (the link is
 # slower than we read), and what is gathered is handed on at once, so a stalled link keeps no
 # bytes only in memory. (Reading the socket directly, a read that leaves it empty does the same.)
@@ -46,9 +49,9 @@ def read_body(
     next one is asked for: a full buffer, or what arrived before the link paused.
 
     ``direct_min`` is the smallest body received from the socket directly (default
-    :data:`DIRECT_MIN`)."""
+    :data:`DIRECT_MIN`, or :data:`DIRECT_MIN_TLS` over TLS)."""
     view = memoryview(buffer)
-    sock = _direct_socket(response, DIRECT_MIN if direct_min is None else direct_min)
+    sock = _direct_socket(response, direct_min)
     if sock is None:
         yield from _gather(response.iter_bytes(), view)
         return
@@ -125,13 +128,12 @@ def _receive(
         yield view[:filled]  # all came with the head
 
 
-def _direct_socket(response: httpx.Response, direct_min: int) -> socket.socket | None:
+def _direct_socket(response: httpx.Response, direct_min: int | None) -> socket.socket | None:
     """The connection's socket, if this body may be received from it directly."""
     headers = response.headers
     length = headers.get("content-length", "")
     if (
         not length.isdigit()
-        or int(length) < direct_min
         or "transfer-encoding" in headers
         or headers.get("content-encoding", "identity").lower() != "identity"
         or response.extensions.get("http_version") != b"HTTP/1.1"
@@ -147,7 +149,9 @@ def _direct_socket(response: httpx.Response, direct_min: int) -> socket.socket |
         get_extra_info("ssl_object"), ssl.SSLObject
     ):
         return None  # TLS inside a proxy's TLS: the socket carries the outer layer
-    return sock
+    if direct_min is None:
+        direct_min = DIRECT_MIN_TLS if isinstance(sock, ssl.SSLSocket) else DIRECT_MIN
+    return sock if int(length) >= direct_min else None
 
 
 def _read_timeout(response: httpx.Response) -> float | None:
