@@ -4,8 +4,8 @@ Pushes an image of incompressible layers (``--size-mb`` in ``--layers`` layers, 
 a ``docker-registry`` on 127.0.0.1, then alternates rounds of:
 
 - ``ocistore.pull`` into an empty store *inside this process* (connections warm, no Python
-  start-up: the per-byte cost): the round-2 byte path ("before": 64 KiB writes, writeback
-  left to the final fsync), today's with one stream per layer, and parallel ranges;
+  start-up: the per-byte cost): the bodies through httpx's iterator ("before"), today's
+  (received from the socket directly) with one stream per layer, and parallel ranges;
 - the same as a whole process (``peerbench/clients.py ocistore-pull``);
 - ``skopeo copy docker:// oci:``, python-dxf ``pull_blob``, and ``curl`` of the layers to
   ``/dev/null`` (the loopback HTTP ceiling).
@@ -28,8 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import ocistore
-import ocistore.registry.client as client
-import ocistore.store.blobs as blobs
+import ocistore.registry.bodies as bodies
 from ocistore.registry.ranges import ParallelFetch
 from ocistore.testing.imagebuild import build_image
 from peerbench.jobs import CLIENTS, skopeo_copy
@@ -70,9 +69,8 @@ def main() -> int:
             options = ocistore.RegistryOptions(plain_http=True, parallel=parallel)
 
             def run() -> None:
-                # before: the round-2 byte path (64 KiB writes, all writeback left to fsync)
-                client.WRITE_SIZE = 0 if before else write_size
-                blobs.WRITEBACK_EVERY = 0 if before else writeback
+                # before: every body through httpx's iterator (64 KiB reads through h11)
+                bodies.DIRECT_MIN = 1 << 62 if before else direct_min
                 ocistore.pull(ref, store=ocistore.Store(work / "store"), options=options)
 
             return run
@@ -80,9 +78,9 @@ def main() -> int:
         def command(argv: list[str]) -> Callable[[], None]:
             return lambda: subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
 
-        write_size, writeback = client.WRITE_SIZE, blobs.WRITEBACK_EVERY
+        direct_min = bodies.DIRECT_MIN
         jobs: dict[str, Callable[[], None]] = {
-            "before: 64 KiB writes, writeback at fsync, one stream": in_process(
+            "before: bodies through httpx, one stream": in_process(
                 ParallelFetch(max_per_layer=1), before=True
             ),
             "ocistore.pull in-process, one stream per layer": in_process(

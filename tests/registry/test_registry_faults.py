@@ -23,6 +23,7 @@ from ocistore.errors import (
     SizeMismatchError,
     UnsupportedManifestError,
 )
+from ocistore.registry import bodies
 from ocistore.registry.options import RegistryOptions
 from ocistore.store import ProblemKind, Store
 from ocistore.testing.imagebuild import BuiltImage, build_image
@@ -311,3 +312,34 @@ def test_credentials_never_appear_in_logs_or_errors(
     assert caplog.records, "debug logging should have recorded the requests"
     for text in texts:
         assert TEST_PASSWORD not in text
+
+
+BLOB_BODY_SCENARIOS = [
+    s
+    for s in SCENARIOS
+    if s.name
+    in {
+        "reset mid-blob, then resume",
+        "truncated three times in a row",
+        "stall past the read time-out, then resume",
+        "slow trickle",
+        "corrupted byte in a layer",
+        "corrupted config",
+        "layer longer than declared",
+        "Range ignored on resume",
+        "206 from the wrong offset",
+    }
+]
+
+
+@pytest.mark.parametrize("scenario", BLOB_BODY_SCENARIOS, ids=[s.name for s in BLOB_BODY_SCENARIOS])
+def test_fault_scenario_with_bodies_from_the_socket(
+    scenario: Scenario,
+    seeded: Seeded,
+    proxy: FaultProxy,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The blob scenarios again, every body received from the socket directly."""
+    monkeypatch.setattr(bodies, "DIRECT_MIN", 0)
+    test_fault_scenario(scenario, seeded, proxy, tmp_path)

@@ -18,7 +18,6 @@ from ocistore.digest import digest_bytes, validate_digest
 from ocistore.errors import (
     DigestMismatchError,
     ManifestTooLargeError,
-    OciStoreError,
     RegistryError,
     RegistryUnavailableError,
     SizeMismatchError,
@@ -26,6 +25,7 @@ from ocistore.errors import (
 )
 from ocistore.mediatypes import MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, MediaType
 from ocistore.registry.auth import CredentialLike
+from ocistore.registry.bodies import BUFFER_SIZE, read_body
 from ocistore.registry.connections import Connections, shared_connections
 from ocistore.registry.errors import read_limited, registry_error
 from ocistore.registry.mirrors import RegistryHost, is_loopback
@@ -49,13 +49,6 @@ _UNSPECIFIC_TYPES = frozenset({"application/json", "application/octet-stream", "
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 # Blobs up to this size are uploaded in one PUT; larger ones in PATCH chunks.
 MONOLITHIC_UPLOAD_LIMIT = 64 * 1024 * 1024
-READ_SIZE = 1024 * 1024
-# Socket reads (64 KiB from httpcore) are gathered into writes of this size: the ingest then
-# hashes on one core while it writes on the other, with 16x fewer calls.
-WRITE_SIZE = 1024 * 1024
-# httpcore's socket read size: a shorter chunk means the socket had no more for now, and the
-# gathered bytes are written at once (a stalled or slow link keeps no bytes only in memory).
-FULL_READ = 64 * 1024
 
 
 class BlobSink(Protocol):
@@ -408,20 +401,14 @@ class RegistryClient:
             except RangeIgnoredError:
                 log.info("%s: the registry ignores Range; using one stream", what)
                 parallel = ParallelFetch(max_per_layer=1)
-        gathering = _Gathering(sink, WRITE_SIZE)
-        try:
-            return self._stream_blob(repository, digest, size, gathering, parallel, progress)
-        finally:
-            if gathering.pending:
-                with contextlib.suppress(OciStoreError):
-                    gathering.flush()  # what arrived before a failure is a prefix to resume from
+        return self._stream_blob(repository, digest, size, sink, parallel, progress)
 
     def _stream_blob(
         self,
         repository: str,
         digest: str,
         size: int | None,
-        sink: _Gathering,
+        sink: BlobSink,
         parallel: ParallelFetch,
         progress: Callable[[int], None] | None,
     ) -> int:
@@ -432,8 +419,8 @@ class RegistryClient:
         # A large blob's first chunk is asked for alone: how fast it comes decides whether the
         # rest is one stream or parallel ranges, and no byte is sent twice either way.
         probe_end = parallel.probe_until(sink.offset, size)
+        buffer = bytearray(BUFFER_SIZE)
         while True:
-            sink.flush()
             offset = sink.offset
             if size is not None and offset > size:
                 sink.truncate()
@@ -463,7 +450,7 @@ class RegistryClient:
                     limit = end if end is not None else size
                     written = offset
                     started = time.monotonic()
-                    for chunk in response.iter_bytes():
+                    for chunk in read_body(response, buffer):
                         received += len(chunk)
                         if skip:
                             if len(chunk) <= skip:
@@ -486,16 +473,14 @@ class RegistryClient:
                     if end is not None and written == end and size is not None:
                         probe_end = None
                         if parallel.too_slow(end - offset, time.monotonic() - started):
-                            sink.flush()
                             try:
                                 return received + self._download_ranges(
-                                    repository, digest, size, sink.target, progress
+                                    repository, digest, size, sink, progress
                                 )
                             except RangeIgnoredError:
                                 log.info("%s: the registry ignores Range; one stream", what)
                         continue  # fast enough (or ranges refused): the rest as one stream
                     if size is None or written == size:
-                        sink.flush()
                         return received
                     raise SizeMismatchError(
                         f"{what}: the registry sent {written} of the declared {size} bytes"
@@ -646,42 +631,6 @@ def _sniff_media_type(data: bytes) -> str | None:
     if "layers" in document:
         return MediaType.OCI_MANIFEST
     return None
-
-
-class _Gathering:
-    """Gathers full socket reads for ``target`` into writes of ``size`` bytes; a short read, a
-    full buffer or ``flush`` writes them."""
-
-    def __init__(self, target: BlobSink, size: int) -> None:
-        self.target = target
-        self._buffer = bytearray(size)
-        self._view = memoryview(self._buffer)
-        self.pending = 0
-
-    @property
-    def offset(self) -> int:
-        return self.target.offset + self.pending
-
-    def write(self, data: bytes | memoryview) -> None:
-        n = len(data)
-        if self.pending + n > len(self._buffer):
-            self.flush()
-            if n >= len(self._buffer):
-                self.target.write(data)
-                return
-        self._view[self.pending : self.pending + n] = data
-        self.pending += n
-        if self.pending == len(self._buffer) or n < FULL_READ:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.pending:
-            pending, self.pending = self.pending, 0
-            self.target.write(self._view[:pending])
-
-    def truncate(self) -> None:
-        self.pending = 0
-        self.target.truncate()
 
 
 class _BytesSink:
