@@ -130,6 +130,31 @@ class LayerWriter:
     ) -> bool:
         """Closes on success (errors propagate), aborts when the block raised."""
 
+@final
+class PreparedLayer:
+    """A layer blob being decompressed (and its diff_id hashed) ahead of ``apply``, with up to
+    ``ahead_bytes`` of tar held in memory: the next layer decompresses on a second core while
+    the current one is applied."""
+
+    def __new__(
+        cls,
+        source: str | PathLike[str],
+        media_type: str,
+        *,
+        digest: str | None = None,
+        diff_id: str | None = None,
+        limits: UnpackLimits | None = None,
+        ahead_bytes: int = 16777216,
+        resolver: Literal["auto", "walk"] = "auto",
+    ) -> PreparedLayer: ...
+    def apply(self, dest: str | PathLike[str]) -> UnpackStats:
+        """Applies the layer into ``dest`` and verifies it (as ``unpack_layer``); only once."""
+    def close(self) -> None:
+        """Stops decompressing without applying anything (``apply`` then fails)."""
+    @property
+    def closed(self) -> bool:
+        """Whether ``apply`` or ``close`` has run."""
+
 # --- media types ---------------------------------------------------------------------------
 
 def layer_media_types() -> list[tuple[str, str]]:

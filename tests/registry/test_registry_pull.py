@@ -332,6 +332,54 @@ def test_unpack_with_concurrent_downloads_and_a_dropped_connection(
     )
 
 
+def test_a_layer_failing_its_diff_id_after_the_others_leaves_no_tree_and_the_store_intact(
+    registries: Registries, tmp_path: Path
+) -> None:
+    """Layers 1 and 2 are committed while layer 0 streams; layer 2 is decompressed ahead while
+    layer 1 is applied, and its diff_id (the config lies about it) fails the pull."""
+    from ocistore import model
+    from ocistore.digest import digest_bytes
+    from ocistore.mediatypes import MediaType
+
+    setup = make_setup(registries, "plain")
+    honest = layered_image("gzip")
+    diff_ids = [layer.diff_id for layer in honest.layers[:2]] + [digest_bytes(b"not layer 3")]
+    lying_config = model.ImageConfig(
+        architecture="amd64", os="linux", diff_ids=tuple(diff_ids)
+    ).to_json()
+    manifest = model.Manifest(
+        config=model.Descriptor.of(MediaType.OCI_CONFIG, lying_config),
+        layers=tuple(layer.descriptor() for layer in honest.layers),
+    ).to_json()
+    repository = unique_repository("liar")
+    name = f"{setup.host}/{repository}:v1"
+    source = Store(tmp_path / "seed")
+    for layer in honest.layers:
+        source.put_blob(layer.data, media_type=layer.media_type)
+    source.put_blob(lying_config)
+    source.record_image(name, manifest_digest=source.put_blob(manifest))
+    push(name, store=source, options=setup_options(setup))
+
+    store = Store(tmp_path / "store")
+    events: list[PullEvent] = []
+    rootfs = tmp_path / "rootfs"
+    with pytest.raises(DigestMismatchError, match="diff_id"):
+        pull(
+            name,
+            store=store,
+            unpack=rootfs,
+            progress=events.append,
+            max_concurrent_downloads=3,
+            options=RegistryOptions(plain_http=True, retry=FAST_RETRY),
+        )
+    assert [e.index for e in events if e.kind == "layer-applied"] == [0, 1]
+    assert not rootfs.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".rootfs")] == []
+    assert store.find_image(name) is None
+    assert all(store.has_blob(layer.digest) for layer in honest.layers)  # verified, reusable
+    assert store.fsck().ok
+
+
 def test_keyring_credentials_are_tried_in_order(registries: Registries, tmp_path: Path) -> None:
     from ocistore.credentials import Keyring
     from ocistore.credentials.dockerconfig import DockerConfigEntry

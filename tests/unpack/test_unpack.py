@@ -33,6 +33,7 @@ from ocistore import (
     mediatypes,
     unpack_layer,
 )
+from ocistore.layer import PreparedLayer
 from ocistore.mediatypes import MediaType
 
 
@@ -281,6 +282,84 @@ def test_two_layers_in_two_threads(tmp_path: Path) -> None:
     join_all(threads)
     assert results[0].digest is None and len(results) == 2
     assert (tmp_path / "dest1/f1").stat().st_size == 500_000
+
+
+# --- prepared layers: decompressed ahead, applied later -----------------------------------
+
+
+def _feed_fifo(fifo: Path, data: bytes, outcome: list[str]) -> threading.Thread:
+    """A thread writing ``data`` into ``fifo``; ``outcome`` gets "done" or the error's name."""
+
+    def run() -> None:
+        try:
+            write_fifo(fifo, data)
+            outcome.append("done")
+        except OSError as exc:
+            outcome.append(type(exc).__name__)
+
+    thread = threading.Thread(target=run, name="fifo-writer")
+    thread.start()
+    return thread
+
+
+def test_a_prepared_layer_is_read_and_decompressed_before_it_is_applied(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The whole blob goes through the FIFO before ``apply`` is called: it was read,
+    decompressed and hashed ahead (the FIFO holds 64 KiB, the stages a few MiB; the layer is
+    12 MB, under the default 16 MiB ahead)."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    tar = TarWriter().file("a", os.urandom(12_000_000)).file("b", b"second\n").bytes()
+    outcome: list[str] = []
+    writer = _feed_fifo(fifo, gz(tar), outcome)
+    prepared = PreparedLayer(fifo, MediaType.OCI_LAYER_GZIP, diff_id=sha256(tar))
+    join_all([writer], timeout=30)
+    assert outcome == ["done"]
+    assert not sandbox.dest.exists() or not any(sandbox.dest.iterdir())
+    stats = prepared.apply(sandbox.dest)
+    assert stats.diff_id == sha256(tar)
+    assert (sandbox.dest / "b").read_bytes() == b"second\n"
+    assert prepared.closed
+    with pytest.raises(ValueError, match="already applied"):
+        prepared.apply(sandbox.dest)
+    sandbox.assert_outside_untouched()
+
+
+def test_a_prepared_layer_holds_at_most_its_ahead_bytes(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Memory stays bounded: with a small ``ahead_bytes`` a 24 MB layer stops being read
+    (the FIFO writer blocks) until ``apply`` consumes it; then it is applied whole."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    tar = TarWriter().file("big", os.urandom(24_000_000)).bytes()
+    outcome: list[str] = []
+    writer = _feed_fifo(fifo, tar, outcome)
+    prepared = PreparedLayer(fifo, MediaType.OCI_LAYER, diff_id=sha256(tar), ahead_bytes=0)
+    writer.join(1.0)
+    assert writer.is_alive() and outcome == []  # blocked: at most a few MiB were taken
+    prepared.apply(sandbox.dest)
+    join_all([writer])
+    assert outcome == ["done"]
+    assert (sandbox.dest / "big").stat().st_size == 24_000_000
+
+
+def test_a_closed_prepared_layer_stops_reading_and_writes_nothing(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    tar = TarWriter().file("big", os.urandom(24_000_000)).bytes()
+    outcome: list[str] = []
+    writer = _feed_fifo(fifo, tar, outcome)
+    prepared = PreparedLayer(fifo, MediaType.OCI_LAYER, ahead_bytes=0)
+    prepared.close()
+    join_all([writer])
+    assert outcome == ["BrokenPipeError"]  # the reader went away mid-blob
+    assert prepared.closed
+    with pytest.raises(ValueError, match="already applied or closed"):
+        prepared.apply(sandbox.dest)
+    assert not sandbox.dest.exists() or not any(sandbox.dest.iterdir())
+    sandbox.assert_outside_untouched()
 
 
 # --- unprivileged extraction ---------------------------------------------------------------

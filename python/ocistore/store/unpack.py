@@ -11,21 +11,93 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ocistore import mediatypes
 from ocistore.errors import BlobNotFoundError, LayerWriteError, ManifestError, StoreError
-from ocistore.layer import UnpackLimits, unpack_layer
+from ocistore.layer import PreparedLayer, UnpackLimits, UnpackStats
 from ocistore.store.locks import FileLock
 from ocistore.store.paths import TMP_PREFIX, remove_tree, unpack_dir_name, unpack_lock_path
 from ocistore.store.records import ImageRecord
 
 if TYPE_CHECKING:
+    from ocistore.model import Descriptor
     from ocistore.store.store import Store
 
-__all__ = ["building_tree", "unpack_image"]
+__all__ = ["LayerSequence", "building_tree", "unpack_image"]
+
+#: Tar bytes of the next layer decompressed ahead, in memory, while the current one is applied.
+AHEAD_BYTES = 16 << 20
+
+
+class LayerSequence:
+    """Applies an image's layers to one tree in order, each verified against its diff_id.
+
+    While layer ``i`` is applied, layer ``i + 1`` (once ``ready``, i.e. committed) is already
+    being decompressed and hashed on other threads, up to :data:`AHEAD_BYTES` ahead: one layer's
+    file writes and the next one's inflating keep both cores busy. Use it as a context manager.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        target: Path,
+        layers: Sequence[Descriptor],
+        diff_ids: Sequence[str],
+        limits: UnpackLimits | None,
+        ready: Callable[[int], bool] = lambda index: True,
+    ) -> None:
+        self.store = store
+        self.target = target
+        self.layers = layers
+        self.diff_ids = diff_ids
+        self.limits = limits
+        self.ready = ready
+        self._ahead: tuple[int, PreparedLayer] | None = None
+
+    def __enter__(self) -> LayerSequence:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stops a layer decompressing ahead (nothing of it was written)."""
+        if self._ahead is not None:
+            _, prepared = self._ahead
+            self._ahead = None
+            prepared.close()
+
+    def prefetch(self, index: int) -> None:
+        """Starts decompressing layer ``index`` if it is ready and nothing else is ahead."""
+        if self._ahead is None and index < len(self.layers) and self.ready(index):
+            self._ahead = (index, self._prepare(index))
+
+    def apply(self, index: int) -> UnpackStats:
+        """Applies layer ``index`` (the previous ones must have been applied)."""
+        if self._ahead is not None and self._ahead[0] == index:
+            current = self._ahead[1]
+            self._ahead = None
+        else:
+            self.close()
+            current = self._prepare(index)
+        self.prefetch(index + 1)
+        return current.apply(self.target)
+
+    def _prepare(self, index: int) -> PreparedLayer:
+        layer = self.layers[index]
+        path = self.store.blob_path(layer.digest)
+        if not path.is_file():
+            raise BlobNotFoundError(f"layer {layer.digest} is not in the store")
+        return PreparedLayer(
+            path,
+            layer.media_type,
+            diff_id=self.diff_ids[index],
+            limits=self.limits,
+            ahead_bytes=AHEAD_BYTES,
+        )
 
 
 def _apply_layers(
@@ -38,12 +110,13 @@ def _apply_layers(
         )
     config = store.config(record.digest)
     manifest.check_config(config)
-    for layer, diff_id in zip(manifest.layers, config.diff_ids, strict=True):
-        path = store.blob_path(layer.digest)
-        if not path.is_file():
-            raise BlobNotFoundError(f"{record.reference}: layer {layer.digest} is not in the store")
-        # The blob was verified when committed (fsck re-checks); the diff_id check is new.
-        unpack_layer(path, target, layer.media_type, diff_id=diff_id, limits=limits)
+    # The blobs were verified when committed (fsck re-checks); the diff_id check is new.
+    with LayerSequence(store, target, manifest.layers, config.diff_ids, limits) as sequence:
+        for index in range(len(manifest.layers)):
+            try:
+                sequence.apply(index)
+            except BlobNotFoundError as exc:
+                raise BlobNotFoundError(f"{record.reference}: {exc}") from None
 
 
 def unpack_image(

@@ -19,7 +19,7 @@ from ocistore.errors import (
     PlatformNotFoundError,
     store_writes,
 )
-from ocistore.layer import LayerWriter, UnpackLimits, unpack_layer
+from ocistore.layer import LayerWriter, UnpackLimits
 from ocistore.mediatypes import MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE
 from ocistore.model import (
     Descriptor,
@@ -352,29 +352,38 @@ class _LayerPipeline:
             executor.shutdown(wait=True, cancel_futures=True)
 
     def _apply_all(self, futures: list[Future[None]]) -> None:
+        from ocistore.store.unpack import LayerSequence
+
         assert self.rootfs is not None
-        for i, layer in enumerate(self.layers):
-            with self.cond:
-                while self.states[i] not in (_State.DOWNLOADED, _State.APPLIED, _State.FAILED):
-                    self.cond.wait(timeout=1.0)
-                state = self.states[i]
-            if state is _State.FAILED:
-                futures[i].result()  # raises the layer's error
-                raise OciStoreError(f"layer {layer.digest} failed")
-            if state is _State.APPLIED:
-                continue  # streamed through the writer while it downloaded
-            unpack_layer(
-                self.store.blob_path(layer.digest),
-                self.rootfs,
-                layer.media_type,
-                diff_id=self.diff_ids[i],
-                limits=self.limits,
-            )
-            with self.cond:
-                self.states[i] = _State.APPLIED
-                self.next_to_apply = i + 1
-                self.cond.notify_all()
-            self.emit(PullEvent("layer-applied", self.name, layer.digest, i, layer.size))
+        done = (_State.DOWNLOADED, _State.APPLIED, _State.FAILED)
+        with LayerSequence(
+            self.store, self.rootfs, self.layers, self.diff_ids, self.limits, ready=self._committed
+        ) as sequence:
+            for i, layer in enumerate(self.layers):
+                while True:
+                    with self.cond:
+                        state = self.states[i]
+                        if state in done:
+                            break
+                        self.cond.wait(timeout=1.0)
+                    # While layer i downloads (or streams), the next one, if already
+                    # committed, starts decompressing.
+                    sequence.prefetch(i + 1)
+                if state is _State.FAILED:
+                    futures[i].result()  # raises the layer's error
+                    raise OciStoreError(f"layer {layer.digest} failed")
+                if state is _State.APPLIED:
+                    continue  # streamed through the writer while it downloaded
+                sequence.apply(i)
+                with self.cond:
+                    self.states[i] = _State.APPLIED
+                    self.next_to_apply = i + 1
+                    self.cond.notify_all()
+                self.emit(PullEvent("layer-applied", self.name, layer.digest, i, layer.size))
+
+    def _committed(self, i: int) -> bool:
+        with self.cond:
+            return self.states[i] is _State.DOWNLOADED
 
     def _fetch(self, i: int) -> None:
         try:

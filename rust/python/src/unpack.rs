@@ -1,5 +1,5 @@
-//! Python bindings for the layer engine: `unpack_layer`, `LayerWriter`, `UnpackLimits`,
-//! `UnpackStats`. The GIL is released while bytes are decompressed and applied.
+//! Python bindings for the layer engine: `unpack_layer`, `LayerWriter`, `PreparedLayer`,
+//! `UnpackLimits`, `UnpackStats`. The GIL is released while bytes are decompressed and applied.
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
@@ -211,6 +211,88 @@ fn unpack_layer(
         .map_err(unpack_error)
 }
 
+/// A layer blob being decompressed (and its diff_id hashed) ahead of ``apply``, with up to
+/// ``ahead_bytes`` of tar held in memory: the next layer decompresses on a second core while
+/// the current one is applied.
+#[pyclass(module = "ocistore._core", frozen)]
+pub struct PreparedLayer {
+    inner: Mutex<Option<unpack::PreparedLayer>>,
+}
+
+#[pymethods]
+impl PreparedLayer {
+    #[new]
+    #[pyo3(signature = (
+        source, media_type, *, digest = None, diff_id = None, limits = None,
+        ahead_bytes = 16_777_216, resolver = "auto"
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        source: PathBuf,
+        media_type: &str,
+        digest: Option<&str>,
+        diff_id: Option<&str>,
+        limits: Option<PyRef<'_, UnpackLimits>>,
+        ahead_bytes: usize,
+        resolver: &str,
+    ) -> PyResult<Self> {
+        let options = build_options(
+            media_type,
+            digest,
+            diff_id,
+            limits.as_deref(),
+            None,
+            resolver,
+        )?;
+        let inner = py
+            .detach(|| unpack::PreparedLayer::open(&source, options, ahead_bytes))
+            .map_err(unpack_error)?;
+        Ok(PreparedLayer {
+            inner: Mutex::new(Some(inner)),
+        })
+    }
+
+    /// Applies the layer into ``dest`` and verifies it (as ``unpack_layer``); only once.
+    fn apply(&self, py: Python<'_>, dest: PathBuf) -> PyResult<UnpackStats> {
+        let prepared = self.take().ok_or_else(prepared_closed)?;
+        py.detach(|| prepared.apply(&dest))
+            .map(UnpackStats::from)
+            .map_err(unpack_error)
+    }
+
+    /// Stops decompressing without applying anything (``apply`` then fails).
+    fn close(&self, py: Python<'_>) {
+        if let Some(prepared) = self.take() {
+            py.detach(|| drop(prepared));
+        }
+    }
+
+    /// Whether ``apply`` or ``close`` has run.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+    }
+
+    fn __repr__(&self) -> String {
+        let state = if self.closed() { "closed" } else { "open" };
+        format!("<PreparedLayer {state}>")
+    }
+}
+
+impl PreparedLayer {
+    fn take(&self) -> Option<unpack::PreparedLayer> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+fn prepared_closed() -> PyErr {
+    PyValueError::new_err("PreparedLayer was already applied or closed")
+}
+
 /// Streams a layer into ``dest`` while it downloads: ``write`` chunks, then ``close``.
 #[pyclass(module = "ocistore._core", frozen)]
 pub struct LayerWriter {
@@ -340,6 +422,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<UnpackLimits>()?;
     m.add_class::<UnpackStats>()?;
     m.add_class::<LayerWriter>()?;
+    m.add_class::<PreparedLayer>()?;
     m.add_function(wrap_pyfunction!(unpack_layer, m)?)?;
     Ok(())
 }

@@ -193,14 +193,16 @@ impl<R> Tap<R> {
 }
 
 /// Starts the first stage on its own thread; tar bytes arrive on the returned receiver.
-/// Also returns the sender on which the consumer gives emptied chunks back.
+/// Also returns the sender on which the consumer gives emptied chunks back; up to
+/// `downstream_depth` chunks may be held further down the pipeline, so as many are kept for reuse.
 #[allow(clippy::type_complexity)]
 pub fn spawn<R: Read + Send + 'static>(
     source: R,
     config: StageConfig,
+    downstream_depth: usize,
 ) -> io::Result<(Receiver<Vec<u8>>, SyncSender<Vec<u8>>, JoinHandle<StageEnd>)> {
     let (tx, rx) = sync_channel(CHANNEL_DEPTH);
-    let (recycle_tx, recycle_rx) = sync_channel(2 * CHANNEL_DEPTH + 2);
+    let (recycle_tx, recycle_rx) = sync_channel(CHANNEL_DEPTH + downstream_depth + 2);
     let handle = std::thread::Builder::new()
         .name("ocistore-inflate".into())
         .spawn(move || run(source, config, tx, recycle_rx))?;

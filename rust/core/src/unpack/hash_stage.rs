@@ -9,16 +9,17 @@ use std::io;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::thread::JoinHandle;
 
-use super::decompress::CHANNEL_DEPTH;
 use crate::digest::Hasher;
 
 /// Starts hashing the chunks arriving on `input`; they are passed on, unchanged, on the
-/// returned receiver. The thread ends (returning the hasher) when either side hangs up.
+/// returned receiver, which holds up to `depth` of them. The thread ends (returning the
+/// hasher) when either side hangs up.
 pub fn spawn(
     input: Receiver<Vec<u8>>,
     mut hasher: Hasher,
+    depth: usize,
 ) -> io::Result<(Receiver<Vec<u8>>, JoinHandle<Hasher>)> {
-    let (tx, output) = sync_channel(CHANNEL_DEPTH);
+    let (tx, output) = sync_channel(depth);
     let handle = std::thread::Builder::new()
         .name("ocistore-hash".into())
         .spawn(move || {

@@ -22,6 +22,8 @@ mod writer;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::thread::JoinHandle;
 
 pub use apply::Privileges;
 pub use decompress::{Compression, LAYER_MEDIA_TYPES};
@@ -97,19 +99,12 @@ impl UnpackOptions {
 
 /// Unpacks the layer blob at `source` into `dest`.
 pub fn unpack_file(source: &Path, dest: &Path, options: &UnpackOptions) -> Result<UnpackStats> {
-    let source_error = |e: io::Error| UnpackError::SourceFile {
-        path: source.to_path_buf(),
-        source: e,
-    };
-    let file = File::open(source).map_err(source_error)?;
-    // Refuse a directory before the destination is touched (reading it would fail later).
-    if file.metadata().map_err(source_error)?.is_dir() {
-        return Err(source_error(io::Error::from_raw_os_error(
-            rustix::io::Errno::ISDIR.raw_os_error(),
-        )));
-    }
+    let file = open_source(source)?;
     match unpack_reader(file, dest, options, true) {
-        Err(UnpackError::Source(e)) => Err(source_error(e)),
+        Err(UnpackError::Source(e)) => Err(UnpackError::SourceFile {
+            path: source.to_path_buf(),
+            source: e,
+        }),
         other => other,
     }
 }
@@ -122,6 +117,75 @@ pub fn unpack_reader<R: Read + Send + 'static>(
     options: &UnpackOptions,
     drain_on_error: bool,
 ) -> Result<UnpackStats> {
+    let root = open_root(dest, options)?;
+    Stages::spawn(source, options, drain_on_error, decompress::CHANNEL_DEPTH)?.apply(&root, options)
+}
+
+/// A layer blob already being decompressed and hashed (its diff_id) on two threads, ahead of
+/// being applied: up to `ahead_bytes` of tar wait in memory, so a pull can overlap the
+/// decompression of the next layer with the application of the current one.
+pub struct PreparedLayer {
+    stages: Option<Stages>,
+    options: UnpackOptions,
+    source: PathBuf,
+}
+
+impl PreparedLayer {
+    /// Opens the layer blob at `source` and starts decompressing it; nothing is written yet.
+    pub fn open(source: &Path, options: UnpackOptions, ahead_bytes: usize) -> Result<Self> {
+        let file = open_source(source)?;
+        let depth = (ahead_bytes / decompress::CHUNK_SIZE).max(decompress::CHANNEL_DEPTH);
+        let stages = Stages::spawn(file, &options, true, depth)?;
+        Ok(PreparedLayer {
+            stages: Some(stages),
+            options,
+            source: source.to_path_buf(),
+        })
+    }
+
+    /// Applies the layer into `dest` and verifies its digests (as [`unpack_file`] does).
+    pub fn apply(mut self, dest: &Path) -> Result<UnpackStats> {
+        let stages = self
+            .stages
+            .take()
+            .expect("stages are present until applied");
+        let result =
+            open_root(dest, &self.options).and_then(|root| stages.apply(&root, &self.options));
+        match result {
+            Err(UnpackError::Source(e)) => Err(UnpackError::SourceFile {
+                path: self.source.clone(),
+                source: e,
+            }),
+            other => other,
+        }
+    }
+}
+
+impl Drop for PreparedLayer {
+    /// Never applied: hang up on the stages and wait for their threads.
+    fn drop(&mut self) {
+        if let Some(stages) = self.stages.take() {
+            stages.abandon();
+        }
+    }
+}
+
+fn open_source(source: &Path) -> Result<File> {
+    let source_error = |e: io::Error| UnpackError::SourceFile {
+        path: source.to_path_buf(),
+        source: e,
+    };
+    let file = File::open(source).map_err(source_error)?;
+    // Refuse a directory before the destination is touched (reading it would fail later).
+    if file.metadata().map_err(source_error)?.is_dir() {
+        return Err(source_error(io::Error::from_raw_os_error(
+            rustix::io::Errno::ISDIR.raw_os_error(),
+        )));
+    }
+    Ok(file)
+}
+
+fn open_root(dest: &Path, options: &UnpackOptions) -> Result<root::Root> {
     let mut root =
         root::Root::open(dest, options.resolver).map_err(|e| UnpackError::Destination {
             path: dest.to_path_buf(),
@@ -130,79 +194,118 @@ pub fn unpack_reader<R: Read + Send + 'static>(
     if !options.privileges.as_root() {
         root.enable_widening();
     }
-    let diff_algorithm = options
-        .diff_id
-        .as_ref()
-        .map_or(Algorithm::Sha256, |d| d.algorithm);
-    let config = StageConfig {
-        hasher: options.digest.as_ref().map(|d| Hasher::new(d.algorithm)),
-        blob_path: options.blob_path.clone(),
-        drain_on_error,
-    };
-    let thread_error = |e| UnpackError::Write {
-        entry: None,
-        source: e,
-    };
-    let (rx, recycle, first_stage) = decompress::spawn(source, config).map_err(thread_error)?;
-    let (rx, hash_stage) =
-        hash_stage::spawn(rx, Hasher::new(diff_algorithm)).map_err(thread_error)?;
-    let mut stream = TarStream::new(rx, recycle, options.limits.max_bytes);
-    let applied = apply_tar(&mut stream, &root, options);
-    // Hang up before joining so that earlier stages blocked on a full channel finish.
-    let uncompressed_size = stream.size();
-    drop(stream);
-    let diff_hasher = hash_stage.join().ok();
-    let blob = first_stage.join().unwrap_or_else(|_| {
-        StageEnd::Failed(
-            UnpackError::format(None, "decompression thread panicked"),
-            decompress::BlobSummary {
-                digest: None,
-                size: 0,
-                complete: false,
-            },
-        )
-    });
-    let (blob_summary, blob_error) = match blob {
-        StageEnd::Done(s) | StageEnd::Abandoned(s) => (s, None),
-        StageEnd::Failed(e, s) => (s, Some(e)),
-    };
-    // Precedence: the wrong blob explains everything else; then the decoder's own error
-    // (the tar stage only saw the stream stop); then the tar stage's; then the diff_id.
-    if let (Some(expected), Some(actual)) = (&options.digest, &blob_summary.digest) {
-        if blob_summary.complete && expected != actual {
-            return Err(UnpackError::DigestMismatch {
-                what: "digest",
-                expected: expected.to_string(),
-                actual: actual.to_string(),
-            });
+    Ok(root)
+}
+
+/// The decompressing and hashing threads of one layer, feeding the applying thread.
+struct Stages {
+    rx: Receiver<Vec<u8>>,
+    recycle: SyncSender<Vec<u8>>,
+    first_stage: JoinHandle<StageEnd>,
+    hash_stage: JoinHandle<Hasher>,
+}
+
+impl Stages {
+    /// Starts both stages; `depth` chunks of tar may wait for the applying thread.
+    fn spawn<R: Read + Send + 'static>(
+        source: R,
+        options: &UnpackOptions,
+        drain_on_error: bool,
+        depth: usize,
+    ) -> Result<Stages> {
+        let diff_algorithm = options
+            .diff_id
+            .as_ref()
+            .map_or(Algorithm::Sha256, |d| d.algorithm);
+        let config = StageConfig {
+            hasher: options.digest.as_ref().map(|d| Hasher::new(d.algorithm)),
+            blob_path: options.blob_path.clone(),
+            drain_on_error,
+        };
+        let thread_error = |e| UnpackError::Write {
+            entry: None,
+            source: e,
+        };
+        let (rx, recycle, first_stage) =
+            decompress::spawn(source, config, depth).map_err(thread_error)?;
+        let (rx, hash_stage) =
+            hash_stage::spawn(rx, Hasher::new(diff_algorithm), depth).map_err(thread_error)?;
+        Ok(Stages {
+            rx,
+            recycle,
+            first_stage,
+            hash_stage,
+        })
+    }
+
+    /// Hangs up and waits for both threads (they stop at their next chunk).
+    fn abandon(self) {
+        drop(self.rx);
+        drop(self.recycle);
+        let _ = self.hash_stage.join();
+        let _ = self.first_stage.join();
+    }
+
+    /// Applies the tar into `root`, then checks both digests.
+    fn apply(self, root: &root::Root, options: &UnpackOptions) -> Result<UnpackStats> {
+        let mut stream = TarStream::new(self.rx, self.recycle, options.limits.max_bytes);
+        let applied = apply_tar(&mut stream, root, options);
+        // Hang up before joining so that earlier stages blocked on a full channel finish.
+        let uncompressed_size = stream.size();
+        drop(stream);
+        let diff_hasher = self.hash_stage.join().ok();
+        let blob = self.first_stage.join().unwrap_or_else(|_| {
+            StageEnd::Failed(
+                UnpackError::format(None, "decompression thread panicked"),
+                decompress::BlobSummary {
+                    digest: None,
+                    size: 0,
+                    complete: false,
+                },
+            )
+        });
+        let (blob_summary, blob_error) = match blob {
+            StageEnd::Done(s) | StageEnd::Abandoned(s) => (s, None),
+            StageEnd::Failed(e, s) => (s, Some(e)),
+        };
+        // Precedence: the wrong blob explains everything else; then the decoder's own error
+        // (the tar stage only saw the stream stop); then the tar stage's; then the diff_id.
+        if let (Some(expected), Some(actual)) = (&options.digest, &blob_summary.digest) {
+            if blob_summary.complete && expected != actual {
+                return Err(UnpackError::DigestMismatch {
+                    what: "digest",
+                    expected: expected.to_string(),
+                    actual: actual.to_string(),
+                });
+            }
         }
-    }
-    if let Some(e) = blob_error {
-        return Err(e);
-    }
-    let applied = applied?;
-    let diff_id = diff_hasher
-        .ok_or_else(|| UnpackError::format(None, "diff_id was not computed"))?
-        .digest();
-    if let Some(expected) = &options.diff_id {
-        if *expected != diff_id {
-            return Err(UnpackError::DigestMismatch {
-                what: "diff_id",
-                expected: expected.to_string(),
-                actual: diff_id.to_string(),
-            });
+        if let Some(e) = blob_error {
+            return Err(e);
         }
+        let applied = applied?;
+        let diff_id = diff_hasher
+            .ok_or_else(|| UnpackError::format(None, "diff_id was not computed"))?
+            .digest();
+        if let Some(expected) = &options.diff_id {
+            if *expected != diff_id {
+                return Err(UnpackError::DigestMismatch {
+                    what: "diff_id",
+                    expected: expected.to_string(),
+                    actual: diff_id.to_string(),
+                });
+            }
+        }
+        Ok(UnpackStats {
+            entries: applied.entries,
+            bytes_written: applied.bytes_written,
+            whiteouts: applied.whiteouts,
+            skipped: applied.into_skipped(),
+            digest: blob_summary.digest.map(|d| d.to_string()),
+            diff_id: diff_id.to_string(),
+            compressed_size: blob_summary.size,
+            uncompressed_size,
+        })
     }
-    Ok(UnpackStats {
-        entries: applied.entries,
-        bytes_written: applied.bytes_written,
-        whiteouts: applied.whiteouts,
-        skipped: applied.into_skipped(),
-        digest: blob_summary.digest.map(|d| d.to_string()),
-        diff_id: diff_id.to_string(),
-        compressed_size: blob_summary.size,
-        uncompressed_size,
-    })
 }
 
 /// Parses the tar and applies every entry, then drains the stream to its end.

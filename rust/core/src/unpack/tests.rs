@@ -618,3 +618,49 @@ fn kept_parent_directories_never_outlive_a_replacement() {
         s.outside_untouched();
     }
 }
+
+#[test]
+fn a_prepared_layer_applies_like_unpack_file_and_a_dropped_one_writes_nothing() {
+    let s = Scratch::new("prepared");
+    let tar = TarBuilder::new()
+        .dir("etc/")
+        .file("etc/hostname", b"node\n")
+        .file("big", &vec![7u8; 3 << 20])
+        .bytes();
+    let blob = s.0.join("layer.tar.gz");
+    std::fs::write(&blob, gzip(&tar)).unwrap();
+    let mut opts =
+        UnpackOptions::for_media_type("application/vnd.oci.image.layer.v1.tar+gzip").unwrap();
+    opts.diff_id = Some(sha256(&tar));
+    let prepared = PreparedLayer::open(&blob, opts.clone(), 16 << 20).unwrap();
+    let stats = prepared.apply(&s.dest()).unwrap();
+    let direct = s.0.join("direct");
+    assert_eq!(stats, unpack_file(&blob, &direct, &opts).unwrap());
+    assert_eq!(
+        std::fs::read(s.dest().join("etc/hostname")).unwrap(),
+        b"node\n"
+    );
+    assert_eq!(
+        std::fs::metadata(s.dest().join("big")).unwrap().len(),
+        3 << 20
+    );
+
+    let untouched = s.0.join("untouched");
+    drop(PreparedLayer::open(&blob, opts.clone(), 0).unwrap());
+    assert!(!untouched.exists());
+
+    // A wrong diff_id is found when applied, as by unpack_file.
+    opts.diff_id = Some(sha256(b"another layer"));
+    let err = PreparedLayer::open(&blob, opts, 0)
+        .unwrap()
+        .apply(&s.0.join("wrong"))
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        UnpackError::DigestMismatch {
+            what: "diff_id",
+            ..
+        }
+    ));
+    s.outside_untouched();
+}
