@@ -81,11 +81,16 @@ def _assert_one_line_no_space(result: subprocess.CompletedProcess[str], fs: Smal
     return lines[0]
 
 
-def _assert_fsck_clean_but_derived(store: Path) -> None:
+def _assert_fsck_clean_but_derived(store: Path, phase: str = "") -> None:
     """fsck on the still-full disk finds nothing wrong but, at most, the derived root
-    ``index.json`` that could not be rewritten (the blobs and the index are sound)."""
+    ``index.json`` that could not be rewritten (the blobs and the index are sound) and, when
+    the index write is what failed, a verified blob renamed into place without its row (the
+    state a crash there leaves; the next pull that uses the blob writes the row)."""
     report = Store(store).fsck()
-    assert {p.kind for p in report.problems} <= {ProblemKind.STALE_LAYOUT_INDEX}, report.problems
+    allowed = {ProblemKind.STALE_LAYOUT_INDEX}
+    if phase == "index":
+        allowed.add(ProblemKind.UNINDEXED_BLOB)
+    assert {p.kind for p in report.problems} <= allowed, report.problems
 
 
 def _phase(line: str, fs: SmallFs) -> str:
@@ -135,7 +140,7 @@ def _fill_pull_then_unpack(
                 line = _assert_one_line_no_space(pulled, fs)
                 phase = _phase(line, fs)
                 phases[phase] = phases.get(phase, 0) + 1
-                _assert_fsck_clean_but_derived(store)
+                _assert_fsck_clean_but_derived(store, phase)
                 committed = [layer for layer in image.layers if Store(store).has_blob(layer.digest)]
                 fs.resize("64m", 100_000)  # space is freed
                 mark = len(registry_requests(regs.plain))
@@ -174,7 +179,10 @@ def test_disk_full_during_ingest_and_unpack(
         [f"{kib}k" for kib in range(400, 3400, 100)] if LONG else []
     )
     phases = _fill_pull_then_unpack(manager_registries, full_image, [(s, None) for s in sizes])
-    assert phases.get("ingest", 0) >= 2 and phases.get("unpack", 0) >= 1, phases
+    # Which store write meets the full disk first (a layer's ingest, or the index row of a
+    # layer committed meanwhile) depends on how the concurrent downloads interleave.
+    pull_failures = phases.get("ingest", 0) + phases.get("index", 0)
+    assert pull_failures >= 2 and phases.get("unpack", 0) >= 1, phases
 
 
 def test_inode_exhaustion(

@@ -62,6 +62,23 @@ def test_unindexed_blob_is_adopted(store: Store) -> None:
     assert store.blob_info(digest).size == len(data)
 
 
+def test_the_next_image_recorded_indexes_its_unindexed_blobs(
+    store: Store, small_image: BuiltImage
+) -> None:
+    """A crash or a full disk between a blob's rename and its index row leaves a verified blob
+    the index lacks: the next pull that uses it writes the row, no fsck --repair needed."""
+    small_image.write_to_store(store, "example.com/app:v1")
+    lost = [small_image.layers[0].digest, small_image.config_digest, small_image.digest]
+    with store.catalog.write() as conn:
+        conn.executemany("DELETE FROM blobs WHERE digest = ?", [(d,) for d in lost])
+    assert kinds(store.fsck()) == {ProblemKind.UNINDEXED_BLOB}
+    store.record_image("example.com/app:v2", manifest_digest=small_image.digest)  # as a re-pull
+    report = store.fsck()
+    assert report.ok and report.problems == [], report.problems
+    for digest in lost:
+        assert store.blob_info(digest).size == store.blob_path(digest).stat().st_size
+
+
 def test_missing_blob_and_dangling_image(store: Store, small_image: BuiltImage) -> None:
     small_image.write_to_store(store, "example.com/app:v1")
     store.blob_path(small_image.config_digest).unlink()

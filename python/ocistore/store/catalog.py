@@ -306,6 +306,17 @@ class Catalog:
                 (digest, size, media_type, time.time()),
             )
 
+    def index_blobs(
+        self, conn: sqlite3.Connection, blobs: Iterable[tuple[str, int, str | None]]
+    ) -> None:
+        """Rows for committed ``(digest, size, media_type)`` blobs the index lacks (inside the
+        caller's write transaction); existing rows are kept as they are."""
+        now = time.time()
+        conn.executemany(
+            "INSERT OR IGNORE INTO blobs (digest, size, media_type, created) VALUES (?, ?, ?, ?)",
+            [(digest, size, media_type, now) for digest, size, media_type in blobs],
+        )
+
     def blob(self, digest: str) -> BlobInfo | None:
         """The metadata of one blob."""
         with self.read() as conn:

@@ -236,6 +236,13 @@ class Store:
                 for digest in [manifest_digest, *([index_digest] if index_digest else [])]:
                     if not self._blobs.has(digest):
                         raise BlobNotFoundError(f"blob {digest} vanished while recording {key}")
+                # A blob renamed into place whose index row was never written (a crash or a
+                # full disk between the two) is indexed again by the next image that uses it.
+                tops = [(manifest_digest, manifest.media_type or MediaType.OCI_MANIFEST)]
+                if index_digest is not None:
+                    tops.append((index_digest, index_doc.media_type or MediaType.OCI_INDEX))
+                everything = [*tops, *((c.digest, c.media_type) for c in children)]
+                self._catalog.index_blobs(conn, self._present_sizes(everything))
                 self._catalog.add_refs(
                     conn, manifest_digest, [(c.digest, c.kind) for c in children]
                 )
@@ -281,6 +288,18 @@ class Store:
                 self._catalog.put_image(conn, record)
             self._write_layout_files()
         return record
+
+    def _present_sizes(
+        self, blobs: Iterable[tuple[str, str | None]]
+    ) -> list[tuple[str, int, str | None]]:
+        """``(digest, size on disk, media type)`` of each committed blob of ``blobs``."""
+        found: dict[str, tuple[str, int, str | None]] = {}
+        for digest, media_type in blobs:
+            try:
+                found[digest] = (digest, self._blobs.path(digest).stat().st_size, media_type)
+            except FileNotFoundError:
+                continue
+        return list(found.values())
 
     def _read_committed(self, digest: str, limit: int) -> bytes:
         try:
