@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
@@ -262,3 +264,26 @@ def test_threads_of_one_process_take_turns_to_write(
     assert failures == []
     with store.catalog.read() as conn:
         assert conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == len(digests)
+
+
+@pytest.mark.parametrize("held", ["registry", "writer"])
+def test_a_child_forked_while_a_writer_lock_is_held_can_write(tmp_path: Path, held: str) -> None:
+    """A fork while another thread holds the process's writer lock (or the lock that hands them
+    out) must not leave the child waiting on a lock no thread of its own will ever release."""
+    store = Store(tmp_path / "store")
+    lock = catalog._WRITERS_LOCK if held == "registry" else catalog._writer_lock(store.catalog.path)
+    with lock:
+        pid = os.fork()
+        if pid == 0:  # the child: write within 10 s or die by the alarm
+            code = 1
+            try:
+                signal.alarm(10)
+                with Store(tmp_path / "store").catalog.write() as conn:
+                    conn.execute("INSERT INTO blobs (digest, size, created) VALUES ('c', 1, 0)")
+                code = 0
+            finally:
+                os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    with store.catalog.read() as conn:
+        assert conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == 1

@@ -37,7 +37,16 @@ _BUSY_TIMEOUT_MS = 120_000
 _WRITER_WAIT_SECONDS = _BUSY_TIMEOUT_MS / 1000
 _WRITERS: dict[Path, threading.Lock] = {}
 _WRITERS_LOCK = threading.Lock()
-os.register_at_fork(after_in_child=_WRITERS.clear)
+
+
+def _forget_writers_after_fork() -> None:
+    # A fork while another thread held a lock would leave it held forever in the child.
+    global _WRITERS_LOCK
+    _WRITERS_LOCK = threading.Lock()
+    _WRITERS.clear()
+
+
+os.register_at_fork(after_in_child=_forget_writers_after_fork)
 
 
 def _writer_lock(path: Path) -> threading.Lock:
