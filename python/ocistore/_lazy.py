@@ -1,12 +1,16 @@
-"""Package attributes that load their module on first use (PEP 562 ``__getattr__``).
+"""What the package builds on first use instead of at import.
 
-A package lists ``{name: module}``; ``import package`` then costs nothing for those names,
-and ``package.name`` (or ``from package import name``) imports ``module`` once.
+Package attributes that load their module on first use (PEP 562 ``__getattr__``): a package
+lists ``{name: module}``; ``import package`` then costs nothing for those names, and
+``package.name`` (or ``from package import name``) imports ``module`` once. And regular
+expressions compiled on first use and kept for the process (:func:`pattern`).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -29,3 +33,10 @@ def lazy_attributes(
         return sorted(public)
 
     return __getattr__, __dir__
+
+
+@functools.cache
+def pattern(source: str, flags: int = 0) -> re.Pattern[str]:
+    """``re.compile(source, flags)``, compiled on first use and kept for the process (``re``'s
+    own cache is bounded: a long-lived program using many patterns would compile ours again)."""
+    return re.compile(source, flags)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Final, TypeVar
 from urllib.parse import unquote
 
+from ocistore._lazy import pattern
 from ocistore.errors import InvalidPlatformError
 
 __all__ = ["Platform", "PlatformMatcher", "only", "only_strict"]
@@ -122,14 +123,14 @@ class Platform:
             raise InvalidPlatformError(
                 f"{specifier!r}: a platform is os/arch[/variant], not more components"
             )
-        os_match = re.fullmatch(_OS_COMPONENT, parts[0], re.ASCII)
+        os_match = pattern(_OS_COMPONENT, re.ASCII).fullmatch(parts[0])
         if os_match is None:
             raise InvalidPlatformError(
                 f"{parts[0]!r} is not a valid OS component of {specifier!r} "
                 "(letters, digits, '_' and '-', optionally followed by (version+feature...))"
             )
         for part in parts[1:]:
-            if not re.fullmatch(_SPECIFIER_COMPONENT, part, re.ASCII):
+            if not pattern(_SPECIFIER_COMPONENT, re.ASCII).fullmatch(part):
                 raise InvalidPlatformError(
                     f"{part!r} is not a valid component of {specifier!r} "
                     "(letters, digits, '_', '.' and '-')"
@@ -317,7 +318,7 @@ def _normalize_arch(architecture: str, variant: str) -> tuple[str, str]:
 def _decode_os_option(specifier: str, value: str) -> str:
     if "%" not in value:
         return value
-    if re.search(_PERCENT_ESCAPE, value):
+    if pattern(_PERCENT_ESCAPE).search(value):
         raise InvalidPlatformError(f"{specifier!r}: invalid %-escape in {value!r}")
     try:
         return unquote(value, errors="strict")

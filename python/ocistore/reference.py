@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ocistore._core import validate_digest
+from ocistore._lazy import pattern
 from ocistore.errors import InvalidDigestError, InvalidReferenceError
 
 __all__ = [
@@ -57,8 +58,8 @@ _IDENTIFIER: Final = r"[a-f0-9]{64}"
 _GO_DIGEST_SHAPE: Final = r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+"
 
 
-def _fullmatch(pattern: str, text: str) -> re.Match[str] | None:
-    return re.fullmatch(pattern, text, re.ASCII)
+def _fullmatch(source: str, text: str) -> re.Match[str] | None:
+    return pattern(source, re.ASCII).fullmatch(text)
 
 
 _SUPPORTED_DIGEST_HEX_LENGTHS: Final = {"sha256": 64, "sha512": 128}
@@ -380,7 +381,7 @@ def _explain_domain(domain: str) -> str | None:
             if not rest.startswith(":"):
                 return f"registry host {_quote(domain)} has characters after ']'"
             port = rest[1:]
-        if not re.fullmatch(_IPV6, host, re.ASCII):
+        if not _fullmatch(_IPV6, host):
             return f"registry host {_quote(host)} is not an IPv6 address (hex digits and ':' only)"
     else:
         host, colon, after = domain.partition(":")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -15,6 +14,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from ocistore._lazy import pattern
 from ocistore.errors import AuthenticationError
 from ocistore.registry.errors import read_limited, registry_error
 from ocistore.registry.transport import Transport, origin, redact_url
@@ -116,7 +116,7 @@ def _parse_header(value: str) -> list[Challenge]:
         if value[i] in " \t,":
             i += 1
             continue
-        match = re.compile(_HTTP_TOKEN).match(value, i)
+        match = pattern(_HTTP_TOKEN).match(value, i)
         if match is None:
             i += 1  # stray character: skip it rather than give up on the header
             continue
@@ -397,7 +397,7 @@ class Authenticator:
         value = document.get("token") or document.get("access_token")
         if not isinstance(value, str) or not value:
             raise AuthenticationError(f"{self.host}: token response carries no token")
-        if len(value) > MAX_TOKEN_LENGTH or not re.fullmatch(_TOKEN_CHARS, value):
+        if len(value) > MAX_TOKEN_LENGTH or not pattern(_TOKEN_CHARS).fullmatch(value):
             raise AuthenticationError(f"{self.host}: token is too long or has invalid characters")
         lifetime = document.get("expires_in")
         if not isinstance(lifetime, int | float) or isinstance(lifetime, bool) or lifetime <= 0:

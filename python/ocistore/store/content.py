@@ -6,12 +6,12 @@ children with a kind (config, layer, manifest), platforms as strings, diff_ids a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import NamedTuple
 
 from ocistore import mediatypes, model
+from ocistore._lazy import pattern
 from ocistore.digest import digest_bytes
 from ocistore.errors import DigestMismatchError, ManifestError
 from ocistore.model import ImageConfig, Index, Manifest
@@ -146,4 +146,4 @@ def choose_platform(index: Index, platform: str | None) -> Child:
 
 def looks_like_hash(text: str) -> bool:
     """Whether ``text`` looks like a hex hash (so we never store a secret by mistake)."""
-    return bool(re.fullmatch(_HASH_PATTERN, text))
+    return bool(pattern(_HASH_PATTERN).fullmatch(text))
