@@ -308,21 +308,18 @@ class Catalog:
     def add_blob(self, digest: str, size: int, media_type: str | None) -> None:
         """Records a committed blob (keeps an existing row, filling in a missing media type)."""
         with self.write() as conn:
-            conn.execute(
-                "INSERT INTO blobs (digest, size, media_type, created) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (digest) DO UPDATE SET size = excluded.size,"
-                " media_type = coalesce(blobs.media_type, excluded.media_type)",
-                (digest, size, media_type, time.time()),
-            )
+            self.index_blobs(conn, [(digest, size, media_type)])
 
     def index_blobs(
         self, conn: sqlite3.Connection, blobs: Iterable[tuple[str, int, str | None]]
     ) -> None:
-        """Rows for committed ``(digest, size, media_type)`` blobs the index lacks (inside the
-        caller's write transaction); existing rows are kept as they are."""
+        """Records committed ``(digest, size, media_type)`` blobs inside the caller's write
+        transaction, as :meth:`add_blob` does for one."""
         now = time.time()
         conn.executemany(
-            "INSERT OR IGNORE INTO blobs (digest, size, media_type, created) VALUES (?, ?, ?, ?)",
+            "INSERT INTO blobs (digest, size, media_type, created) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (digest) DO UPDATE SET size = excluded.size,"
+            " media_type = coalesce(blobs.media_type, excluded.media_type)",
             [(digest, size, media_type, now) for digest, size, media_type in blobs],
         )
 
