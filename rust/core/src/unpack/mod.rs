@@ -100,13 +100,18 @@ impl UnpackOptions {
 /// Unpacks the layer blob at `source` into `dest`.
 pub fn unpack_file(source: &Path, dest: &Path, options: &UnpackOptions) -> Result<UnpackStats> {
     let file = open_source(source)?;
-    match unpack_reader(file, dest, options, true) {
-        Err(UnpackError::Source(e)) => Err(UnpackError::SourceFile {
+    naming_source(unpack_reader(file, dest, options, true), source)
+}
+
+/// A read error of the layer blob, with the blob's path.
+fn naming_source<T>(result: Result<T>, source: &Path) -> Result<T> {
+    result.map_err(|error| match error {
+        UnpackError::Source(e) => UnpackError::SourceFile {
             path: source.to_path_buf(),
             source: e,
-        }),
+        },
         other => other,
-    }
+    })
 }
 
 /// Unpacks a layer read from `source` into `dest`. `drain_on_error`: after a failure, read
@@ -151,13 +156,7 @@ impl PreparedLayer {
             .expect("stages are present until applied");
         let result =
             open_root(dest, &self.options).and_then(|root| stages.apply(&root, &self.options));
-        match result {
-            Err(UnpackError::Source(e)) => Err(UnpackError::SourceFile {
-                path: self.source.clone(),
-                source: e,
-            }),
-            other => other,
-        }
+        naming_source(result, &self.source)
     }
 }
 
