@@ -48,7 +48,7 @@ class WriteBehind:
         sink: BlobSink,
         *,
         receiving_from: socket.socket | None = None,
-        depth: int = DEPTH,
+        depth: int | None = None,
         buffer_size: int = BUFFER_SIZE,
     ) -> None:
         self._sink = sink
@@ -57,7 +57,7 @@ class WriteBehind:
             if receiving_from is None
             else socket.fromfd(receiving_from.fileno(), receiving_from.family, receiving_from.type)
         )
-        self._depth = max(2, depth)
+        self._depth = max(2, DEPTH if depth is None else depth)
         self._buffers = [bytearray(buffer_size) for _ in range(self._depth)]
         self._free = deque(self._buffers)
         self._queue: deque[memoryview | None] = deque()
