@@ -58,8 +58,9 @@ class WriteBehind:
             else socket.fromfd(receiving_from.fileno(), receiving_from.family, receiving_from.type)
         )
         self._depth = max(2, DEPTH if depth is None else depth)
-        self._buffers = [bytearray(buffer_size) for _ in range(self._depth)]
-        self._free = deque(self._buffers)
+        self._buffer_size = buffer_size
+        self._buffers: list[bytearray] = []  # made when first needed: a fast disk needs two
+        self._free: deque[bytearray] = deque()
         self._queue: deque[memoryview | None] = deque()
         self._cond = threading.Condition()
         self._error: BaseException | None = None
@@ -87,6 +88,9 @@ class WriteBehind:
     def buffer(self) -> memoryview:
         """A free buffer to receive the next piece into (waits while all of them are in use)."""
         with self._cond:
+            if not self._free and len(self._buffers) < self._depth:
+                self._buffers.append(bytearray(self._buffer_size))
+                self._free.append(self._buffers[-1])
             while not self._free and self._error is None:
                 self._cond.wait()
             self._raise_failure()
