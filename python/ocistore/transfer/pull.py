@@ -6,7 +6,7 @@ import contextlib
 import enum
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,8 +109,9 @@ def pull(
 
     The tag is resolved with one HEAD; everything else is fetched by digest, verified, and
     skipped when the store already has it. Layers download concurrently
-    (``max_concurrent_downloads``) and, when unpacking, the next layer due is streamed through
-    the Rust layer writer as it arrives while later layers keep downloading. An interrupted
+    (``max_concurrent_downloads``, the biggest first unless unpacking) and, when unpacking, the
+    next layer due is streamed through the Rust layer writer as it arrives while later layers
+    keep downloading. An interrupted
     pull resumes its partial blobs with HTTP ``Range``. If unpacking fails, discard ``unpack``.
     """
     from ocistore.store import Store
@@ -290,6 +291,16 @@ class _Cancelled(OciStoreError):
     """Another layer failed; this one stops."""
 
 
+def _first_failure(futures: Iterable[Future[None]]) -> BaseException | None:
+    """The error of a download that failed on its own (not cancelled): what stopped the rest."""
+    for future in futures:
+        if future.done() and not future.cancelled():
+            error = future.exception()
+            if error is not None and not isinstance(error, _Cancelled):
+                return error
+    return None
+
+
 class _TeeSink:
     """Writes downloaded bytes to the ingest and, when streaming, the layer writer."""
 
@@ -381,10 +392,13 @@ class _LayerPipeline:
                 self._apply_all(futures)
             for future in futures.values():
                 future.result()
-        except BaseException:
+        except BaseException as error:
             self.cancelled.set()
             with self.cond:
                 self.cond.notify_all()
+            executor.shutdown(wait=True, cancel_futures=True)
+            if isinstance(error, _Cancelled):
+                raise _first_failure(futures.values()) or error from None
             raise
         finally:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -436,6 +450,8 @@ class _LayerPipeline:
         try:
             self._fetch_layer(i)
         except BaseException:
+            # The other downloads stop at once, and one not started yet never opens its ingest.
+            self.cancelled.set()
             with self.cond:
                 self.states[i] = _State.FAILED
                 self.cond.notify_all()
