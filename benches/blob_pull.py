@@ -4,8 +4,9 @@ Pushes an image of incompressible layers (``--size-mb`` in ``--layers`` layers, 
 a ``docker-registry`` on 127.0.0.1, then alternates rounds of:
 
 - ``ocistore.pull`` into an empty store *inside this process* (connections warm, no Python
-  start-up: the per-byte cost): the bodies through httpx's iterator ("before"), today's
-  (received from the socket directly) with one stream per layer, and parallel ranges;
+  start-up: the per-byte cost): the bodies through httpx's iterator (round 3), received from the
+  socket directly but each piece written before the next is received (round 4), today's
+  (received while the last piece is written) with one stream per layer, and parallel ranges;
 - the same as a whole process (``peerbench/clients.py ocistore-pull``);
 - ``skopeo copy docker:// oci:``, python-dxf ``pull_blob``, and ``curl`` of the layers to
   ``/dev/null`` (the loopback HTTP ceiling).
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import ocistore
 import ocistore.registry.bodies as bodies
+import ocistore.registry.writebehind as writebehind
 from ocistore.registry.ranges import ParallelFetch
 from ocistore.testing.imagebuild import build_image
 from peerbench.jobs import CLIENTS, skopeo_copy
@@ -65,12 +67,16 @@ def main() -> int:
         shutil.rmtree(work / "seed")
         urls = [f"http://{host}/v2/bench/blobs/blobs/{d.digest}" for d in seed_layers(ref)]
 
-        def in_process(parallel: ParallelFetch, *, before: bool = False) -> Callable[[], None]:
+        def in_process(
+            parallel: ParallelFetch, *, through_httpx: bool = False, inline: bool = False
+        ) -> Callable[[], None]:
             options = ocistore.RegistryOptions(plain_http=True, parallel=parallel)
 
             def run() -> None:
-                # before: every body through httpx's iterator (64 KiB reads through h11)
-                bodies.DIRECT_MIN = 1 << 62 if before else direct_min
+                # every body through httpx's iterator (64 KiB reads through h11), as in round 3
+                bodies.DIRECT_MIN = 1 << 62 if through_httpx else direct_min
+                # each piece written before the next is received, as in round 4
+                writebehind.WRITE_BEHIND_MIN = 1 << 62 if inline else write_behind_min
                 ocistore.pull(ref, store=ocistore.Store(work / "store"), options=options)
 
             return run
@@ -79,9 +85,13 @@ def main() -> int:
             return lambda: subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
 
         direct_min = bodies.DIRECT_MIN
+        write_behind_min = writebehind.WRITE_BEHIND_MIN
         jobs: dict[str, Callable[[], None]] = {
-            "before: bodies through httpx, one stream": in_process(
-                ParallelFetch(max_per_layer=1), before=True
+            "round 3: bodies through httpx, one stream": in_process(
+                ParallelFetch(max_per_layer=1), through_httpx=True
+            ),
+            "round 4: from the socket, written inline": in_process(
+                ParallelFetch(max_per_layer=1), inline=True
             ),
             "ocistore.pull in-process, one stream per layer": in_process(
                 ParallelFetch(max_per_layer=1)

@@ -21,11 +21,11 @@ from __future__ import annotations
 import select
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 
-__all__ = ["BUFFER_SIZE", "DIRECT_MIN", "DIRECT_MIN_TLS", "read_body"]
+__all__ = ["BUFFER_SIZE", "DIRECT_MIN", "DIRECT_MIN_TLS", "Buffers", "direct_socket", "read_body"]
 
 # Bytes are handed on in pieces of up to this size: the ingest hashes on one core while it
 # writes on the other, with few calls per byte.
@@ -42,24 +42,34 @@ DIRECT_MIN_TLS = 8 * 1024 * 1024
 FULL_READ = 64 * 1024
 
 
+# Where each piece is received: called for a buffer whenever the last one was handed on (a
+# bytearray given instead is reused for every piece).
+Buffers = Callable[[], memoryview]
+
+
 def read_body(
-    response: httpx.Response, buffer: bytearray, *, direct_min: int | None = None
+    response: httpx.Response,
+    buffers: bytearray | Buffers,
+    *,
+    direct_min: int | None = None,
 ) -> Iterator[memoryview]:
-    """Yields the body of a streamed ``response`` as views of ``buffer``, each valid until the
-    next one is asked for: a full buffer, or what arrived before the link paused.
+    """Yields the body of a streamed ``response`` as views of the ``buffers``: a full buffer, or
+    what arrived before the link paused. A view stays valid until its buffer is handed out
+    again (a single reused ``bytearray``: until the next view is asked for).
 
     ``direct_min`` is the smallest body received from the socket directly (default
     :data:`DIRECT_MIN`, or :data:`DIRECT_MIN_TLS` over TLS)."""
-    view = memoryview(buffer)
-    sock = _direct_socket(response, direct_min)
+    next_buffer = buffers if callable(buffers) else _reusing(memoryview(buffers))
+    sock = direct_socket(response, direct_min)
     if sock is None:
-        yield from _gather(response.iter_bytes(), view)
+        yield from _gather(response.iter_bytes(), next_buffer)
         return
     pieces = response.iter_raw()
     first = next(pieces, b"")  # h11's buffer (the bytes that came with the head) is now empty
     remaining = int(response.headers["content-length"]) - len(first)
     if remaining < 0:
         raise httpx.RemoteProtocolError("the body is longer than its Content-Length")
+    view = next_buffer()
     filled = len(first)
     if filled < len(view):
         view[:filled] = first
@@ -67,12 +77,17 @@ def read_body(
         yield memoryview(first)
         filled = 0
     try:
-        yield from _receive(sock, view, filled, remaining, _read_timeout(response))
+        yield from _receive(sock, next_buffer, view, filled, remaining, _read_timeout(response))
     finally:
         response.close()  # h11 did not see the body end: the connection is not reusable
 
 
-def _gather(pieces: Iterator[bytes], view: memoryview) -> Iterator[memoryview]:
+def _reusing(view: memoryview) -> Buffers:
+    return lambda: view
+
+
+def _gather(pieces: Iterator[bytes], buffers: Buffers) -> Iterator[memoryview]:
+    view = buffers()
     filled = 0
     try:
         for piece in pieces:
@@ -80,7 +95,7 @@ def _gather(pieces: Iterator[bytes], view: memoryview) -> Iterator[memoryview]:
             if filled + size > len(view):
                 if filled:
                     yield view[:filled]
-                    filled = 0
+                    view, filled = buffers(), 0
                 if size >= len(view):
                     yield memoryview(piece)
                     continue
@@ -88,7 +103,7 @@ def _gather(pieces: Iterator[bytes], view: memoryview) -> Iterator[memoryview]:
             filled += size
             if filled == len(view) or size < FULL_READ:
                 yield view[:filled]
-                filled = 0
+                view, filled = buffers(), 0
     except httpx.TransportError:
         if filled:
             yield view[:filled]  # a prefix to resume from
@@ -98,12 +113,19 @@ def _gather(pieces: Iterator[bytes], view: memoryview) -> Iterator[memoryview]:
 
 
 def _receive(
-    sock: socket.socket, view: memoryview, filled: int, remaining: int, timeout: float | None
+    sock: socket.socket,
+    buffers: Buffers,
+    view: memoryview | None,
+    filled: int,
+    remaining: int,
+    timeout: float | None,
 ) -> Iterator[memoryview]:
     sock.settimeout(timeout)
     readable = select.poll()
     readable.register(sock, select.POLLIN)
     while remaining:
+        if view is None:  # the last buffer was handed on: the next one, asked for only now
+            view, filled = buffers(), 0
         want = min(len(view) - filled, remaining)
         try:
             count = sock.recv_into(view[filled:], want)
@@ -123,13 +145,13 @@ def _receive(
         remaining -= count
         if filled == len(view) or not remaining or (count < want and not readable.poll(0)):
             yield view[:filled]
-            filled = 0
-    if filled:
+            view = None
+    if view is not None and filled:
         yield view[:filled]  # all came with the head
 
 
-def _direct_socket(response: httpx.Response, direct_min: int | None) -> socket.socket | None:
-    """The connection's socket, if this body may be received from it directly."""
+def direct_socket(response: httpx.Response, direct_min: int | None = None) -> socket.socket | None:
+    """The connection's socket, if :func:`read_body` receives this body from it directly."""
     headers = response.headers
     length = headers.get("content-length", "")
     if (

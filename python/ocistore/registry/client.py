@@ -40,6 +40,7 @@ from ocistore.registry.transport import (
     TlsCertificateError,
     TlsHandshakeError,
 )
+from ocistore.registry.writebehind import writes_for
 
 log = logging.getLogger("ocistore.registry")
 
@@ -450,24 +451,26 @@ class RegistryClient:
                     limit = end if end is not None else size
                     written = offset
                     started = time.monotonic()
-                    for chunk in read_body(response, buffer):
-                        received += len(chunk)
-                        if skip:
-                            if len(chunk) <= skip:
-                                skip -= len(chunk)
-                                continue
-                            chunk = chunk[skip:]
-                            skip = 0
-                        if limit is not None and written + len(chunk) > limit:
-                            raise SizeMismatchError(
-                                f"{what}: the registry sent more than the {limit - offset} "
-                                "bytes asked for"
-                            )
-                        sink.write(chunk)
-                        written += len(chunk)
-                        progressed = True
-                        if progress is not None:
-                            progress(len(chunk))
+                    # Leaving ``writes`` waits until every piece handed on is in the sink.
+                    with writes_for(sink, response, buffer) as writes:
+                        for chunk in read_body(response, writes.buffer):
+                            received += len(chunk)
+                            if skip:
+                                if len(chunk) <= skip:
+                                    skip -= len(chunk)
+                                    continue
+                                chunk = chunk[skip:]
+                                skip = 0
+                            if limit is not None and written + len(chunk) > limit:
+                                raise SizeMismatchError(
+                                    f"{what}: the registry sent more than the {limit - offset} "
+                                    "bytes asked for"
+                                )
+                            writes.write(chunk)
+                            written += len(chunk)
+                            progressed = True
+                            if progress is not None:
+                                progress(len(chunk))
                     if skip:
                         raise RegistryError(f"{what}: the body ended before the resume offset")
                     if end is not None and written == end and size is not None:

@@ -6,7 +6,7 @@ import contextlib
 import enum
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,7 @@ from ocistore.layer import LayerWriter, UnpackLimits
 from ocistore.mediatypes import MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE
 from ocistore.model import (
     Descriptor,
+    ImageConfig,
     Index,
     Manifest,
     parse_image_config,
@@ -108,8 +109,9 @@ def pull(
 
     The tag is resolved with one HEAD; everything else is fetched by digest, verified, and
     skipped when the store already has it. Layers download concurrently
-    (``max_concurrent_downloads``) and, when unpacking, the next layer due is streamed through
-    the Rust layer writer as it arrives while later layers keep downloading. An interrupted
+    (``max_concurrent_downloads``, the biggest first unless unpacking) and, when unpacking, the
+    next layer due is streamed through the Rust layer writer as it arrives while later layers
+    keep downloading. An interrupted
     pull resumes its partial blobs with HTTP ``Range``. If unpacking fails, discard ``unpack``.
     """
     from ocistore.store import Store
@@ -152,52 +154,41 @@ def pull(
         else:
             manifest, manifest_digest = document, top_digest
         config_descriptor = manifest.config
-        if not store.has_blob(config_descriptor.digest):
-            if config_descriptor.size > MAX_CONFIG_SIZE:
-                raise ManifestError(f"config {config_descriptor.digest} is too large")
-            # Under the digest's lock: a process pulling the same image meanwhile waits and
-            # reuses it instead of downloading it too.
-            with store.ingest(
-                config_descriptor.digest,
-                config_descriptor.size,
-                media_type=config_descriptor.media_type,
-            ) as ingest:
-                if not ingest.done:
-                    data = session.read_blob(config_descriptor.digest, MAX_CONFIG_SIZE)
-                    fetched_bytes.append(len(data))
-                    ingest.truncate()
-                    ingest.write(data)
-                    ingest.commit()
-        config = parse_image_config(store.read_blob(config_descriptor.digest, MAX_CONFIG_SIZE))
-        manifest.check_config(config)
-        if index_digest is None:
-            # A lone manifest must still suit the platform, as containerd checks its config.
-            built_for = Platform(config.os, config.architecture, config.variant, config.os_version)
-            matcher = only(platform if platform is not None else Platform.host())
-            if not matcher.matches(built_for):
-                raise PlatformNotFoundError(
-                    f"{name} is a single-platform image for {built_for}, which does not run on "
-                    f"{matcher.wanted}"
-                )
-        if platform_name is None:
-            platform_name = "/".join(
-                p for p in (config.os, config.architecture, config.variant) if p
-            )
+        configs: list[ImageConfig] = []
+
+        def fetch_config() -> None:
+            lone = index_digest is None
+            config = _verified_config(store, session, manifest, fetched_bytes, platform, name, lone)
+            configs.append(config)
+
         rootfs = Path(unpack) if unpack is not None else None
+        # The config comes first when the layer writers need its diff_ids, or when it is what
+        # says whether a lone manifest suits the platform (no layer traffic otherwise).
+        config_first = rootfs is not None or index_digest is None
+        if config_first:
+            fetch_config()
         # The tree is built beside ``unpack`` and renamed into place once whole.
         with building_tree(rootfs) if rootfs is not None else contextlib.nullcontext() as building:
             pipeline = _LayerPipeline(
                 store=store,
                 session=session,
                 layers=manifest.layers,
-                diff_ids=config.diff_ids,
+                diff_ids=configs[0].diff_ids if configs else (),
                 rootfs=building,
                 limits=unpack_limits,
                 workers=max(1, max_concurrent_downloads),
                 emit=emit,
                 name=name,
             )
-            pipeline.run()
+            # Else it is fetched and checked while the layers download (containerd fetches a
+            # manifest's children together too), still before the image is recorded; its
+            # failure cancels the downloads.
+            pipeline.run(while_downloading=None if config_first else fetch_config)
+        config = configs[0]
+        if platform_name is None:
+            platform_name = "/".join(
+                p for p in (config.os, config.architecture, config.variant) if p
+            )
         credential = session.credential
         record = store.record_image(
             reference,
@@ -225,6 +216,46 @@ def pull(
             record=record,
             rootfs=rootfs,
         )
+
+
+def _verified_config(
+    store: Store,
+    session: RegistrySession,
+    manifest: Manifest,
+    fetched_bytes: list[int],
+    platform: Platform | str | None,
+    name: str,
+    lone: bool,
+) -> ImageConfig:
+    """The image's config, fetched unless stored, checked against the manifest (and, for a
+    ``lone`` manifest that no index chose by platform, against the platform asked for)."""
+    descriptor = manifest.config
+    if not store.has_blob(descriptor.digest):
+        if descriptor.size > MAX_CONFIG_SIZE:
+            raise ManifestError(f"config {descriptor.digest} is too large")
+        # Under the digest's lock: a process pulling the same image meanwhile waits and
+        # reuses it instead of downloading it too.
+        with store.ingest(descriptor.digest, descriptor.size, media_type=descriptor.media_type) as (
+            ingest
+        ):
+            if not ingest.done:
+                data = session.read_blob(descriptor.digest, MAX_CONFIG_SIZE)
+                fetched_bytes.append(len(data))
+                ingest.truncate()
+                ingest.write(data)
+                ingest.commit()
+    config = parse_image_config(store.read_blob(descriptor.digest, MAX_CONFIG_SIZE))
+    manifest.check_config(config)
+    if lone:
+        # A lone manifest must still suit the platform, as containerd checks its config.
+        built_for = Platform(config.os, config.architecture, config.variant, config.os_version)
+        matcher = only(platform if platform is not None else Platform.host())
+        if not matcher.matches(built_for):
+            raise PlatformNotFoundError(
+                f"{name} is a single-platform image for {built_for}, which does not run on "
+                f"{matcher.wanted}"
+            )
+    return config
 
 
 def _put(store: Store, data: bytes, digest: str, media_type: str | None) -> None:
@@ -258,6 +289,16 @@ class _State(enum.Enum):
 
 class _Cancelled(OciStoreError):
     """Another layer failed; this one stops."""
+
+
+def _first_failure(futures: Iterable[Future[None]]) -> BaseException | None:
+    """The error of a download that failed on its own (not cancelled): what stopped the rest."""
+    for future in futures:
+        if future.done() and not future.cancelled():
+            error = future.exception()
+            if error is not None and not isinstance(error, _Cancelled):
+                return error
+    return None
 
 
 class _TeeSink:
@@ -326,32 +367,52 @@ class _LayerPipeline:
         self.downloaded = 0
         self.skipped = 0
 
-    def run(self) -> None:
-        """Download every missing layer; apply all of them in order when unpacking."""
+    def run(self, while_downloading: Callable[[], None] | None = None) -> None:
+        """Download every missing layer; apply all of them in order when unpacking.
+
+        ``while_downloading`` runs in this thread once the downloads have started; if it
+        raises, they are cancelled."""
         if self.rootfs is None and all(self.store.has_blob(layer.digest) for layer in self.layers):
             # A re-pull of a present image: nothing to download, so no threads to start.
+            if while_downloading is not None:
+                while_downloading()
             for i, layer in enumerate(self.layers):
                 self.skipped += 1
                 self.states[i] = _State.DOWNLOADED
                 self.emit(PullEvent("layer-skipped", self.name, layer.digest, i, layer.size))
             return
         executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ocistore-pull")
-        futures: list[Future[None]] = []
+        futures: dict[int, Future[None]] = {}
         try:
-            futures = [executor.submit(self._fetch, i) for i in range(len(self.layers))]
+            for i in self.download_order():
+                futures[i] = executor.submit(self._fetch, i)
+            if while_downloading is not None:
+                while_downloading()
             if self.rootfs is not None:
                 self._apply_all(futures)
-            for future in futures:
+            for future in futures.values():
                 future.result()
-        except BaseException:
+        except BaseException as error:
             self.cancelled.set()
             with self.cond:
                 self.cond.notify_all()
+            executor.shutdown(wait=True, cancel_futures=True)
+            if isinstance(error, _Cancelled):
+                raise _first_failure(futures.values()) or error from None
             raise
         finally:
             executor.shutdown(wait=True, cancel_futures=True)
 
-    def _apply_all(self, futures: list[Future[None]]) -> None:
+    def download_order(self) -> list[int]:
+        """The layers in the order their downloads start: as applied when unpacking (each is
+        streamed through its writer as it arrives), else the biggest first, so the last to
+        finish is a small one and the streams end together."""
+        indices = range(len(self.layers))
+        if self.rootfs is not None:
+            return list(indices)
+        return sorted(indices, key=lambda i: -self.layers[i].size)
+
+    def _apply_all(self, futures: dict[int, Future[None]]) -> None:
         from ocistore.store.unpack import LayerSequence
 
         assert self.rootfs is not None
@@ -389,6 +450,8 @@ class _LayerPipeline:
         try:
             self._fetch_layer(i)
         except BaseException:
+            # The other downloads stop at once, and one not started yet never opens its ingest.
+            self.cancelled.set()
             with self.cond:
                 self.states[i] = _State.FAILED
                 self.cond.notify_all()
