@@ -359,10 +359,9 @@ impl<'r> Applier<'r> {
 
     /// Waits for the job that writes `path` or one of its parents, if there is one.
     fn wait_for_path(&mut self, path: &[u8]) -> Result<()> {
-        let Some(jobs) = &mut self.jobs else {
-            return Ok(());
-        };
-        if let Some(number) = jobs.claiming(path) {
+        // Each job waited for leaves `paths` once done (or, given back, once applied).
+        while let Some(number) = self.jobs.as_ref().and_then(|jobs| jobs.claiming(path)) {
+            let jobs = self.jobs.as_mut().expect("a job claims the path");
             jobs.wait_for(number);
             if jobs.failed.is_some() || !jobs.retries.is_empty() {
                 self.settle()?;

@@ -7,9 +7,10 @@
 //! failure in entry order stops what follows it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// Threads running jobs of type `J` into results of type `R`.
 pub struct Pool<J: Send + 'static, R: Send + 'static> {
@@ -58,11 +59,17 @@ impl<J: Send + 'static, R: Send + 'static> Pool<J, R> {
         sent.expect("unpack writer thread is gone");
     }
 
-    /// The next finished job, waiting for one.
+    /// The next finished job, waiting for one. A thread that panicked (a bug) would leave its
+    /// job unfinished forever: that panics here rather than hang.
     pub fn recv(&self) -> (u64, Option<R>) {
-        self.results
-            .recv()
-            .expect("unpack writer threads hold the result channel")
+        loop {
+            match self.results.recv_timeout(Duration::from_millis(200)) {
+                Ok(done) => return done,
+                Err(RecvTimeoutError::Timeout)
+                    if !self.threads.iter().any(JoinHandle::is_finished) => {}
+                Err(_) => panic!("an unpack writer thread panicked"),
+            }
+        }
     }
 
     /// A finished job, if one is ready.
@@ -108,5 +115,16 @@ mod tests {
         done.sort();
         assert_eq!(done, vec![(7, Some(70)), (8, None)]);
         assert!(pool.try_recv().is_none());
+    }
+
+    #[test]
+    fn a_thread_that_panicked_is_reported_not_waited_for() {
+        let pool: Pool<u64, u64> =
+            Pool::new(1, 4, |n| if n == 2 { panic!("bug") } else { n }).unwrap();
+        pool.submit(0, 1, 1);
+        assert_eq!(pool.recv(), (1, Some(1)));
+        pool.submit(0, 2, 2);
+        let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.recv()));
+        assert!(waited.is_err());
     }
 }
