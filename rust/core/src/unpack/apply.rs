@@ -227,6 +227,14 @@ impl FileJobs {
         }
     }
 
+    /// Whether a job of `bytes` fits the bounds (after recording the jobs that finished).
+    fn has_room(&mut self, bytes: u64) -> bool {
+        self.collect();
+        let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+        self.running.len() < DEFERRED_JOBS_MAX
+            && (self.running.is_empty() || self.running_bytes + bytes <= DEFERRED_BYTES_MAX)
+    }
+
     /// Records the jobs that have finished, without waiting.
     fn collect(&mut self) {
         while let Some((number, outcome)) = self.pool.try_recv() {
@@ -707,10 +715,16 @@ impl<'r> Applier<'r> {
 
     fn write_file<R: BufRead>(&mut self, reader: &mut TarReader<R>, meta: Meta) -> Result<()> {
         let mode = self.file_mode(&meta);
+        // While the workers have all they may hold, this thread writes the file itself (it
+        // touches nothing a queued job does: `apply_entry` waited for those on its path).
         if self.writers > 0
             && meta.size <= DEFERRED_FILE_MAX
             && meta.sparse.is_none()
             && meta.xattrs.is_empty()
+            && self
+                .jobs
+                .as_mut()
+                .is_none_or(|jobs| jobs.has_room(meta.size))
         {
             return self.defer_file(reader, meta, mode);
         }
@@ -805,13 +819,6 @@ impl<'r> Applier<'r> {
         let path = meta.path.as_bytes().to_vec();
         let bytes = data.len();
         let jobs = self.jobs.as_mut().expect("started above");
-        // Bounded memory: wait for earlier jobs while too much is queued.
-        while jobs.running.len() >= DEFERRED_JOBS_MAX
-            || (!jobs.running.is_empty() && jobs.running_bytes + bytes > DEFERRED_BYTES_MAX)
-        {
-            let (done, outcome) = jobs.pool.recv();
-            jobs.record(done, outcome);
-        }
         jobs.paths.insert(path.clone(), number);
         jobs.running.insert(number, (path, bytes));
         jobs.running_bytes += bytes;
