@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from peerbench.measure import Job
@@ -46,6 +46,17 @@ class Setup:
     scratch: Path
     policy: Path  # skopeo's signature policy (accept anything: local test registry)
     runtimes: Runtimes  # the node's runtimes: private containerd, podman storage
+
+
+def one_writer_thread(job: Job) -> Job:
+    """ocistore's ``job`` with every layer entry applied on one thread (no file-writing worker
+    threads), timed beside it: what the worker threads gain or cost here."""
+    return replace(
+        job,
+        name=f"{job.name}, one writer thread",
+        tool="ocistore (OCISTORE_UNPACK_WRITERS=0)",
+        argv=["env", "OCISTORE_UNPACK_WRITERS=0", *job.argv],
+    )
 
 
 def _fresh(*paths: Path) -> None:
@@ -199,7 +210,7 @@ def unpack_jobs(setup: Setup, compression: str) -> list[Job]:
                 note="file system write ceiling",
             )
         )
-    return jobs
+    return [jobs[0], one_writer_thread(jobs[0]), *jobs[1:]]
 
 
 def pull_unpack_jobs(setup: Setup, compression: str) -> list[Job]:
@@ -208,14 +219,16 @@ def pull_unpack_jobs(setup: Setup, compression: str) -> list[Job]:
     group = f"pull+unpack ({compression})"
     s = setup.scratch
     skopeo = " ".join(skopeo_copy(setup.policy, ref, s / "layout", tag))
+    ours = Job(
+        group,
+        "ocistore pull --unpack",
+        "ocistore",
+        [PY, CLIENTS, "ocistore-pull", str(s / "store"), ref, str(s / "rootfs")],
+        prepare=lambda: _fresh(s / "store", s / "rootfs"),
+    )
     return [
-        Job(
-            group,
-            "ocistore pull --unpack",
-            "ocistore",
-            [PY, CLIENTS, "ocistore-pull", str(s / "store"), ref, str(s / "rootfs")],
-            prepare=lambda: _fresh(s / "store", s / "rootfs"),
-        ),
+        ours,
+        one_writer_thread(ours),
         Job(
             group,
             "skopeo copy + umoci unpack",

@@ -32,6 +32,14 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     box.assert_outside_untouched()
 
 
+@pytest.fixture(autouse=True, params=["0", "2"], ids=["one-thread", "two-writers"])
+def writers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Every layer engine test runs with small files written on the applying thread only, and
+    on two worker threads (``OCISTORE_UNPACK_WRITERS``): both must pass the same oracles."""
+    monkeypatch.setenv("OCISTORE_UNPACK_WRITERS", str(request.param))
+    return int(request.param)
+
+
 @pytest.fixture(params=["auto", "walk"])
 def resolver(request: pytest.FixtureRequest) -> str:
     """The layer engine's path resolver: the kernel's ``openat2(RESOLVE_IN_ROOT)`` ("auto") or

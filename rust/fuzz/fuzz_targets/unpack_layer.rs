@@ -4,7 +4,8 @@
 //! the reader refuses at some header must never be applied successfully (no entry is accepted
 //! past an unreadable header), and the reader's fragments of a sparse file must be in order and
 //! inside the file. The selector byte also picks the path resolver, so the kernel's
-//! `openat2(RESOLVE_IN_ROOT)` and the component-wise fallback are both fuzzed. Run: `cargo +nightly fuzz run unpack_layer -- -max_total_time=60`.
+//! `openat2(RESOLVE_IN_ROOT)` and the component-wise fallback are both fuzzed, and whether small
+//! files are written by worker threads. Run: `cargo +nightly fuzz run unpack_layer -- -max_total_time=60`.
 #![no_main]
 
 use std::path::PathBuf;
@@ -47,6 +48,8 @@ fuzz_target!(|data: &[u8]| {
     } else {
         Resolver::Walk
     };
+    // Small files on the applying thread only, or on two worker threads.
+    options.writers = if selector & 0x40 == 0 { 0 } else { 2 };
     let applied = unpack_reader(
         std::io::Cursor::new(blob.to_vec()),
         &base.join("root"),

@@ -1,10 +1,12 @@
 //! Applying tar entries to the root, one at a time, with `*at()` calls relative to descriptors
 //! obtained from `root.rs`; nothing is ever resolved by path.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
 use std::io::{self, BufRead, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
 
 use rustix::fs::{
     chmodat, chownat, fchmod, fchown, fsetxattr, fstat, futimens, linkat, lsetxattr, makedev,
@@ -21,11 +23,17 @@ use super::tar_reader::pax::Time;
 use super::tar_reader::sparse::Fragment;
 use super::tar_reader::{kind, Entry, TarReader};
 use super::whiteout::{self, LayerPaths, Whiteout};
+use super::workers::Pool;
 
 /// At most this many skipped entries are listed one by one; the rest are counted.
 const MAX_SKIPPED_LISTED: usize = 10_000;
 const SETID_BITS: u32 = 0o6000;
 const SETGID_BIT: u32 = 0o2000;
+/// Regular files up to this size (without xattrs or holes) are written by the worker threads.
+const DEFERRED_FILE_MAX: u64 = 1 << 20;
+/// Bounds on what waits for the worker threads: file data in memory, and jobs.
+const DEFERRED_BYTES_MAX: usize = 16 << 20;
+const DEFERRED_JOBS_MAX: usize = 256;
 /// xattrs that steer an overlay mounted with `userxattr` (`trusted.*` are never set at all).
 const USER_OVERLAY_PREFIX: &[u8] = b"user.overlay.";
 /// PAX records that carry xattrs (Schily's, written by GNU tar, bsdtar, Go and Docker).
@@ -98,6 +106,8 @@ struct Meta {
     gid: u64,
     mtime: Timespec,
     atime: Timespec,
+    /// A regular file's size (holes included); 0 for the other kinds.
+    size: u64,
     device: (u32, u32),
     xattrs: Vec<XattrRecord>,
     /// The data fragments of a sparse file (the rest is holes) and its size.
@@ -110,7 +120,8 @@ const PARENTS_KEPT: usize = 8;
 /// A parent directory kept open for the entries that follow.
 struct OpenDir {
     path: Vec<u8>,
-    fd: OwnedFd,
+    /// Shared with the file jobs queued in this directory.
+    fd: Arc<OwnedFd>,
     not_setgid: bool,
 }
 
@@ -145,10 +156,132 @@ pub struct Applier<'r> {
     parents: Vec<OpenDir>,
     /// Effective uid and gid: a file created with them needs no `fchown`.
     our_ids: (u32, u32),
+    /// Worker threads to write small files on (0: every entry on the calling thread).
+    writers: usize,
+    jobs: Option<FileJobs>,
+}
+
+/// A small regular file, its data in memory, for a worker thread to create and fill.
+struct FileJob {
+    meta: Meta,
+    data: Vec<u8>,
+    /// The entry's parent directory.
+    parent: Arc<OwnedFd>,
+    /// The mode to create it with (set-id bits already dropped when not root).
+    mode: u32,
+    owner: Option<(Uid, Gid)>,
+    /// Set the mode explicitly (the umask or set-id bits were in the way).
+    chmod: bool,
+}
+
+/// What a worker did with a file job.
+enum JobOutcome {
+    Written,
+    Failed(UnpackError),
+    /// The name exists (or the directory is not writable): the applying thread replaces it,
+    /// or widens the directory, as it does for its own entries.
+    Retry(FileJob),
+}
+
+/// The file jobs handed to the worker threads and not yet settled, numbered by entry.
+struct FileJobs {
+    pool: Pool<FileJob, JobOutcome>,
+    /// Path of every unsettled job -> its number (later entries on that path wait for it).
+    paths: HashMap<Vec<u8>, u64>,
+    /// Jobs still on a worker: number -> (path, data size).
+    running: HashMap<u64, (Vec<u8>, usize)>,
+    running_bytes: usize,
+    /// Jobs a worker gave back, applied here in entry order at the next barrier.
+    retries: BTreeMap<u64, FileJob>,
+    /// The failure of the earliest job that failed (later ones are not run).
+    failed: Option<(u64, UnpackError)>,
+}
+
+impl FileJobs {
+    fn record(&mut self, number: u64, outcome: Option<JobOutcome>) {
+        if let Some((path, bytes)) = self.running.remove(&number) {
+            self.running_bytes -= bytes;
+            match outcome {
+                Some(JobOutcome::Retry(job)) => {
+                    self.retries.insert(number, job);
+                    return; // its path stays claimed until it is applied
+                }
+                Some(JobOutcome::Failed(error)) => self.fail(number, error),
+                Some(JobOutcome::Written) | None => {}
+            }
+            if self.paths.get(&path) == Some(&number) {
+                self.paths.remove(&path);
+            }
+        }
+    }
+
+    /// Keeps the failure of the earliest entry; later jobs are not run any more.
+    fn fail(&mut self, number: u64, error: UnpackError) {
+        if self
+            .failed
+            .as_ref()
+            .is_none_or(|(first, _)| number < *first)
+        {
+            self.failed = Some((number, error));
+            self.pool.stop_after(number);
+        }
+    }
+
+    /// Whether a job of `bytes` fits the bounds (after recording the jobs that finished).
+    fn has_room(&mut self, bytes: u64) -> bool {
+        self.collect();
+        let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+        self.running.len() < DEFERRED_JOBS_MAX
+            && (self.running.is_empty() || self.running_bytes + bytes <= DEFERRED_BYTES_MAX)
+    }
+
+    /// Records the jobs that have finished, without waiting.
+    fn collect(&mut self) {
+        while let Some((number, outcome)) = self.pool.try_recv() {
+            self.record(number, outcome);
+        }
+    }
+
+    /// Waits until job `number` has left its worker.
+    fn wait_for(&mut self, number: u64) {
+        while self.running.contains_key(&number) {
+            let (done, outcome) = self.pool.recv();
+            self.record(done, outcome);
+        }
+    }
+
+    /// Waits until every job has left the workers.
+    fn wait_all(&mut self) {
+        while !self.running.is_empty() {
+            let (done, outcome) = self.pool.recv();
+            self.record(done, outcome);
+        }
+    }
+
+    /// The unsettled job on `path` or on one of its parents, if any.
+    fn claiming(&self, path: &[u8]) -> Option<u64> {
+        if self.paths.is_empty() {
+            return None;
+        }
+        let ends = path
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'/')
+            .map(|(i, _)| i)
+            .chain([path.len()]);
+        ends.filter_map(|end| self.paths.get(&path[..end]).copied())
+            .min()
+    }
 }
 
 impl<'r> Applier<'r> {
-    pub fn new(root: &'r Root, limits: UnpackLimits, privileges: Privileges) -> Applier<'r> {
+    /// `writers`: worker threads that write the small regular files (0: none).
+    pub fn new(
+        root: &'r Root,
+        limits: UnpackLimits,
+        privileges: Privileges,
+        writers: usize,
+    ) -> Applier<'r> {
         let as_root = privileges.as_root();
         Applier {
             root,
@@ -164,12 +297,88 @@ impl<'r> Applier<'r> {
                 rustix::process::geteuid().as_raw(),
                 rustix::process::getegid().as_raw(),
             ),
+            writers,
+            jobs: None,
         }
     }
 
     /// Applies one entry. Stream errors inside are reported as `io::Error`s for the caller to
     /// reconcile with the stream's own typed error.
     pub fn apply<R: BufRead>(&mut self, reader: &mut TarReader<R>, entry: Entry) -> Result<()> {
+        if let Some(jobs) = &mut self.jobs {
+            jobs.collect();
+            if jobs.failed.is_some() || !jobs.retries.is_empty() {
+                self.settle().map_err(|e| self.first_error(e))?;
+            }
+        }
+        self.apply_entry(reader, entry)
+            .map_err(|e| self.first_error(e))
+    }
+
+    /// The error the layer fails with when `error` happened at the current entry: the
+    /// failure of an earlier entry on a worker thread, if any, comes first.
+    pub fn first_error(&mut self, error: UnpackError) -> UnpackError {
+        match self.settle() {
+            Err(earlier) => earlier,
+            Ok(()) => error,
+        }
+    }
+
+    /// A barrier: waits for every file job and applies those given back, then reports the
+    /// first failure among them.
+    fn settle(&mut self) -> Result<()> {
+        self.drain_jobs();
+        match self.jobs.as_mut().and_then(|jobs| jobs.failed.take()) {
+            Some((_, error)) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for every file job and applies those given back, in entry order (failures are
+    /// recorded, for `settle` to report).
+    fn drain_jobs(&mut self) {
+        let Some(jobs) = &mut self.jobs else {
+            return;
+        };
+        jobs.wait_all();
+        let retries = std::mem::take(&mut jobs.retries);
+        for (number, job) in retries {
+            let jobs = self.jobs.as_mut().expect("present");
+            jobs.paths.remove(job.meta.path.as_bytes());
+            if jobs
+                .failed
+                .as_ref()
+                .is_some_and(|(first, _)| *first < number)
+            {
+                continue;
+            }
+            let FileJob {
+                meta, data, mode, ..
+            } = job;
+            let written = self.create_file(&meta, mode, |_, file| {
+                file.write_all(&data)
+                    .map_err(|e| UnpackError::from_io(Some(&meta.name), e))
+            });
+            if let Err(error) = written {
+                self.jobs.as_mut().expect("present").fail(number, error);
+            }
+        }
+    }
+
+    /// Waits for the job that writes `path` or one of its parents, if there is one.
+    fn wait_for_path(&mut self, path: &[u8]) -> Result<()> {
+        // Each job waited for leaves `paths` once done (or, given back, once applied).
+        while let Some(number) = self.jobs.as_ref().and_then(|jobs| jobs.claiming(path)) {
+            let jobs = self.jobs.as_mut().expect("a job claims the path");
+            jobs.wait_for(number);
+            if jobs.failed.is_some() || !jobs.retries.is_empty() {
+                self.settle()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_entry<R: BufRead>(&mut self, reader: &mut TarReader<R>, entry: Entry) -> Result<()> {
         self.stats.entries += 1;
         limits::check("entries", self.limits.max_entries, self.stats.entries, None)?;
         let Some(meta) = self.read_meta(entry)? else {
@@ -203,6 +412,12 @@ impl<'r> Applier<'r> {
                 ));
             }
         }
+        self.wait_for_path(meta.path.as_bytes())?;
+        if meta.kind == Kind::Hardlink {
+            if let Ok(target) = RelPath::parse(meta.link.as_deref().unwrap_or_default()) {
+                self.wait_for_path(target.as_bytes())?;
+            }
+        }
         if meta.path.is_root() {
             // containerd ignores whatever resolves to the root ("ignored: resolved to root"):
             // `./` is common, and the root's own attributes are the caller's.
@@ -212,7 +427,7 @@ impl<'r> Applier<'r> {
             return Ok(());
         }
         match meta.kind {
-            Kind::File => self.write_file(reader, &meta),
+            Kind::File => self.write_file(reader, meta),
             Kind::Dir => self.make_dir(meta),
             Kind::Symlink => self.make_symlink(&meta),
             Kind::Hardlink => self.make_hardlink(&meta),
@@ -222,6 +437,7 @@ impl<'r> Applier<'r> {
 
     /// Applies the deferred directory attributes; returns the statistics.
     pub fn finish(mut self) -> Result<ApplyStats> {
+        self.settle()?;
         self.forget_parents();
         let dirs = std::mem::take(&mut self.dirs);
         for dir in dirs.iter().rev() {
@@ -295,8 +511,10 @@ impl<'r> Applier<'r> {
             (0, 0)
         };
         let mut sparse = None;
+        let mut file_size = 0;
         if kind == Kind::File {
             let size = id("size", entry.size)?;
+            file_size = size;
             // The apparent size counts, holes included.
             limits::check("file size", self.limits.max_file_size, size, Some(&name))?;
             sparse = entry.sparse.map(|fragments| (fragments, size));
@@ -332,6 +550,7 @@ impl<'r> Applier<'r> {
             gid,
             mtime: bound_time(entry.mtime),
             atime: bound_time(atime),
+            size: file_size,
             device,
             xattrs,
             sparse,
@@ -359,7 +578,7 @@ impl<'r> Applier<'r> {
                     0,
                     OpenDir {
                         path: parent.to_vec(),
-                        fd,
+                        fd: Arc::new(fd),
                         not_setgid,
                     },
                 );
@@ -382,6 +601,7 @@ impl<'r> Applier<'r> {
     // --- whiteouts --------------------------------------------------------------------
 
     fn remove_lower(&mut self, name: &str, target: &RelPath) -> Result<()> {
+        self.settle()?;
         self.stats.whiteouts += 1;
         if self.layer_paths.contains(target.as_bytes()) {
             return Ok(()); // a whiteout never hides its own layer's entries
@@ -400,6 +620,7 @@ impl<'r> Applier<'r> {
     }
 
     fn hide_lower_children(&mut self, name: &str, dir: &RelPath) -> Result<()> {
+        self.settle()?;
         self.stats.whiteouts += 1;
         let fd = match self.root.open_dir(dir.as_bytes(), false) {
             Ok(fd) => fd,
@@ -461,6 +682,9 @@ impl<'r> Applier<'r> {
             Err(Errno::EXIST) => {}
             other => return Ok(other),
         }
+        // Replacing: no file job may still be writing below what is removed.
+        self.drain_jobs();
+        let parent = self.parent_fd(meta)?;
         root.remove_all_at(parent, &leaf)
             .map_err(|e| UnpackError::from_io(Some(&meta.name), e))?;
         let result = create(parent, &leaf);
@@ -489,40 +713,124 @@ impl<'r> Applier<'r> {
         meta.mode
     }
 
-    fn write_file<R: BufRead>(&mut self, reader: &mut TarReader<R>, meta: &Meta) -> Result<()> {
-        let mode = self.file_mode(meta);
+    fn write_file<R: BufRead>(&mut self, reader: &mut TarReader<R>, meta: Meta) -> Result<()> {
+        let mode = self.file_mode(&meta);
+        // While the workers have all they may hold, this thread writes the file itself (it
+        // touches nothing a queued job does: `apply_entry` waited for those on its path).
+        if self.writers > 0
+            && meta.size <= DEFERRED_FILE_MAX
+            && meta.sparse.is_none()
+            && meta.xattrs.is_empty()
+            && self
+                .jobs
+                .as_mut()
+                .is_none_or(|jobs| jobs.has_room(meta.size))
+        {
+            return self.defer_file(reader, meta, mode);
+        }
+        self.create_file(&meta, mode, |this, file| match &meta.sparse {
+            None => this.copy_data(reader, &meta, &mut &*file, u64::MAX),
+            Some((fragments, size)) => this.write_sparse(reader, &meta, file, fragments, *size),
+        })
+    }
+
+    /// Creates the entry's file (replacing what is there), lets `fill` write its content, then
+    /// sets its owner, xattrs, mode and times.
+    fn create_file(
+        &mut self,
+        meta: &Meta,
+        mode: u32,
+        fill: impl FnOnce(&mut Self, &mut std::fs::File) -> Result<()>,
+    ) -> Result<()> {
         let mut file: Option<OwnedFd> = None;
         self.create_or_fail(meta, |dir, leaf| {
-            file = Some(openat(
-                dir,
-                leaf,
-                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::from_raw_mode(mode & 0o777),
-            )?);
+            file = Some(create_regular(dir, leaf, mode)?);
             Ok(())
         })?;
-        // Created by us: owned by our ids, and by our group unless the parent is set-gid.
-        let owned_as_wanted = self.parent_not_setgid()
-            && (meta.uid, meta.gid) == (u64::from(self.our_ids.0), u64::from(self.our_ids.1));
+        let owner = self.owner_to_set(meta, self.parent_not_setgid())?;
         let mut fd = std::fs::File::from(file.expect("created"));
-        match &meta.sparse {
-            None => self.copy_data(reader, meta, &fd, u64::MAX)?,
-            Some((fragments, size)) => {
-                self.write_sparse(reader, meta, &mut fd, fragments, *size)?
-            }
-        }
-        let io_err = |e: Errno| UnpackError::from_io(Some(&meta.name), e.into());
-        if self.as_root && !owned_as_wanted {
-            fchown(&fd, Some(uid(meta)?), Some(gid(meta)?)).map_err(io_err)?;
-        }
+        fill(self, &mut fd)?;
+        set_owner(fd.as_fd(), &meta.name, owner)?;
         // containerd's order: owner, xattrs, mode, times. A POSIX ACL xattr rewrites the mode;
         // creation applied the umask and chown cleared set-id bits: set the exact mode.
         self.set_xattrs(fd.as_fd(), &meta.name, &meta.xattrs)?;
-        if mode & self.umask != 0 || mode & !0o777 != 0 || !meta.xattrs.is_empty() {
-            fchmod(&fd, Mode::from_raw_mode(mode)).map_err(io_err)?;
-        }
-        futimens(&fd, &times(meta.mtime, meta.atime)).map_err(io_err)?;
+        let chmod = self.needs_chmod(mode) || !meta.xattrs.is_empty();
+        set_mode_and_times(fd.as_fd(), meta, chmod.then_some(mode))?;
         self.layer_paths.insert(&meta.path);
+        Ok(())
+    }
+
+    /// The owner a file created by us in a parent (set-gid or not) still needs, as root:
+    /// created files are ours, with our group unless the parent is set-gid.
+    fn owner_to_set(&self, meta: &Meta, parent_not_setgid: bool) -> Result<Option<(Uid, Gid)>> {
+        let owned_as_wanted = parent_not_setgid
+            && (meta.uid, meta.gid) == (u64::from(self.our_ids.0), u64::from(self.our_ids.1));
+        Ok(if self.as_root && !owned_as_wanted {
+            Some((uid(meta)?, gid(meta)?))
+        } else {
+            None
+        })
+    }
+
+    /// Whether creating with `mode` leaves it wrong (the umask, or set-id bits, in the way).
+    fn needs_chmod(&self, mode: u32) -> bool {
+        mode & self.umask != 0 || mode & !0o777 != 0
+    }
+
+    /// Reads a small file's data and hands the file to a worker thread. Everything the
+    /// applying thread decides (the parent, the owner to set, the mode) is decided here.
+    fn defer_file<R: BufRead>(
+        &mut self,
+        reader: &mut TarReader<R>,
+        meta: Meta,
+        mode: u32,
+    ) -> Result<()> {
+        if self.jobs.is_none() {
+            match Pool::new(self.writers, DEFERRED_JOBS_MAX, run_file_job) {
+                Ok(pool) => {
+                    self.jobs = Some(FileJobs {
+                        pool,
+                        paths: HashMap::new(),
+                        running: HashMap::new(),
+                        running_bytes: 0,
+                        retries: BTreeMap::new(),
+                        failed: None,
+                    })
+                }
+                Err(_) => {
+                    // No threads to be had: write everything here.
+                    self.writers = 0;
+                    return self.write_file(reader, meta);
+                }
+            }
+        }
+        let mut data = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0));
+        self.copy_data(reader, &meta, &mut data, u64::MAX)?;
+        self.parent_fd(&meta)?;
+        let parent = Arc::clone(&self.parents[0].fd);
+        let owner = self.owner_to_set(&meta, self.parent_not_setgid())?;
+        let chmod = self.needs_chmod(mode);
+        self.layer_paths.insert(&meta.path);
+        let number = self.stats.entries;
+        let (parent_path, _) = meta.path.split_last();
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        parent_path.hash(&mut hasher);
+        let lane = hasher.finish() as usize;
+        let path = meta.path.as_bytes().to_vec();
+        let bytes = data.len();
+        let jobs = self.jobs.as_mut().expect("started above");
+        jobs.paths.insert(path.clone(), number);
+        jobs.running.insert(number, (path, bytes));
+        jobs.running_bytes += bytes;
+        let job = FileJob {
+            meta,
+            data,
+            parent,
+            mode,
+            owner,
+            chmod,
+        };
+        jobs.pool.submit(lane, number, job);
         Ok(())
     }
 
@@ -542,21 +850,20 @@ impl<'r> Applier<'r> {
                 continue;
             }
             fd.seek(SeekFrom::Start(fragment.offset)).map_err(io_err)?;
-            self.copy_data(reader, meta, fd, fragment.length)?;
+            self.copy_data(reader, meta, &mut &*fd, fragment.length)?;
         }
         fd.set_len(size).map_err(io_err)
     }
 
-    /// Copies at most `limit` bytes of the entry's data to `fd` (all of it with `u64::MAX`),
+    /// Copies at most `limit` bytes of the entry's data to `out` (all of it with `u64::MAX`),
     /// writing straight from the stream's chunks.
     fn copy_data<R: BufRead>(
         &mut self,
         reader: &mut TarReader<R>,
         meta: &Meta,
-        fd: &std::fs::File,
+        out: &mut impl Write,
         limit: u64,
     ) -> Result<()> {
-        let mut out = fd;
         let mut left = limit;
         while left > 0 {
             let data = match reader.data_buf() {
@@ -914,6 +1221,53 @@ impl<'r> Applier<'r> {
 impl Meta {
     fn path_parent(&self) -> RelPath {
         RelPath::parse(self.path.split_last().0).expect("already normalised")
+    }
+}
+
+/// Creates a regular file that must not exist yet, never through a symlink.
+fn create_regular(dir: BorrowedFd<'_>, leaf: &[u8], mode: u32) -> rustix::io::Result<OwnedFd> {
+    openat(
+        dir,
+        leaf,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode & 0o777),
+    )
+}
+
+fn set_owner(fd: BorrowedFd<'_>, name: &str, owner: Option<(Uid, Gid)>) -> Result<()> {
+    if let Some((uid, gid)) = owner {
+        fchown(fd, Some(uid), Some(gid)).map_err(|e| UnpackError::from_io(Some(name), e.into()))?;
+    }
+    Ok(())
+}
+
+/// The exact mode (when `mode` is given), then the times, of an open file.
+fn set_mode_and_times(fd: BorrowedFd<'_>, meta: &Meta, mode: Option<u32>) -> Result<()> {
+    let io_err = |e: Errno| UnpackError::from_io(Some(&meta.name), e.into());
+    if let Some(mode) = mode {
+        fchmod(fd, Mode::from_raw_mode(mode)).map_err(io_err)?;
+    }
+    futimens(fd, &times(meta.mtime, meta.atime)).map_err(io_err)
+}
+
+/// A worker thread's part of writing a small file: what `Applier::create_file` does when the
+/// name is free. A name that exists, or a directory we may not write in, goes back to the
+/// applying thread, which knows how to replace or widen.
+fn run_file_job(job: FileJob) -> JobOutcome {
+    let (_, leaf) = job.meta.path.split_last();
+    let fd = match create_regular(job.parent.as_fd(), leaf, job.mode) {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(Errno::EXIST | Errno::ACCESS) => return JobOutcome::Retry(job),
+        Err(e) => return JobOutcome::Failed(UnpackError::from_io(Some(&job.meta.name), e.into())),
+    };
+    let written = (&fd)
+        .write_all(&job.data)
+        .map_err(|e| UnpackError::from_io(Some(&job.meta.name), e))
+        .and_then(|()| set_owner(fd.as_fd(), &job.meta.name, job.owner))
+        .and_then(|()| set_mode_and_times(fd.as_fd(), &job.meta, job.chmod.then_some(job.mode)));
+    match written {
+        Ok(()) => JobOutcome::Written,
+        Err(error) => JobOutcome::Failed(error),
     }
 }
 

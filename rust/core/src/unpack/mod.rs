@@ -4,7 +4,11 @@
 //! it (`digest`), optionally saves it and decompresses it; the second hashes the tar
 //! (`diff_id`); the calling thread parses it and applies each entry inside the root with
 //! descriptor-relative syscalls (`root.rs`). Both digests are checked at the end; the tar is
-//! read to its very end so the diff_id covers every byte.
+//! read to its very end so the diff_id covers every byte. Small regular files are handed, data
+//! in memory, to a few worker threads (`workers.rs`, `UnpackOptions::writers`), so that one
+//! layer's file creations use more than one core; the applying thread keeps every step others
+//! depend on (directories, links, removals) in entry order and waits for a file's job before
+//! anything touches its path.
 
 mod access;
 mod apply;
@@ -17,6 +21,7 @@ mod safe_path;
 mod stream;
 pub mod tar_reader;
 mod whiteout;
+mod workers;
 mod writer;
 
 use std::fs::File;
@@ -72,6 +77,26 @@ pub struct UnpackOptions {
     pub blob_path: Option<PathBuf>,
     pub resolver: Resolver,
     pub privileges: Privileges,
+    /// Worker threads writing small regular files (0: every entry on the applying thread).
+    pub writers: usize,
+}
+
+/// Environment variable that sets the default of `UnpackOptions::writers` (`0`: none).
+pub const WRITERS_ENV: &str = "OCISTORE_UNPACK_WRITERS";
+
+/// The default worker count: `$OCISTORE_UNPACK_WRITERS` if set, else 2 with two or more CPUs
+/// (none on one CPU, where they could only take turns with the applying thread).
+pub fn default_writers() -> usize {
+    if let Some(count) = std::env::var(WRITERS_ENV)
+        .ok()
+        .and_then(|value| value.trim().parse::<usize>().ok())
+    {
+        return count.min(16);
+    }
+    match std::thread::available_parallelism() {
+        Ok(cpus) if cpus.get() >= 2 => 2,
+        _ => 0,
+    }
 }
 
 impl UnpackOptions {
@@ -85,6 +110,7 @@ impl UnpackOptions {
             blob_path: None,
             resolver: Resolver::Auto,
             privileges: Privileges::Auto,
+            writers: default_writers(),
         })
     }
 
@@ -324,9 +350,12 @@ fn apply_tar(
         UnpackError::Source(e) => stream_error(e),
         other => other,
     };
-    let mut applier = Applier::new(root, options.limits, options.privileges);
+    let mut applier = Applier::new(root, options.limits, options.privileges, options.writers);
     let mut reader = TarReader::new(&mut *stream);
-    while let Some(entry) = reader.next_entry().map_err(source_error)? {
+    while let Some(entry) = reader
+        .next_entry()
+        .map_err(|e| applier.first_error(source_error(e)))?
+    {
         applier.apply(&mut reader, entry).map_err(source_error)?;
     }
     let stats = applier.finish()?;

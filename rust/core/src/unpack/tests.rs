@@ -1,6 +1,7 @@
 //! End-to-end tests of the engine on tars built in memory.
 
 use super::*;
+use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
@@ -85,6 +86,15 @@ impl TarBuilder {
         self.0.append(&h, data).unwrap();
         self
     }
+    /// A file whose name may be longer than a header holds (a GNU long-name entry).
+    fn long_file(mut self, path: &str, data: &[u8]) -> Self {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        self.0.append_data(&mut h, path, data).unwrap();
+        self
+    }
     fn file(self, path: &str, data: &[u8]) -> Self {
         self.entry(tar::EntryType::Regular, path, "", data, 0o644)
     }
@@ -97,13 +107,24 @@ impl TarBuilder {
     fn hardlink(self, path: &str, target: &str) -> Self {
         self.entry(tar::EntryType::Link, path, target, b"", 0o644)
     }
+    /// `count` files of a few kB in `dir` (`""` or ending in `/`).
+    fn many_files(mut self, dir: &str, count: usize) -> Self {
+        for i in 0..count {
+            self = self.file(&format!("{dir}burst-{i}"), &pattern(4000, i as u8));
+        }
+        self
+    }
     fn bytes(self) -> Vec<u8> {
         self.0.into_inner().unwrap()
     }
 }
 
+/// Options for a plain tar, with the worker threads on whatever the machine or environment says
+/// (so that every test here covers them).
 fn options() -> UnpackOptions {
-    UnpackOptions::for_media_type("application/vnd.oci.image.layer.v1.tar").unwrap()
+    let mut opts = UnpackOptions::for_media_type("application/vnd.oci.image.layer.v1.tar").unwrap();
+    opts.writers = 2;
+    opts
 }
 
 fn unpack(bytes: Vec<u8>, dest: &Path, opts: &UnpackOptions) -> Result<UnpackStats> {
@@ -662,5 +683,229 @@ fn a_prepared_layer_applies_like_unpack_file_and_a_dropped_one_writes_nothing() 
             ..
         }
     ));
+    s.outside_untouched();
+}
+
+// --- small files written by worker threads ------------------------------------------------
+
+/// Everything observable about a tree: per path its type, mode, owner, mtime, content or link
+/// target, and which earlier path it is a hardlink of.
+fn snapshot(root: &Path) -> Vec<String> {
+    fn visit(root: &Path, dir: &Path, inodes: &mut HashMap<u64, String>, out: &mut Vec<String>) {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        for name in names {
+            let path = dir.join(&name);
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            let m = std::fs::symlink_metadata(&path).unwrap();
+            let what = if m.file_type().is_symlink() {
+                format!("-> {}", std::fs::read_link(&path).unwrap().display())
+            } else if m.is_dir() {
+                "dir".to_owned()
+            } else if let Some(first) = inodes.get(&m.ino()) {
+                format!("link of {first}")
+            } else {
+                inodes.insert(m.ino(), rel.clone());
+                format!("{:?}", std::fs::read(&path).unwrap())
+            };
+            // Directories no layer declares keep the time they were last written in.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            let mtime = match m.mtime() {
+                _ if m.file_type().is_symlink() => "-".to_owned(),
+                t if m.is_dir() && (now - t).abs() < 3600 => "now".to_owned(),
+                t => t.to_string(),
+            };
+            out.push(format!(
+                "{rel} {:o} {}:{} {mtime} {what}",
+                m.mode(),
+                m.uid(),
+                m.gid()
+            ));
+            if m.is_dir() {
+                visit(root, &path, inodes, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    visit(root, root, &mut HashMap::new(), &mut out);
+    out
+}
+
+/// Applies `layers` in order with `writers` worker threads; the tree, and each layer's
+/// statistics or error.
+fn apply_layers(tag: &str, layers: &[Vec<u8>], writers: usize) -> (Vec<String>, Vec<String>) {
+    let s = Scratch::new(&format!("{tag}-w{writers}"));
+    let mut opts = options();
+    opts.writers = writers;
+    let outcomes = layers
+        .iter()
+        .map(|layer| match unpack(layer.clone(), &s.dest(), &opts) {
+            Ok(stats) => format!("{stats:?}"),
+            Err(e) => format!("error: {e}"),
+        })
+        .collect();
+    s.outside_untouched();
+    (snapshot(&s.dest()), outcomes)
+}
+
+/// The trees and outcomes with and without worker threads, which must be the same.
+fn same_with_and_without_writers(tag: &str, layers: &[Vec<u8>]) -> (Vec<String>, Vec<String>) {
+    let single = apply_layers(tag, layers, 0);
+    let threaded = apply_layers(tag, layers, 2);
+    let only = |a: &[String], b: &[String]| -> Vec<String> {
+        a.iter()
+            .filter(|l| !b.contains(l))
+            .map(|l| l.chars().take(120).collect())
+            .collect()
+    };
+    assert!(
+        single == threaded,
+        "{tag}: one thread and two writers differ: only with one {:?}, only with two {:?}",
+        (only(&single.0, &threaded.0), only(&single.1, &threaded.1)),
+        (only(&threaded.0, &single.0), only(&threaded.1, &single.1)),
+    );
+    threaded
+}
+
+fn many_small_files(mut tar: TarBuilder, dirs: usize, files: usize, seed: u8) -> TarBuilder {
+    for d in 0..dirs {
+        tar = tar.dir(&format!("d{d}/"));
+        for f in 0..files {
+            let data = pattern(1 + (d * 131 + f * 17) % 3000, seed.wrapping_add(f as u8));
+            tar = tar.file(&format!("d{d}/f{f}"), &data);
+        }
+    }
+    tar
+}
+
+#[test]
+fn worker_threads_write_the_same_tree_as_one_thread() {
+    let mut tar = many_small_files(TarBuilder::new(), 12, 40, 1)
+        // A duplicate of a file still being written, then a hardlink to it.
+        .file("d3/f7", b"second version")
+        .hardlink("d3/f7.link", "d3/f7")
+        .hardlink("d5/link-to-d4", "d4/f39")
+        // Modes that need a chmod after creation, and a file bigger than a job.
+        .entry(tar::EntryType::Regular, "d1/setuid", "", b"x", 0o4755)
+        .entry(tar::EntryType::Regular, "d1/private", "", b"x", 0o600)
+        .entry(tar::EntryType::Regular, "d1/odd", "", b"x", 0o757)
+        .file("d2/big", &pattern(3 << 20, 9))
+        .file_owned("d6/owned", b"someone else's", 1234, 5678);
+    tar = tar.symlink("d7/sym", "f1").file("top", b"t");
+    let (tree, outcomes) = same_with_and_without_writers("same-tree", &[tar.bytes()]);
+    assert!(tree
+        .iter()
+        .any(|l| l.starts_with("d3/f7 ") && l.ends_with(&format!("{:?}", b"second version"))));
+    assert!(tree
+        .iter()
+        .any(|l| l.starts_with("d3/f7.link ") && l.ends_with("link of d3/f7")));
+    assert!(tree.iter().any(|l| l.starts_with("d1/setuid 104755 ")));
+    assert!(
+        outcomes[0].starts_with("UnpackStats { entries: 502,"),
+        "{}",
+        outcomes[0]
+    );
+}
+
+#[test]
+fn worker_threads_keep_the_order_of_replacements_and_whiteouts() {
+    let lower = TarBuilder::new()
+        .file("lower/file", b"lower")
+        .file("lower/gone", b"lower")
+        .file("lower/dir-to-file/child", b"lower")
+        .file("lower/file-to-dir", b"lower")
+        .file("opq/lower", b"lower")
+        .bytes();
+    let upper = many_small_files(TarBuilder::new(), 3, 20, 2)
+        // Lower files replaced by this layer's (the worker finds the name taken).
+        .file("lower/file", b"upper")
+        .file("lower/dir-to-file", b"upper, was a directory")
+        .dir("lower/file-to-dir/")
+        .file("lower/file-to-dir/child", b"upper")
+        // Within this layer: a file replaced by a directory and a directory by a file, each
+        // queued behind a burst of files in the same directory (still being written).
+        .many_files("", 100)
+        .file("p", b"a file first")
+        .dir("p/")
+        .file("p/q", b"inside")
+        .dir("r/")
+        .many_files("r/", 100)
+        .file("r/s", b"inside")
+        .file("r", b"a file now")
+        // A directory whose files are still being written, replaced by a symlink.
+        .dir("s/")
+        .many_files("s/", 100)
+        .symlink("s", "p")
+        // A whiteout of a file written earlier in this layer hides nothing of it; one of a
+        // lower file next to files being written removes it.
+        .many_files("d0/", 100)
+        .file("d0/w", b"kept")
+        .file("d0/.wh.w", b"")
+        .file("lower/new", b"new")
+        .file("lower/.wh.gone", b"")
+        // An opaque directory with this layer's files before and after the marker.
+        .file("opq/before", b"1")
+        .file("opq/.wh..wh..opq", b"")
+        .file("opq/after", b"2")
+        .bytes();
+    let (tree, outcomes) = same_with_and_without_writers("order", &[lower, upper]);
+    let has = |line: &str| tree.iter().any(|l| l.starts_with(line));
+    let content = |path: &str, data: &[u8]| {
+        tree.iter()
+            .any(|l| l.starts_with(&format!("{path} ")) && l.ends_with(&format!("{data:?}")))
+    };
+    assert!(content("lower/file", b"upper"));
+    assert!(content("lower/dir-to-file", b"upper, was a directory"));
+    assert!(content("lower/file-to-dir/child", b"upper"));
+    assert!(content("p/q", b"inside") && content("r", b"a file now"));
+    assert!(
+        has("s 120777 0:0 - -> p"),
+        "{:?}",
+        tree.iter().find(|l| l.starts_with("s "))
+    );
+    assert!(!has("r/s ") && !has("lower/gone ") && !has("opq/lower "));
+    assert!(content("d0/w", b"kept") && content("opq/before", b"1") && content("opq/after", b"2"));
+    assert!(
+        outcomes.iter().all(|o| o.starts_with("UnpackStats")),
+        "{outcomes:?}"
+    );
+}
+
+#[test]
+fn the_first_error_in_entry_order_is_the_layers_with_worker_threads() {
+    // A name too long for the filesystem fails in a worker's create, with files queued behind
+    // it and a later entry that fails on the applying thread. (What was written before the
+    // layer failed may differ: only the error must be the same.)
+    let long = format!("d1/{}", "n".repeat(300));
+    let tar = many_small_files(TarBuilder::new(), 4, 30, 3)
+        .long_file(&long, b"x")
+        .file("d1/after", b"x")
+        .file("../outside/evil", b"x")
+        .bytes();
+    let errors: Vec<_> = [0, 2]
+        .into_iter()
+        .map(|writers| {
+            let (_, outcomes) = apply_layers("first-error", std::slice::from_ref(&tar), writers);
+            outcomes
+        })
+        .collect();
+    assert_eq!(errors[0], errors[1]);
+    assert!(
+        errors[1][0].contains("File name too long"),
+        "{}",
+        errors[1][0]
+    );
+    let s = Scratch::new("first-error-typed");
+    let err = unpack(tar, &s.dest(), &options()).unwrap_err();
+    assert!(
+        matches!(err, UnpackError::Format { entry: Some(ref e), .. } if *e == long),
+        "{err:?}"
+    );
     s.outside_untouched();
 }
