@@ -108,3 +108,26 @@ def test_a_write_that_fails_behind_the_receive_leaves_no_blob_and_the_store_inta
         pulled = pull(reference, store=store, options=options)
         assert store.has_blob(big_layer.digest)
         assert pulled.layers_downloaded >= 1
+
+
+def test_pieces_skipped_before_a_resume_offset_give_their_buffers_back() -> None:
+    """A server that ignores ``Range`` sends the bytes before the resume offset again: those
+    pieces are skipped, not written, and must not keep their buffers (else the receiver waits
+    forever for a free one once ``depth`` of them were skipped)."""
+    sink = ListSink()
+    finished = threading.Event()
+
+    def skip_many_then_write() -> None:
+        with writebehind.WriteBehind(sink, depth=2) as writes:
+            for _ in range(10):
+                writes.release(writes.buffer())
+            piece = writes.buffer()
+            piece[:3] = b"abc"
+            writes.write(piece[:3])
+        finished.set()
+
+    thread = threading.Thread(target=skip_many_then_write, daemon=True)
+    thread.start()
+    thread.join(timeout=30.0)
+    assert finished.is_set(), "skipped pieces kept their buffers: the receiver waits forever"
+    assert bytes(sink.data) == b"abc"

@@ -458,6 +458,7 @@ class RegistryClient:
                             if skip:
                                 if len(chunk) <= skip:
                                     skip -= len(chunk)
+                                    writes.release(chunk)
                                     continue
                                 chunk = chunk[skip:]
                                 skip = 0

@@ -106,6 +106,14 @@ class WriteBehind:
             self._queue.append(piece)
             self._cond.notify_all()
 
+    def release(self, piece: memoryview) -> None:
+        """Gives back the buffer of a piece that is not written (bytes before a resume offset,
+        sent again by a server that ignored ``Range``): else every skipped piece would keep
+        one, and the receiver would wait forever for a free buffer."""
+        with self._cond:
+            self._give_back(piece)
+            self._cond.notify_all()
+
     def _raise_failure(self) -> None:
         if self._error is not None:
             raise self._error
@@ -130,10 +138,14 @@ class WriteBehind:
                 return
             with self._cond:
                 self._queue.popleft()
-                owner = piece.obj
-                if any(owner is buffer for buffer in self._buffers):
-                    self._free.append(owner)  # type: ignore[arg-type]
+                self._give_back(piece)
                 self._cond.notify_all()
+
+    def _give_back(self, piece: memoryview) -> None:
+        """Returns the buffer ``piece`` is a view of to the free ones (caller holds the lock)."""
+        owner = piece.obj
+        if any(owner is buffer for buffer in self._buffers):
+            self._free.append(owner)  # type: ignore[arg-type]
 
 
 class InlineWrites:
@@ -153,6 +165,9 @@ class InlineWrites:
     def buffer(self) -> memoryview:
         """The one buffer."""
         return self._view
+
+    def release(self, piece: memoryview) -> None:
+        """Nothing to give back: the one buffer is reused anyway."""
 
 
 def writes_for(
