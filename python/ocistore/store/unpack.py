@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -130,7 +129,7 @@ def unpack_image(
     with FileLock(unpack_lock_path(store, name)):
         if final.is_dir():
             return final
-        tmp = store.unpacked_dir / f"{TMP_PREFIX}{name}.{uuid.uuid4().hex[:12]}"
+        tmp = store.unpacked_dir / f"{TMP_PREFIX}{name}.{os.urandom(6).hex()}"
         _build_then_rename(store, record, tmp, final, limits)
     return final
 
@@ -151,7 +150,7 @@ def building_tree(dest: Path) -> Iterator[Path]:
             raise StoreError(f"unpack destination {dest} exists and is not an empty directory")
         dest.rmdir()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.tmp"
+    tmp = dest.parent / f".{dest.name}.{os.urandom(6).hex()}.tmp"
     with _built_then_renamed(tmp, dest):
         yield tmp
 
