@@ -13,71 +13,14 @@ from typing import Any, TypeVar
 
 import click
 
+from ocistore.cli.failures import report_failure
 from ocistore.cli.output import Output
-from ocistore.errors import (
-    AuthenticationError,
-    ImagePullError,
-    OciStoreError,
-    PlatformNotFoundError,
-    RegistryUnavailableError,
-)
+from ocistore.cli.state import State
+from ocistore.errors import OciStoreError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Exit codes (documented in ``ocistore --help``).
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-
-
-class State:
-    """What every command gets: output options and the store (opened on first use)."""
-
-    def __init__(self, output: Output, store_root: str | None) -> None:
-        self.output = output
-        self.store_root = store_root
-        self._store: Any = None
-
-    @property
-    def store(self) -> Any:
-        if self._store is None:
-            from ocistore.store import Store
-
-            self._store = Store(self.store_root)
-        return self._store
-
-
 pass_state = click.make_pass_decorator(State)
-
-
-def _causes(error: BaseException) -> list[BaseException]:
-    chain = [error]
-    while chain[-1].__cause__ is not None and len(chain) < 10:
-        chain.append(chain[-1].__cause__)
-    return chain
-
-
-def _hint(error: BaseException) -> str | None:
-    tried = getattr(error, "credential_sources", None)
-    for cause in _causes(error):
-        if isinstance(cause, AuthenticationError):
-            if tried is not None:
-                what = ", ".join(tried) if tried else "none matched, so the pull was anonymous"
-                return (
-                    f"credentials tried: {what}. Add one with --secret FILE or "
-                    "--docker-config FILE; `ocistore auth which IMAGE` explains the matching"
-                )
-            return (
-                "check the credentials for this registry: --docker-config FILE, --secret FILE, "
-                "or `ocistore auth which IMAGE` to see which entry matches"
-            )
-        if isinstance(cause, RegistryUnavailableError):
-            return "is the registry reachable from here? (mirrors: --hosts-dir)"
-        if isinstance(cause, PlatformNotFoundError):
-            return "choose one of the listed platforms with --platform os/arch[/variant]"
-    if isinstance(error, ImagePullError) and error.reason == "ErrImageNeverPull":
-        return "pull it first, or use --policy IfNotPresent"
-    return None
 
 
 def handle_errors(command: F) -> F:
@@ -93,16 +36,7 @@ def handle_errors(command: F) -> F:
         except (OciStoreError, OSError) as error:
             if output.debug:
                 raise
-            reason = getattr(error, "reason", None)
-            text = f"{reason}: {error}" if isinstance(error, ImagePullError) else str(error)
-            if isinstance(error, OSError) and not isinstance(error, OciStoreError):
-                text = f"{error.strerror or error}" + (
-                    f": {error.filename}" if error.filename else ""
-                )
-            if output.json:
-                output.result({"error": text, "type": type(error).__name__, "reason": reason})
-            output.error(text, _hint(error))
-            ctx.exit(EXIT_FAILURE)
+            ctx.exit(report_failure(output, error))
 
     return wrapper  # type: ignore[return-value]
 
@@ -233,7 +167,7 @@ def cli(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``ocistore`` script."""
+    """The click command line (``ocistore.cli.main`` tries the quick ``pull`` path first)."""
     cli.main(args=argv, prog_name="ocistore", standalone_mode=True)
 
 

@@ -8,13 +8,10 @@ from pathlib import Path
 import click
 import yaml
 
-from ocistore.cli.app import State, cli, handle_errors, pass_state
-from ocistore.cli.registry_commands import (
-    INPUT_FILE,
-    docker_config_option,
-    node_keyring,
-    secret_option,
-)
+from ocistore.cli.app import cli, handle_errors, pass_state
+from ocistore.cli.inputs import load_objects, node_keyring
+from ocistore.cli.registry_commands import INPUT_FILE, docker_config_option, secret_option
+from ocistore.cli.state import State
 
 
 @cli.group()
@@ -36,7 +33,6 @@ def which(state: State, image: str, docker_config: Path | None, secrets: tuple[P
       ocistore auth which registry.example.com/team/app:1
       ocistore auth which nginx --docker-config ~/.docker/config.json
     """
-    from ocistore.cli.registry_commands import load_objects
     from ocistore.credentials import Keyring
 
     keyring = node_keyring(docker_config)

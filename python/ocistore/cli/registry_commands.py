@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from ocistore.cli.app import State, cli, handle_errors, pass_state
+from ocistore.cli.app import cli, handle_errors, pass_state
+from ocistore.cli.inputs import load_objects, pull_keyring, registry_options_from
 from ocistore.cli.output import human_size
-from ocistore.errors import ImagePullError
+from ocistore.cli.state import State
+from ocistore.policy import PullPolicy
 
-if TYPE_CHECKING:
-    from ocistore.registry.auth import AuthSpec
-    from ocistore.registry.options import RegistryOptions
-
-POLICIES = click.Choice(["Always", "IfNotPresent", "Never"], case_sensitive=True)
+POLICIES = click.Choice([policy.value for policy in PullPolicy], case_sensitive=True)
 
 
 def registry_options(command: Any) -> Any:
@@ -77,66 +73,6 @@ def parallel_fetch_options(command: Any) -> Any:
     return command
 
 
-def registry_options_from(
-    plain_http: bool | None,
-    ca_file: str | None,
-    hosts_dir: str | None,
-    auth: AuthSpec = None,
-    *,
-    per_layer: int | None = None,
-    fetch_buffer: int | None = None,
-) -> RegistryOptions:
-    """The RegistryOptions the shared command-line options describe."""
-    from ocistore.registry.options import RegistryOptions
-    from ocistore.registry.ranges import ParallelFetch
-
-    default = ParallelFetch()
-    return RegistryOptions(
-        auth=auth,
-        hosts_dir=hosts_dir or None,
-        ca_file=ca_file or None,
-        plain_http=plain_http or None,
-        parallel=ParallelFetch(
-            chunk_size=default.chunk_size if fetch_buffer is None else fetch_buffer,
-            max_per_layer=default.max_per_layer if per_layer is None else per_layer,
-        ),
-    )
-
-
-def load_objects(paths: tuple[Path, ...]) -> list[Mapping[str, Any]]:
-    """Kubernetes objects from YAML/JSON files (several documents and Lists allowed)."""
-    if not paths:
-        return []
-    from ocistore.manager import load_documents
-
-    objects: list[Mapping[str, Any]] = []
-    for path in paths:
-        objects.extend(load_documents(path.read_text()))
-    return objects
-
-
-def node_keyring(docker_config: Path | None) -> Any:
-    """The node's credentials: an explicit config.json, else kubelet's default search."""
-    from ocistore.credentials import Keyring
-
-    if docker_config is not None:
-        return Keyring.from_docker_config(docker_config)
-    return Keyring.from_node_defaults()
-
-
-def pull_keyring(docker_config: Path | None) -> Any:
-    """``node_keyring``, or None when the node has no docker config at all.
-
-    Both mean the same pulls (anonymous, unless pull secrets name credentials); None spares
-    a credential-less pull the import of the keyring, its plugins and helpers.
-    """
-    from ocistore.credentials.nodepaths import node_docker_config_exists
-
-    if docker_config is None and not node_docker_config_exists():
-        return None
-    return node_keyring(docker_config)
-
-
 @cli.command()
 @click.argument("image")
 @click.option("--policy", type=POLICIES, help="imagePullPolicy (default: Kubernetes' defaulting).")
@@ -175,50 +111,22 @@ def pull(
       ocistore pull registry.example.com/team/app:2 --secret regcred.yaml
       ocistore pull --platform linux/arm64 debian:12
     """
-    from ocistore.manager import ImageManager
+    from ocistore.cli import pulling
 
-    out = state.output
-    manager = ImageManager(
-        state.store,
-        pull_keyring(docker_config),
-        registry=registry_options_from(
-            plain_http, ca_file, hosts_dir, per_layer=per_layer, fetch_buffer=fetch_buffer
-        ),
-        on_event=lambda event: out.say(event.message) if event.reason not in ("Pulled",) else None,
+    pulling.run_pull(
+        state,
+        image=image,
+        policy=policy,
+        platform=platform,
+        secrets=secrets,
+        docker_config=docker_config,
+        unpack=unpack,
+        plain_http=plain_http,
+        ca_file=ca_file,
+        hosts_dir=hosts_dir,
+        per_layer=per_layer,
+        fetch_buffer=fetch_buffer,
     )
-    pull_secrets = load_objects(secrets)
-    progress: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-    if not (out.quiet or out.json):  # scripts get no progress
-        from ocistore.cli.progress import PullProgress
-
-        progress = PullProgress(out)
-    try:
-        with progress as report:
-            result = manager.ensure_image(
-                image,
-                pull_policy=policy,
-                pull_secrets=pull_secrets,
-                platform=platform,
-                unpack=unpack,
-                progress=report,
-            )
-    except ImagePullError as error:
-        # For the hint: which credential sources were tried (never the secrets).
-        error.credential_sources = _sources_tried(manager, image, pull_secrets)  # type: ignore[attr-defined]
-        raise
-    final = result.events[-1].message if result.events else ""
-    out.result(result, final if not out.quiet else result.digest)
-
-
-def _sources_tried(manager: Any, image: str, pull_secrets: list[Mapping[str, Any]]) -> list[str]:
-    from ocistore.credentials import Keyring
-    from ocistore.errors import OciStoreError
-
-    try:
-        keyring = Keyring.merge(Keyring.from_secrets(pull_secrets), manager.keyring)
-        return [str(credential.source) for credential in keyring.which(image).credentials]
-    except OciStoreError:
-        return []
 
 
 @cli.command()

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from ocistore.cli.app import State, cli, handle_errors, pass_state
+from ocistore.cli.app import cli, handle_errors, pass_state
+from ocistore.cli.state import State
 from ocistore.errors import OciStoreError
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import click
 
-from ocistore.cli.app import State, cli, handle_errors, pass_state
+from ocistore.cli.app import cli, handle_errors, pass_state
 from ocistore.cli.output import human_size
+from ocistore.cli.state import State
 
 
 @cli.command()
