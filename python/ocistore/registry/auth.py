@@ -9,15 +9,16 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 from urllib.parse import urlencode
-
-import httpx
 
 from ocistore._lazy import pattern
 from ocistore.errors import AuthenticationError
 from ocistore.registry.errors import read_limited, registry_error
 from ocistore.registry.transport import Transport, origin, redact_url
+
+if TYPE_CHECKING:
+    import httpx
 
 CLIENT_ID = "ocistore"
 # A token response is a small JSON document; refuse anything bigger instead of buffering it.
