@@ -37,6 +37,7 @@ log = logging.getLogger("ocistore.registry")
 MAX_HEAD = 64 * 1024
 # A request target sent as is: what the client builds from a repository, a tag or digest and a
 # mirror's ``ns`` query. Anything else (which httpx would percent-encode) goes the full way.
+_HTTP_PROXIES = frozenset({"http_proxy", "all_proxy"})
 _PLAIN_TARGET = r"(?:[A-Za-z0-9\-._~/:@?=&+]|%[0-9A-Fa-f]{2})*"
 
 
@@ -47,9 +48,9 @@ def usable(url: str, headers: Mapping[str, str], timeout: object) -> bool:
         return False
     if not all(_printable(name) and _printable(value) for name, value in headers.items()):
         return False  # httpx refuses such a header: let it say so
-    # httpx routes through a proxy named by any *_proxy variable (and honours no_proxy); with
-    # one set at all, the full path decides.
-    if any(name.lower().endswith("_proxy") and value for name, value in os.environ.items()):
+    # httpx sends http:// requests through the proxy HTTP_PROXY or ALL_PROXY (any case) names,
+    # unless NO_PROXY exempts the host: with either set at all, the full path decides.
+    if any(value and name.lower() in _HTTP_PROXIES for name, value in os.environ.items()):
         return False
     parts = urlsplit(url)
     return (
