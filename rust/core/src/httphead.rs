@@ -4,7 +4,7 @@
 //! The bytes come from an untrusted server, so nothing here trusts them: the head is parsed
 //! only as far as it is complete (`Ok(None)` asks for more bytes), header names must be HTTP
 //! tokens, values are taken byte for byte (bytes above 0x7f become the Latin-1 characters
-//! they stand for, as `http.client` reads them) with surrounding blanks trimmed, and at most
+//! they stand for, as `http.client` reads them; `httparse` trims the blanks around them), and at most
 //! [`MAX_HEADERS`] headers are accepted. The caller bounds how many bytes it reads.
 
 use thiserror::Error;
@@ -44,7 +44,7 @@ pub fn parse_response_head(data: &[u8]) -> Result<Option<ResponseHead>, HeadErro
     let headers = response
         .headers
         .iter()
-        .map(|header| (header.name.to_owned(), latin1(trim_blanks(header.value))))
+        .map(|header| (header.name.to_owned(), latin1(header.value)))
         .collect();
     Ok(Some(ResponseHead {
         minor_version,
@@ -52,19 +52,6 @@ pub fn parse_response_head(data: &[u8]) -> Result<Option<ResponseHead>, HeadErro
         headers,
         length,
     }))
-}
-
-fn trim_blanks(value: &[u8]) -> &[u8] {
-    let is_blank = |byte: &u8| *byte == b' ' || *byte == b'\t';
-    let start = value
-        .iter()
-        .position(|b| !is_blank(b))
-        .unwrap_or(value.len());
-    let end = value
-        .iter()
-        .rposition(|b| !is_blank(b))
-        .map_or(start, |i| i + 1);
-    &value[start..end]
 }
 
 fn latin1(value: &[u8]) -> String {
