@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import threading
 import time
@@ -71,6 +70,8 @@ class StaticCredential:
     @property
     def hash(self) -> str:
         """A stable digest identifying the secret (for records; never the secret itself)."""
+        import hashlib  # loads OpenSSL: only when a credential is recorded
+
         material = f"{self.username or ''}\0{self.password or ''}\0{self.identity_token or ''}"
         return "sha256:" + hashlib.sha256(material.encode()).hexdigest()
 

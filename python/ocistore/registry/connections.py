@@ -17,7 +17,6 @@ containerd's long-lived resolver and go-containerregistry's shared ``http.Transp
 from __future__ import annotations
 
 import atexit
-import hashlib
 import os
 import threading
 from collections import OrderedDict
@@ -41,6 +40,8 @@ MAX_HOSTS = 64
 
 def _credential_fingerprint(credentials: Sequence[CredentialLike]) -> str:
     """A digest naming a credential list, so that secrets are not dictionary keys."""
+    import hashlib  # loads OpenSSL: not before the first full request
+
     hasher = hashlib.sha256()
     for credential in credentials:
         for part in (
