@@ -264,7 +264,7 @@ class RegistryClient:
         try:
             status, answer = lighthead.send_head(url, sent, self._timeout)
             if status != 200 or not answer.get("docker-content-digest"):
-                raise ValueError(f"HTTP {status} without a digest")
+                raise ValueError(f"HTTP {status}, not a 200 with a digest")
             head = _manifest_head(answer, what)
         except (OSError, ValueError, RegistryError) as error:
             log.debug("%s: asking again the full way (%s)", what, error)
