@@ -26,7 +26,7 @@ MAX_TOKEN_LENGTH = 256 * 1024
 DEFAULT_TOKEN_LIFETIME = 60.0
 # Patterns are compiled on first use (``re`` caches them): an anonymous pull never needs them.
 _TOKEN_CHARS = r"[A-Za-z0-9\-._~+/]+=*"
-_HTTP_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+HTTP_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 
 
 @runtime_checkable
@@ -118,7 +118,7 @@ def _parse_header(value: str) -> list[Challenge]:
         if value[i] in " \t,":
             i += 1
             continue
-        match = pattern(_HTTP_TOKEN).match(value, i)
+        match = pattern(HTTP_TOKEN).match(value, i)
         if match is None:
             i += 1  # stray character: skip it rather than give up on the header
             continue

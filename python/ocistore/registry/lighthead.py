@@ -27,6 +27,7 @@ from urllib.parse import SplitResult, urlsplit
 from ocistore import _core
 from ocistore._lazy import pattern
 from ocistore.errors import MalformedResponseError
+from ocistore.registry.auth import HTTP_TOKEN
 from ocistore.registry.transport import redact_url
 
 __all__ = ["MAX_HEAD", "send_head", "usable"]
@@ -35,9 +36,9 @@ log = logging.getLogger("ocistore.registry")
 
 # A registry's response head is well under 1 KiB; a longer one is not worth waiting for.
 MAX_HEAD = 64 * 1024
+_HTTP_PROXIES = frozenset({"http_proxy", "all_proxy"})
 # A request target sent as is: what the client builds from a repository, a tag or digest and a
 # mirror's ``ns`` query. Anything else (which httpx would percent-encode) goes the full way.
-_HTTP_PROXIES = frozenset({"http_proxy", "all_proxy"})
 _PLAIN_TARGET = r"(?:[A-Za-z0-9\-._~/:@?=&+]|%[0-9A-Fa-f]{2})*"
 
 
@@ -46,7 +47,7 @@ def usable(url: str, headers: Mapping[str, str], timeout: object) -> bool:
     credentials in the URL, a plain request target, printable headers, a timeout in seconds."""
     if not url.startswith("http://") or not isinstance(timeout, int | float):
         return False
-    if not all(_printable(name) and _printable(value) for name, value in headers.items()):
+    if not all(_is_token(name) and _printable(value) for name, value in headers.items()):
         return False  # httpx refuses such a header: let it say so
     # httpx sends http:// requests through the proxy HTTP_PROXY or ALL_PROXY (any case) names,
     # unless NO_PROXY exempts the host: with either set at all, the full path decides.
@@ -104,6 +105,10 @@ def send_head(url: str, headers: Mapping[str, str], timeout: float) -> tuple[int
         key = name.lower()
         joined[key] = f"{joined[key]}, {value}" if key in joined else value
     return status, joined
+
+
+def _is_token(name: str) -> bool:
+    return pattern(HTTP_TOKEN).fullmatch(name) is not None
 
 
 def _printable(text: str) -> bool:
