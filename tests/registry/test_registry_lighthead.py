@@ -96,6 +96,14 @@ def test_the_light_head_answers_as_the_full_path_does(
     # A second HEAD of the same client, once it has a pooled transport, goes the full way.
     light.get_manifest(repository, digest)
     assert light.head_manifest(repository, "v1") == head and not _went_light(light)
+    # Credentials for a registry that answers anonymously: reported as the full path does.
+    given = [StaticCredential(TEST_USER, TEST_PASSWORD)]
+    with_credentials = _client(plain.host, credentials=given)
+    assert with_credentials.head_manifest(repository, "v1") == head
+    assert _went_light(with_credentials)
+    full = _full_client(plain.host, credentials=given)
+    assert full.head_manifest(repository, "v1") == head
+    assert with_credentials.credential is full.credential is given[0]
 
 
 def test_resolve_through_a_mirror_sends_its_namespace(
