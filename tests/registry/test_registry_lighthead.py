@@ -315,6 +315,7 @@ def test_only_plain_http_without_a_proxy_is_light(monkeypatch: pytest.MonkeyPatc
     assert not usable("http://127.0.0.1:5000/v2/a b/manifests/v1", {}, 30.0)
     assert not usable(url, {"X-Bad": "a\r\nInjected: 1"}, 30.0)
     assert not usable(url, {"X Bad": "a"}, 30.0)
+    assert not usable(url, {"host": "elsewhere"}, 30.0)
     assert not usable(url, {}, object())  # an httpx.Timeout: the full path
     monkeypatch.setenv("NO_PROXY", "*")  # no proxy to skip: still light
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")  # not for http:// URLs

@@ -37,6 +37,8 @@ log = logging.getLogger("ocistore.registry")
 # A registry's response head is well under 1 KiB; a longer one is not worth waiting for.
 MAX_HEAD = 64 * 1024
 _HTTP_PROXIES = frozenset({"http_proxy", "all_proxy"})
+# The headers the light request writes itself.
+_OWN_HEADERS = frozenset({"host", "accept-encoding", "connection", "content-length"})
 # A request target sent as is: what the client builds from a repository, a tag or digest and a
 # mirror's ``ns`` query. Anything else (which httpx would percent-encode) goes the full way.
 _PLAIN_TARGET = r"(?:[A-Za-z0-9\-._~/:@?=&+]|%[0-9A-Fa-f]{2})*"
@@ -49,6 +51,8 @@ def usable(url: str, headers: Mapping[str, str], timeout: object) -> bool:
         return False
     if not all(_is_token(name) and _printable(value) for name, value in headers.items()):
         return False  # httpx refuses such a header: let it say so
+    if any(name.lower() in _OWN_HEADERS for name in headers):
+        return False  # e.g. a hosts.toml Host header: httpx decides how it goes with its own
     # httpx sends http:// requests through the proxy HTTP_PROXY or ALL_PROXY (any case) names,
     # unless NO_PROXY exempts the host: with either set at all, the full path decides.
     if any(value and name.lower() in _HTTP_PROXIES for name, value in os.environ.items()):
