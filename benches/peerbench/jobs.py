@@ -14,8 +14,9 @@ from peerbench.runtimes import Runtimes
 
 CLIENTS = str(Path(__file__).with_name("clients.py"))
 PY = sys.executable
-#: What the library rows import before ocistore's own modules (and the CLI's re-pull too: it is
-#: parsed without click, ``ocistore/cli/quick.py``).
+#: What the library rows import before ocistore's own modules. A command-line re-pull from a
+#: plain-HTTP registry imports neither (parsed without click, ``ocistore/cli/quick.py``; its one
+#: HEAD without httpx, ``registry/lighthead.py``): its floor is Python's own start-up.
 LIBRARY = ("httpx", "httpcore")
 
 
@@ -358,7 +359,13 @@ def repull_jobs(setup: Setup) -> list[Job]:
             count_requests=True,
             note="one HEAD request as a whole process",
         ),
-        library_floor(cli, LIBRARY),
+        Job(
+            cli,
+            "python -c pass",
+            "limit",
+            [PY, "-c", "pass"],
+            note="Python's start-up: the floor of the ocistore row (no third-party imports)",
+        ),
     ]
 
 

@@ -197,3 +197,9 @@ def normalize_config_key(location: str) -> str | None:
 
 def is_default_registry_match(image: str) -> bool:
     """kubelet's ``isDefaultRegistryMatch``: whether an image name means Docker Hub."""
+
+# --- HTTP response heads (registry) -----------------------------------------------------
+
+def parse_response_head(data: bytes) -> tuple[int, int, list[tuple[str, str]], int] | None:
+    """``(minor_version, status, headers, head_length)`` of the HTTP/1.x response head at the
+    start of ``data``, or None while it is incomplete; MalformedResponseError if it is not."""

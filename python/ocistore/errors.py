@@ -210,6 +210,10 @@ class RegistryUnavailableError(RegistryError):
     """The registry could not be reached or kept failing after retries."""
 
 
+class MalformedResponseError(RegistryError, ValueError):
+    """A server's answer is not valid HTTP/1.x."""
+
+
 # --- credentials ------------------------------------------------------------------------
 
 

@@ -363,6 +363,7 @@ def test_resolve_falls_back_to_get_without_a_digest_header_or_on_405(
     proxy.add(Fault(path="/manifests/v1", method="HEAD", drop_headers=("Docker-Content-Digest",)))
     proxy.add(Fault(path="/manifests/v1", method="HEAD", status=405))
     with proxied_client(proxy) as client:
+        assert client.transport is not None  # the full path (test_registry_lighthead: the light)
         assert client.resolve(repository, "v1").digest == image.digest
         assert client.resolve(repository, "v1").digest == image.digest
         assert client.resolve(repository, "v1").digest == image.digest

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 from urllib.parse import urlencode
-
-import httpx
 
 from ocistore._lazy import pattern
 from ocistore.errors import AuthenticationError
 from ocistore.registry.errors import read_limited, registry_error
 from ocistore.registry.transport import Transport, origin, redact_url
+
+if TYPE_CHECKING:
+    import httpx
 
 CLIENT_ID = "ocistore"
 # A token response is a small JSON document; refuse anything bigger instead of buffering it.
@@ -26,7 +26,7 @@ MAX_TOKEN_LENGTH = 256 * 1024
 DEFAULT_TOKEN_LIFETIME = 60.0
 # Patterns are compiled on first use (``re`` caches them): an anonymous pull never needs them.
 _TOKEN_CHARS = r"[A-Za-z0-9\-._~+/]+=*"
-_HTTP_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+HTTP_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 
 
 @runtime_checkable
@@ -70,6 +70,8 @@ class StaticCredential:
     @property
     def hash(self) -> str:
         """A stable digest identifying the secret (for records; never the secret itself)."""
+        import hashlib  # loads OpenSSL: only when a credential is recorded
+
         material = f"{self.username or ''}\0{self.password or ''}\0{self.identity_token or ''}"
         return "sha256:" + hashlib.sha256(material.encode()).hexdigest()
 
@@ -116,7 +118,7 @@ def _parse_header(value: str) -> list[Challenge]:
         if value[i] in " \t,":
             i += 1
             continue
-        match = pattern(_HTTP_TOKEN).match(value, i)
+        match = pattern(HTTP_TOKEN).match(value, i)
         if match is None:
             i += 1  # stray character: skip it rather than give up on the header
             continue

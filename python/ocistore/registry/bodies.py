@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import select
 import socket
-import ssl
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["BUFFER_SIZE", "DIRECT_MIN", "DIRECT_MIN_TLS", "Buffers", "direct_socket", "read_body"]
 
@@ -59,6 +60,8 @@ def read_body(
 
     ``direct_min`` is the smallest body received from the socket directly (default
     :data:`DIRECT_MIN`, or :data:`DIRECT_MIN_TLS` over TLS)."""
+    import httpx  # loaded with the response already
+
     next_buffer = buffers if callable(buffers) else _reusing(memoryview(buffers))
     sock = direct_socket(response, direct_min)
     if sock is None:
@@ -87,6 +90,8 @@ def _reusing(view: memoryview) -> Buffers:
 
 
 def _gather(pieces: Iterator[bytes], buffers: Buffers) -> Iterator[memoryview]:
+    import httpx
+
     view = buffers()
     filled = 0
     try:
@@ -120,6 +125,8 @@ def _receive(
     remaining: int,
     timeout: float | None,
 ) -> Iterator[memoryview]:
+    import httpx
+
     sock.settimeout(timeout)
     readable = select.poll()
     readable.register(sock, select.POLLIN)
@@ -152,6 +159,8 @@ def _receive(
 
 def direct_socket(response: httpx.Response, direct_min: int | None = None) -> socket.socket | None:
     """The connection's socket, if :func:`read_body` receives this body from it directly."""
+    import ssl  # loaded by httpx already
+
     headers = response.headers
     length = headers.get("content-length", "")
     if (

@@ -6,12 +6,10 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 from urllib.parse import quote, urlencode, urljoin, urlsplit
-
-import httpx
 
 from ocistore import mediatypes
 from ocistore.digest import digest_bytes, validate_digest
@@ -24,7 +22,8 @@ from ocistore.errors import (
     UnsupportedManifestError,
 )
 from ocistore.mediatypes import MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, MediaType
-from ocistore.registry.auth import CredentialLike
+from ocistore.registry import lighthead
+from ocistore.registry.auth import Authenticator, CredentialLike
 from ocistore.registry.bodies import BUFFER_SIZE, read_body
 from ocistore.registry.connections import Connections, shared_connections
 from ocistore.registry.errors import read_limited, registry_error
@@ -39,8 +38,13 @@ from ocistore.registry.transport import (
     RetryPolicy,
     TlsCertificateError,
     TlsHandshakeError,
+    Transport,
+    default_headers,
 )
 from ocistore.registry.writebehind import writes_for
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("ocistore.registry")
 
@@ -119,20 +123,43 @@ class RegistryClient:
         self._sleep = sleep
         self._connections = connections if connections is not None else shared_connections()
         self._fallback_lock = threading.Lock()
+        self._built_lock = threading.Lock()
+        self._built: tuple[Transport, Authenticator] | None = None
+        # Whether the one request so far was a light HEAD (no authenticator asked yet).
+        self._answered_light = False
         if self._connections.speaks_plain_http(host):
             host = host.with_scheme("http")  # found out by an earlier session: no new probe
         self._setup(host)
 
     def _setup(self, host: RegistryHost) -> None:
-        self.host = host
-        self.transport, self.auth = self._connections.client_for(
-            host,
-            self._credentials,
-            ca_file=self._ca_file,
-            timeout=self._timeout,
-            retry=self._retry,
-            sleep=self._sleep,
-        )
+        # The httpx client (pooled in ``Connections``) is fetched on first use: a process
+        # whose only request is a light HEAD never imports httpx.
+        with self._built_lock:
+            self.host = host
+            self._built = None
+
+    def _transport_and_auth(self) -> tuple[Transport, Authenticator]:
+        with self._built_lock:
+            if self._built is None:
+                self._built = self._connections.client_for(
+                    self.host,
+                    self._credentials,
+                    ca_file=self._ca_file,
+                    timeout=self._timeout,
+                    retry=self._retry,
+                    sleep=self._sleep,
+                )
+            return self._built
+
+    @property
+    def transport(self) -> Transport:
+        """The host's pooled transport (made on first use)."""
+        return self._transport_and_auth()[0]
+
+    @property
+    def auth(self) -> Authenticator:
+        """The host's authenticator with its token cache (made on first use)."""
+        return self._transport_and_auth()[1]
 
     def __repr__(self) -> str:
         return f"RegistryClient({self.host.url!r})"
@@ -149,6 +176,11 @@ class RegistryClient:
     @property
     def credential(self) -> CredentialLike | None:
         """The credential the registry accepted (None: anonymous)."""
+        with self._built_lock:
+            light_only = self._built is None and self._answered_light
+        if light_only:
+            # What a new authenticator says after an anonymous request was answered.
+            return self._credentials[0] if self._credentials else None
         return self.auth.credential
 
     # --- plumbing ---------------------------------------------------------------------
@@ -200,27 +232,45 @@ class RegistryClient:
     def head_manifest(self, repository: str, reference: str) -> ManifestHead:
         """HEAD a manifest by tag or digest."""
         url = self._url(f"/{repository}/manifests/{quote(reference, safe=':@')}", pull=True)
-        response = self._send(
-            "HEAD",
-            url,
-            scopes=[repository_scope(repository)],
-            headers={"Accept": MANIFEST_ACCEPT},
-        )
+        headers = {"Accept": MANIFEST_ACCEPT}
         what = f"manifest {repository}:{reference}"
+        light = self._light_head(url, headers, what)
+        if light is not None:
+            return light
+        response = self._send("HEAD", url, scopes=[repository_scope(repository)], headers=headers)
         if response.status_code != 200:
             raise registry_error(response, what, default_code="MANIFEST_UNKNOWN")
         response.close()
-        media_type = _media_type(response.headers.get("content-type"))
-        _check_not_schema1(media_type, what)
-        digest = response.headers.get("docker-content-digest") or None
-        if digest is not None:
-            try:
-                validate_digest(digest)
-            except ValueError:
-                raise RegistryError(f"{what}: invalid Docker-Content-Digest") from None
-        length = response.headers.get("content-length")
-        size = int(length) if length and length.isdigit() else None
-        return ManifestHead(digest, media_type, size)
+        return _manifest_head(response.headers, what)
+
+    def _light_head(self, url: str, headers: dict[str, str], what: str) -> ManifestHead | None:
+        """The manifest HEAD over a raw socket, if this is the first request of the process
+        to a plain-HTTP host and the answer is a complete 200 (see ``lighthead``); else None."""
+        with self._built_lock:
+            built = self._built is not None
+        if built or self._connections.pooled(
+            self.host,
+            ca_file=self._ca_file,
+            timeout=self._timeout,
+            retry=self._retry,
+            sleep=self._sleep,
+        ):
+            return None  # pooled keep-alive connections (and maybe tokens) are there to use
+        sent = {k.lower(): v for k, v in default_headers(dict(self.host.headers)).items()}
+        sent |= {k.lower(): v for k, v in headers.items()}
+        if not lighthead.usable(url, sent, self._timeout):
+            return None
+        assert isinstance(self._timeout, int | float)
+        try:
+            status, answer = lighthead.send_head(url, sent, self._timeout)
+            if status != 200 or not answer.get("docker-content-digest"):
+                raise ValueError(f"HTTP {status}, not a 200 with a digest")
+            head = _manifest_head(answer, what)
+        except (OSError, ValueError, RegistryError) as error:
+            log.debug("%s: asking again the full way (%s)", what, error)
+            return None
+        self._answered_light = True
+        return head
 
     def get_manifest(
         self,
@@ -255,6 +305,8 @@ class RegistryClient:
             length = response.headers.get("content-length")
             if length and length.isdigit() and int(length) > max_size:
                 raise ManifestTooLargeError(f"{what} is {length} bytes, over the {max_size} limit")
+            import httpx  # loaded with the response already
+
             try:
                 data, too_big = read_limited(response, max_size)
             except httpx.TransportError as error:
@@ -413,6 +465,8 @@ class RegistryClient:
         parallel: ParallelFetch,
         progress: Callable[[int], None] | None,
     ) -> int:
+        import httpx  # the blob GET builds the client
+
         what = f"blob {repository}@{digest}"
         received = 0
         failures = 0
@@ -614,6 +668,21 @@ class RegistryClient:
         response.close()
         if response.status_code != 201:
             raise registry_error(response, f"completing upload of {digest}")
+
+
+def _manifest_head(headers: Mapping[str, str], what: str) -> ManifestHead:
+    """What a 200 answer's headers (names in lower case) say about a manifest."""
+    media_type = _media_type(headers.get("content-type"))
+    _check_not_schema1(media_type, what)
+    digest = headers.get("docker-content-digest") or None
+    if digest is not None:
+        try:
+            validate_digest(digest)
+        except ValueError:
+            raise RegistryError(f"{what}: invalid Docker-Content-Digest") from None
+    length = headers.get("content-length")
+    size = int(length) if length and length.isdigit() else None
+    return ManifestHead(digest, media_type, size)
 
 
 def _sniff_media_type(data: bytes) -> str | None:

@@ -17,18 +17,20 @@ containerd's long-lived resolver and go-containerregistry's shared ``http.Transp
 from __future__ import annotations
 
 import atexit
-import hashlib
 import os
-import ssl
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-
-import httpx
+from typing import TYPE_CHECKING
 
 from ocistore.registry.auth import Authenticator, CredentialLike
 from ocistore.registry.mirrors import RegistryHost
 from ocistore.registry.transport import RetryPolicy, Transport
+
+if TYPE_CHECKING:
+    import ssl
+
+    import httpx
 
 _TransportKey = tuple[object, ...]
 # Hosts kept at once; the least recently used beyond this are dropped (not closed: a thread may
@@ -38,6 +40,8 @@ MAX_HOSTS = 64
 
 def _credential_fingerprint(credentials: Sequence[CredentialLike]) -> str:
     """A digest naming a credential list, so that secrets are not dictionary keys."""
+    import hashlib  # loads OpenSSL: not before the first full request
+
     hasher = hashlib.sha256()
     for credential in credentials:
         for part in (
@@ -49,6 +53,28 @@ def _credential_fingerprint(credentials: Sequence[CredentialLike]) -> str:
             hasher.update(repr(part).encode() + b"\0")
         hasher.update(b"\1")
     return hasher.hexdigest()
+
+
+def _transport_key(
+    host: RegistryHost,
+    *,
+    ca_file: str | None,
+    timeout: float | httpx.Timeout,
+    retry: RetryPolicy,
+    sleep: Callable[[float], None] | None,
+) -> _TransportKey:
+    # An httpx.Timeout is not hashable; its repr names all its parts.
+    timeout_key = timeout if isinstance(timeout, int | float) else repr(timeout)
+    return (
+        host.url,
+        host.ca_files,
+        host.skip_verify,
+        host.headers,
+        ca_file,
+        timeout_key,
+        retry,
+        sleep,
+    )
 
 
 class Connections:
@@ -89,6 +115,8 @@ class Connections:
         if host.skip_verify:
             context = False
         else:
+            import ssl
+
             context = ssl.create_default_context()
             for cafile in cafiles:
                 context.load_verify_locations(cafile=cafile)
@@ -106,17 +134,7 @@ class Connections:
         sleep: Callable[[float], None] | None,
     ) -> tuple[Transport, Authenticator]:
         """The pooled transport and the authenticator (with its token cache) for ``host``."""
-        timeout_key = repr(timeout) if isinstance(timeout, httpx.Timeout) else timeout
-        key: _TransportKey = (
-            host.url,
-            host.ca_files,
-            host.skip_verify,
-            host.headers,
-            ca_file,
-            timeout_key,
-            retry,
-            sleep,
-        )
+        key = _transport_key(host, ca_file=ca_file, timeout=timeout, retry=retry, sleep=sleep)
         auth_key = (key, _credential_fingerprint(credentials))
         with self._lock:
             transport = self._transports.get(key)
@@ -144,6 +162,21 @@ class Connections:
             with self._lock:
                 authenticator = self._authenticators.setdefault(auth_key, fresh)
         return transport, authenticator
+
+    def pooled(
+        self,
+        host: RegistryHost,
+        *,
+        ca_file: str | None,
+        timeout: float | httpx.Timeout,
+        retry: RetryPolicy,
+        sleep: Callable[[float], None] | None,
+    ) -> bool:
+        """Whether :meth:`client_for` already holds a transport (and so maybe tokens) for
+        these settings."""
+        key = _transport_key(host, ca_file=ca_file, timeout=timeout, retry=retry, sleep=sleep)
+        with self._lock:
+            return key in self._transports
 
     def speaks_plain_http(self, host: RegistryHost) -> bool:
         """True once ``host`` (a loopback host with the fallback) was found not to speak TLS."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-
-import httpx
+from typing import TYPE_CHECKING
 
 from ocistore.errors import AuthenticationError, RegistryError, RegistryUnavailableError
 from ocistore.registry.transport import redact_url
+
+if TYPE_CHECKING:
+    import httpx
 
 # The error body is read only this far: it is untrusted and only needed for a message.
 MAX_ERROR_BODY = 64 * 1024
@@ -45,6 +47,8 @@ def registry_error(
     response: httpx.Response, what: str, *, default_code: str | None = None
 ) -> RegistryError:
     """The typed error for a failed response (reads at most 64 KiB of its body)."""
+    import httpx  # loaded with the response already
+
     status = response.status_code
     body = b""
     try:

@@ -11,13 +11,15 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-
-import httpx
+from typing import TYPE_CHECKING
 
 from ocistore.registry.auth import AuthSpec
 from ocistore.registry.connections import Connections
 from ocistore.registry.ranges import ParallelFetch
 from ocistore.registry.transport import RetryPolicy
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["RegistryOptions"]
 

@@ -21,12 +21,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from ocistore.errors import OciStoreError, RegistryError, RegistryUnavailableError
 from ocistore.registry.errors import registry_error
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["ParallelFetch", "RangeIgnoredError", "fetch_in_ranges"]
 
@@ -88,7 +89,7 @@ class _Sink(Protocol):
     def write(self, data: bytes | memoryview) -> None: ...
 
 
-OpenRange = Callable[[int, int], AbstractContextManager[httpx.Response]]
+OpenRange: TypeAlias = "Callable[[int, int], AbstractContextManager[httpx.Response]]"
 
 
 class _Stopped(OciStoreError):
@@ -117,6 +118,8 @@ def fetch_in_ranges(
     ``open_range(start, end)`` sends the GET for bytes ``start..end-1``. Returns the bytes
     received. Raises :class:`RangeIgnoredError` when a range comes back whole (200).
     """
+    import httpx  # a blob download has built the client already
+
     stop = threading.Event()
 
     def fetch(span: tuple[int, int]) -> bytearray:
@@ -170,6 +173,8 @@ def content_range_matches(header: str, start: int, end: int, size: int) -> bool:
 def _read_range(
     open_range: OpenRange, span: tuple[int, int], size: int, what: str, stop: threading.Event
 ) -> bytearray:
+    import httpx
+
     start, end = span
     with open_range(start, end) as response:
         if response.status_code == 200:

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
-import ssl
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-import httpx
-
 from ocistore.errors import RegistryError, RegistryUnavailableError
+
+# httpx (and ssl, which it loads) is imported where a client is built or its errors are
+# caught: a process whose only request is a light HEAD (``lighthead``) never loads it.
+if TYPE_CHECKING:
+    import ssl
+
+    import httpx
 
 log = logging.getLogger("ocistore.registry")
 
@@ -61,6 +64,8 @@ def redact_url(url: str | httpx.URL) -> str:
 
 def origin(url: str | httpx.URL) -> tuple[str, str]:
     """(scheme, host:port) — the boundary credentials must not cross."""
+    import httpx
+
     parsed = httpx.URL(str(url))
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     return parsed.scheme, f"{parsed.host}:{port}"
@@ -74,6 +79,8 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -88,6 +95,8 @@ class TlsCertificateError(TlsHandshakeError):
 
 
 def _ssl_cause(error: BaseException) -> ssl.SSLError | None:
+    import ssl
+
     seen: BaseException | None = error
     for _ in range(6):
         if seen is None:
@@ -105,26 +114,11 @@ def _https_proxy_configured() -> bool:
     return any(scheme in getproxies() for scheme in ("https", "all"))
 
 
-class _DeferredTls(httpx.BaseTransport):
-    """The HTTPS transport, made on its first request (its TLS settings load the CA bundle)."""
+def default_headers(host_headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers every request to a host carries: ours, then its ``hosts.toml`` ones."""
+    from ocistore import __version__
 
-    def __init__(self, verify: Callable[[], ssl.SSLContext | bool], limits: httpx.Limits) -> None:
-        self._verify = verify
-        self._limits = limits
-        self._lock = threading.Lock()
-        self._transport: httpx.HTTPTransport | None = None
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        with self._lock:
-            if self._transport is None:
-                self._transport = httpx.HTTPTransport(verify=self._verify(), limits=self._limits)
-            transport = self._transport
-        return transport.handle_request(request)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._transport is not None:
-                self._transport.close()
+    return {"User-Agent": f"ocistore/{__version__}", **host_headers}
 
 
 class Transport:
@@ -143,7 +137,9 @@ class Transport:
         """``verify`` may be a function that makes the TLS settings: it is then called only
         when a request first goes to an ``https://`` URL (a plain-HTTP registry never pays for
         loading the CA bundle, yet a redirect to an HTTPS object store is still verified)."""
-        from ocistore import __version__
+        import httpx
+
+        from ocistore.registry.deferredtls import DeferredTls
 
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
@@ -155,13 +151,13 @@ class Transport:
             if _https_proxy_configured():
                 verify = verify()  # keep httpx's own proxy routing for HTTPS
             else:
-                mounts = {"https://": _DeferredTls(verify, limits)}
+                mounts = {"https://": DeferredTls(verify, limits)}
                 verify = False  # the remaining (plain-HTTP) transport never does TLS
         self.client = httpx.Client(
             verify=verify,
             timeout=timeout,
             follow_redirects=False,
-            headers={"User-Agent": f"ocistore/{__version__}", **(headers or {})},
+            headers=default_headers(headers or {}),
             limits=limits,
             mounts=mounts,
         )
@@ -186,6 +182,10 @@ class Transport:
         with jittered exponential back-off. Non-idempotent requests, and requests whose body is a
         one-shot iterator, retry only when the request cannot have been processed.
         """
+        import ssl
+
+        import httpx
+
         if idempotent is None:
             idempotent = method in ("GET", "HEAD", "PUT", "DELETE")
         resendable = content is None or isinstance(content, bytes)

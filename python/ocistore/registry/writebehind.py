@@ -25,11 +25,11 @@ from collections import deque
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-import httpx
-
 from ocistore.registry.bodies import BUFFER_SIZE, direct_socket
 
 if TYPE_CHECKING:
+    import httpx
+
     from ocistore.registry.client import BlobSink
 
 __all__ = ["DEPTH", "WRITE_BEHIND_MIN", "InlineWrites", "WriteBehind", "writes_for"]

@@ -3,4 +3,5 @@
 
 pub mod credmatch;
 pub mod digest;
+pub mod httphead;
 pub mod unpack;

@@ -7,6 +7,7 @@ mod buffer;
 mod credmatch;
 mod digest;
 mod errors;
+mod httphead;
 mod mediatypes;
 mod unpack;
 
@@ -17,5 +18,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     unpack::register(m)?;
     mediatypes::register(m)?;
     credmatch::register(m)?;
+    httphead::register(m)?;
     Ok(())
 }

@@ -1,0 +1,135 @@
+"""The first manifest HEAD to a plain-HTTP registry, over a raw socket instead of httpx.
+
+A node re-pulling an image it has (``ocistore pull --policy Always``, kubelet's
+``EnsureImageExists``) makes one request: the HEAD that resolves the tag. In a fresh process,
+importing httpx for it (and httpcore, h11, ssl, email, http.client and urllib.request with it)
+costs several times the request itself. So the first HEAD a client sends to a plain-HTTP host
+(a loopback registry, a node-local mirror, an in-cluster registry) goes over
+``socket.create_connection`` instead: the headers the full path sends, ``Connection: close``,
+the response head read up to :data:`MAX_HEAD` bytes and parsed in Rust by ``httparse``
+(:func:`ocistore._core.parse_response_head`).
+
+It decides nothing on its own: :func:`send_head` returns the status and headers, or None for
+any failure (connection refused, time-out, garbage, an oversized head, HTTP/1.0), and the
+caller accepts only a complete answer. Everything else is asked again the full way, which
+retries, authenticates, follows redirects and reports errors exactly as it always did.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Mapping
+from urllib.parse import SplitResult, urlsplit
+
+from ocistore import _core
+from ocistore._lazy import pattern
+from ocistore.errors import MalformedResponseError
+from ocistore.registry.auth import HTTP_TOKEN
+from ocistore.registry.transport import redact_url
+
+__all__ = ["MAX_HEAD", "send_head", "usable"]
+
+log = logging.getLogger("ocistore.registry")
+
+# A registry's response head is well under 1 KiB; a longer one is not worth waiting for.
+MAX_HEAD = 64 * 1024
+_HTTP_PROXIES = frozenset({"http_proxy", "all_proxy"})
+# The headers the light request writes itself.
+_OWN_HEADERS = frozenset({"host", "accept-encoding", "connection", "content-length"})
+# A request target sent as is: what the client builds from a repository, a tag or digest and a
+# mirror's ``ns`` query. Anything else (which httpx would percent-encode) goes the full way.
+_PLAIN_TARGET = r"(?:[A-Za-z0-9\-._~/:@?=&+]|%[0-9A-Fa-f]{2})*"
+
+
+def usable(url: str, headers: Mapping[str, str], timeout: object) -> bool:
+    """Whether ``url`` may be fetched the light way: plain HTTP, no proxy configured, no
+    credentials in the URL, a plain request target, printable headers, a timeout in seconds."""
+    if not url.startswith("http://") or not isinstance(timeout, int | float):
+        return False
+    if not all(_is_token(name) and _printable(value) for name, value in headers.items()):
+        return False  # httpx refuses such a header: let it say so
+    if any(name.lower() in _OWN_HEADERS for name in headers):
+        return False  # e.g. a hosts.toml Host header: httpx decides how it goes with its own
+    # httpx sends http:// requests through the proxy HTTP_PROXY or ALL_PROXY (any case) names,
+    # unless NO_PROXY exempts the host: with either set at all, the full path decides.
+    if any(value and name.lower() in _HTTP_PROXIES for name, value in os.environ.items()):
+        return False
+    parts = urlsplit(url)
+    return (
+        parts.hostname is not None
+        and parts.username is None
+        and parts.hostname.isascii()
+        and pattern(_PLAIN_TARGET).fullmatch(_target(parts)) is not None
+    )
+
+
+def send_head(url: str, headers: Mapping[str, str], timeout: float) -> tuple[int, dict[str, str]]:
+    """Sends ``HEAD url`` with ``headers`` on a new connection; the status and the headers
+    (names in lower case, repeated ones joined by ``", "`` as httpx does).
+
+    Raises :class:`OSError` (refused, reset, timed out, closed early, head over
+    :data:`MAX_HEAD`) or :class:`~ocistore.errors.MalformedResponseError`.
+    """
+    parts = urlsplit(url)
+    hostname = parts.hostname or ""
+    port = parts.port or 80
+    authority = f"[{hostname}]" if ":" in hostname else hostname
+    lines = [
+        f"HEAD {_target(parts)} HTTP/1.1",
+        f"Host: {authority}" if port == 80 else f"Host: {authority}:{port}",
+        f"Accept-Encoding: {_httpx_accept_encoding()}",
+        *(f"{name}: {value}" for name, value in headers.items()),
+        "Connection: close",
+    ]
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    deadline = time.monotonic() + timeout
+    log.debug("HEAD %s", redact_url(url))
+    with socket.create_connection((hostname, port), timeout=timeout) as sock:
+        sock.sendall(request)
+        received = b""
+        while True:
+            head = _core.parse_response_head(received)
+            if head is not None:
+                break
+            if len(received) >= MAX_HEAD:
+                raise OSError(f"response head over {MAX_HEAD} bytes")
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            piece = sock.recv(MAX_HEAD - len(received))
+            if not piece:
+                raise OSError("connection closed before the response head ended")
+            received += piece
+    minor_version, status, fields, _ = head
+    if minor_version != 1:
+        raise MalformedResponseError(f"HTTP/1.{minor_version} response")
+    joined: dict[str, str] = {}
+    for name, value in fields:
+        key = name.lower()
+        joined[key] = f"{joined[key]}, {value}" if key in joined else value
+    return status, joined
+
+
+def _is_token(name: str) -> bool:
+    return pattern(HTTP_TOKEN).fullmatch(name) is not None
+
+
+def _printable(text: str) -> bool:
+    return text.isascii() and text.isprintable()
+
+
+def _target(parts: SplitResult) -> str:
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def _httpx_accept_encoding() -> str:
+    """The ``Accept-Encoding`` httpx sends by default: its decoders for the packages present."""
+    from importlib.util import find_spec
+
+    codings = ["gzip", "deflate"]
+    if find_spec("brotli") is not None or find_spec("brotlicffi") is not None:
+        codings.append("br")
+    if find_spec("zstandard") is not None:
+        codings.append("zstd")
+    return ", ".join(codings)
