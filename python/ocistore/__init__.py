@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from ocistore._core import __version__
@@ -208,8 +207,8 @@ __all__ = [
     "verify_file",
 ]
 
-# A library logs; the application decides where the records go.
-logging.getLogger("ocistore").addHandler(logging.NullHandler())
+# A library logs; the application decides where the records go: the "ocistore" logger gets
+# its NullHandler when logging is first used (ocistore/_log.py).
 
 
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)

@@ -9,18 +9,18 @@ ocistore's own pulls and are tried after everything kubelet would try.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ocistore._log import get_logger
 from ocistore.errors import CredentialHelperError
 
 __all__ = ["HelperCredential", "helper_server_url", "run_credential_helper"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_HELPER_TIMEOUT = 30.0
 DOCKER_HUB_SERVER = "https://index.docker.io/v1/"

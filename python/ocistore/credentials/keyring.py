@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from ocistore._core import CredentialMatcher, url_matches
+from ocistore._log import get_logger
 from ocistore.credentials._gojson import go_json_dumps
 from ocistore.credentials.dockerconfig import (
     DockerConfig,
@@ -51,7 +51,7 @@ __all__ = [
     "normalize_repository",
 ]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SourceKind = Literal["docker-config", "secret", "plugin", "helper", "static"]
 

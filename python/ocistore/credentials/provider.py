@@ -14,7 +14,6 @@ keeps the error so ``ocistore auth which`` can show it.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import subprocess
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ocistore._core import url_match_problem, url_matches
+from ocistore._log import get_logger
 from ocistore.credentials._gojson import go_json_dumps
 from ocistore.credentials.dockerconfig import DockerConfigEntry
 from ocistore.errors import CredentialProviderError
@@ -38,7 +38,7 @@ __all__ = [
     "parse_go_duration",
 ]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 CONFIG_GROUP = "kubelet.config.k8s.io"
 CONFIG_VERSIONS = ("v1", "v1beta1", "v1alpha1")

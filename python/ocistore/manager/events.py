@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Literal
 
-logger = logging.getLogger("ocistore.events")
+from ocistore._log import get_logger
+
+logger = get_logger("ocistore.events")
 
 EventType = Literal["Normal", "Warning"]
 

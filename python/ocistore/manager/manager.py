@@ -4,7 +4,6 @@ serialized or parallel pulls, KEP-2535 credential verification, events."""
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 import time
@@ -12,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ocistore._log import INFO, WARNING, get_logger
 from ocistore.errors import (
     ErrImageInspect,
     ErrImageNeverPull,
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from ocistore.store.pullcredentials import PullCredential
     from ocistore.transfer.pull import PullEvent
 
-logger = logging.getLogger("ocistore.manager")
+logger = get_logger("ocistore.manager")
 
 EventSink = Callable[[ImageEvent], None]
 
@@ -139,7 +139,7 @@ class ImageManager:
     def _emit(self, ctx: _Context, type_: events.EventType, reason: str, message: str) -> None:
         event = ImageEvent(type_, reason, message, ctx.image, ctx.pod, ctx.container)
         ctx.events.append(event)
-        level = logging.WARNING if type_ == "Warning" else logging.INFO
+        level = WARNING if type_ == "Warning" else INFO
         logger.log(
             level,
             "%s: %s",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -72,12 +71,33 @@ class PullSlots:
             self._semaphore.release()
 
 
+class _Call(Generic[T]):
+    """One call in flight: what its joiners wait for (Go's singleflight ``call``)."""
+
+    __slots__ = ("done", "error", "result")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: T | None = None
+        self.error: BaseException | None = None
+
+    def outcome(self) -> T:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.result  # type: ignore[return-value]  # set before done
+
+
 class SingleFlight(Generic[T]):
-    """Runs one call per key at a time; concurrent callers with the same key share its result."""
+    """Runs one call per key at a time; concurrent callers with the same key share its result.
+
+    (A plain event per call rather than ``concurrent.futures.Future``: that module imports
+    ``logging``, which a re-pull of a present image otherwise never loads.)
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._inflight: dict[str, Future[T]] = {}
+        self._inflight: dict[str, _Call[T]] = {}
         self._joined: dict[str, int] = {}
 
     def joined(self, key: str) -> int:
@@ -88,24 +108,25 @@ class SingleFlight(Generic[T]):
     def do(self, key: str, call: Callable[[], T]) -> tuple[T, bool]:
         """Returns ``(result, shared)``; ``shared`` is True when joining another caller's call."""
         with self._lock:
-            future = self._inflight.get(key)
-            leader = future is None
-            if future is None:
-                future = Future()
-                self._inflight[key] = future
+            flight = self._inflight.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = _Call()
+                self._inflight[key] = flight
             else:
                 self._joined[key] = self._joined.get(key, 0) + 1
         if not leader:
-            return future.result(), True
+            return flight.outcome(), True
         try:
             result = call()
         except BaseException as error:
-            future.set_exception(error)
+            flight.error = error
             raise
         else:
-            future.set_result(result)
+            flight.result = result
             return result, False
         finally:
             with self._lock:
                 self._inflight.pop(key, None)
                 self._joined.pop(key, None)
+            flight.done.set()

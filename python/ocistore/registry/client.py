@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 from ocistore import mediatypes
+from ocistore._log import get_logger
 from ocistore.digest import digest_bytes, validate_digest
 from ocistore.errors import (
     DigestMismatchError,
@@ -46,7 +46,7 @@ from ocistore.registry.writebehind import writes_for
 if TYPE_CHECKING:
     import httpx
 
-log = logging.getLogger("ocistore.registry")
+log = get_logger("ocistore.registry")
 
 MANIFEST_ACCEPT = ", ".join(mediatypes.ACCEPT_MANIFEST)
 # Content-Types that do not say which document a body is: the body itself is looked at.

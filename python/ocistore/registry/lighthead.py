@@ -17,7 +17,6 @@ retries, authenticates, follows redirects and reports errors exactly as it alway
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import time
@@ -26,13 +25,14 @@ from urllib.parse import SplitResult, urlsplit
 
 from ocistore import _core
 from ocistore._lazy import pattern
+from ocistore._log import get_logger
 from ocistore.errors import MalformedResponseError
 from ocistore.registry.auth import HTTP_TOKEN
 from ocistore.registry.transport import redact_url
 
 __all__ = ["MAX_HEAD", "send_head", "usable"]
 
-log = logging.getLogger("ocistore.registry")
+log = get_logger("ocistore.registry")
 
 # A registry's response head is well under 1 KiB; a longer one is not worth waiting for.
 MAX_HEAD = 64 * 1024
@@ -87,7 +87,9 @@ def send_head(url: str, headers: Mapping[str, str], timeout: float) -> tuple[int
     request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     deadline = time.monotonic() + timeout
     log.debug("HEAD %s", redact_url(url))
-    with socket.create_connection((hostname, port), timeout=timeout) as sock:
+    # ASCII (checked by is_light) as bytes: a str host would load the idna codec to encode it.
+    address = (hostname.encode("ascii"), port)  # getaddrinfo takes bytes; typeshed says str
+    with socket.create_connection(address, timeout=timeout) as sock:  # type: ignore[arg-type]
         sock.sendall(request)
         received = b""
         while True:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeAlias
@@ -27,6 +26,8 @@ from ocistore.errors import OciStoreError, RegistryError, RegistryUnavailableErr
 from ocistore.registry.errors import registry_error
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     import httpx
 
 __all__ = ["ParallelFetch", "RangeIgnoredError", "fetch_in_ranges"]
@@ -138,6 +139,8 @@ def fetch_in_ranges(
     received = 0
     spans = _spans(sink.offset, size, settings.chunk_size)
     pending: deque[Future[bytearray]] = deque()
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(settings.max_per_layer, thread_name_prefix="ocistore-range") as pool:
 
         def submit_next() -> None:

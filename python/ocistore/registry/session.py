@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from ocistore._log import get_logger
 from ocistore.errors import RegistryError, RegistryUnavailableError
 from ocistore.reference import Reference
 from ocistore.registry.auth import CredentialLike, KeyringLike, credentials_for
@@ -14,7 +14,7 @@ from ocistore.registry.client import BlobSink, FetchedManifest, ManifestHead, Re
 from ocistore.registry.mirrors import RegistryHost, load_hosts
 from ocistore.registry.options import RegistryOptions
 
-log = logging.getLogger("ocistore.registry")
+log = get_logger("ocistore.registry")
 T = TypeVar("T")
 
 

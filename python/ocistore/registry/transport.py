@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -11,6 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
+from ocistore._log import get_logger
 from ocistore.errors import RegistryError, RegistryUnavailableError
 
 # httpx (and ssl, which it loads) is imported where a client is built or its errors are
@@ -20,7 +19,7 @@ if TYPE_CHECKING:
 
     import httpx
 
-log = logging.getLogger("ocistore.registry")
+log = get_logger("ocistore.registry")
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # Statuses worth retrying even for a request that may have had effects (the server refused it).
@@ -46,6 +45,8 @@ class RetryPolicy:
     def backoff(self, attempt: int) -> float:
         """Jittered exponential back-off before retry number ``attempt`` (0-based)."""
         ceiling = min(self.backoff_max, self.backoff_initial * (2**attempt))
+        import random  # only when a retry waits
+
         return random.uniform(ceiling / 2, ceiling)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from ocistore._log import logging_logger
 from ocistore.errors import OciStoreError
 from ocistore.serve.app import AccessLog, make_app
 from ocistore.serve.content import ServedContent
@@ -63,7 +64,7 @@ async def _serve(
     announce: Callable[[str], None],
     idle_timeout: float,
 ) -> None:
-    access = logging.getLogger("ocistore.serve.access")
+    access = logging_logger("ocistore.serve.access")
     runner = web.AppRunner(
         make_app(content),
         access_log_class=AccessLog,
@@ -91,6 +92,6 @@ def log_to_stderr(level: int = logging.INFO) -> None:
     """Access log lines (and warnings) on stderr, one per request."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
-    logger = logging.getLogger("ocistore.serve")
+    logger = logging_logger("ocistore.serve")
     logger.addHandler(handler)
     logger.setLevel(level)

@@ -14,10 +14,9 @@ import functools
 import os
 import stat
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from ocistore.digest import Digester, digest_bytes, validate_digest
 from ocistore.errors import (
@@ -28,6 +27,9 @@ from ocistore.errors import (
     store_writes,
 )
 from ocistore.store.locks import FileLock
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 __all__ = ["BlobStore", "Ingest", "fsync_dir"]
 
@@ -274,6 +276,8 @@ class Ingest:
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="ocistore-hash")
         return self._executor
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +33,8 @@ def unpack_lock_path(store: Store, name: str) -> Path:
 
 def remove_tree(path: Path) -> None:
     """Deletes a directory tree, even one containing read-only directories."""
+    import shutil  # here, not at import: shutil loads bz2, lzma and fnmatch
+
     if path.is_symlink() or not path.is_dir():
         with contextlib.suppress(FileNotFoundError):
             path.unlink()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -42,6 +41,8 @@ OCI_LAYOUT_MARKER = json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode()
 def atomic_file(path: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
     """A file that replaces ``path`` whole when the block ends: written to a temporary file
     beside it (fsync'd when ``durable``), then renamed over it; removed on error."""
+    import tempfile  # here, not at import: it loads random and shutil
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -7,7 +7,6 @@ import enum
 import os
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +34,8 @@ from ocistore.registry.options import RegistryOptions
 from ocistore.registry.session import RegistrySession, session_for
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from ocistore.store import ImageRecord, Ingest, Store
 
 DEFAULT_CONCURRENT_DOWNLOADS = 3
@@ -381,6 +382,8 @@ class _LayerPipeline:
                 self.states[i] = _State.DOWNLOADED
                 self.emit(PullEvent("layer-skipped", self.name, layer.digest, i, layer.size))
             return
+        from concurrent.futures import ThreadPoolExecutor
+
         executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ocistore-pull")
         futures: dict[int, Future[None]] = {}
         try:
