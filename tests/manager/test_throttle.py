@@ -119,3 +119,37 @@ def test_single_flight_propagates_errors_and_forgets() -> None:
     with pytest.raises(RuntimeError):
         flight.do("img", fail)
     assert flight.do("img", lambda: 7) == (7, False)
+
+
+def test_single_flight_shares_the_leaders_failure() -> None:
+    """Callers that joined a failing call get its error, not a result (kubelet: one
+    ErrImagePull for every pod waiting on the same pull)."""
+    flight: SingleFlight[int] = SingleFlight()
+    started, release = threading.Event(), threading.Event()
+
+    def failing() -> int:
+        started.set()
+        release.wait(5)
+        raise RuntimeError("registry said no")
+
+    outcomes: list[object] = []
+
+    def attempt() -> None:
+        try:
+            outcomes.append(flight.do("img", failing))
+        except RuntimeError as error:
+            outcomes.append(str(error))
+
+    leader = threading.Thread(target=attempt)
+    leader.start()
+    started.wait(5)
+    followers = [threading.Thread(target=attempt) for _ in range(2)]
+    for thread in followers:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while flight.joined("img") < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    release.set()
+    join_all([leader, *followers])
+    assert outcomes == ["registry said no"] * 3
+    assert flight.do("img", lambda: 7) == (7, False)  # forgotten once it ended

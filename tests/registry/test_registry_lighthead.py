@@ -28,6 +28,11 @@ from ocistore.registry.mirrors import RegistryHost, upstream_host
 # What a re-pull from a plain-HTTP registry must not import (the HTTP stack httpx brings).
 # (``ocistore.registry`` parks None at ``httpx._main``, so that httpx never loads its CLI.)
 HTTP_STACK = ("httpx", "httpcore", "h11", "ssl", "_ssl", "email", "http.client", "urllib.request")
+# Nor what only other paths need: logging (ocistore/_log.py), thread pools, shutil, tempfile,
+# uuid, random, the idna codec (the light HEAD connects with a bytes host).
+NOT_AT_START_UP = (
+    "logging", "concurrent", "shutil", "tempfile", "uuid", "random", "encodings.idna"
+)  # fmt: skip
 
 
 _POOLS: list[Connections] = []
@@ -372,5 +377,6 @@ def test_a_repull_imports_no_http_stack_and_sends_one_request(
         assert digest.startswith("sha256:")
     assert "ocistore.registry.lighthead" in loaded  # the run really resolved the tag
     assert [m for m in loaded if m.split(".")[0] in HTTP_STACK or m in HTTP_STACK] == []
+    assert [m for m in loaded if m.split(".")[0] in NOT_AT_START_UP or m in NOT_AT_START_UP] == []
     path = reference.split("/", 1)[1].replace(":", "/manifests/")
     assert registry_requests(plain)[len(before) :] == [("HEAD", f"/v2/{path}")]
