@@ -18,6 +18,12 @@ PY = sys.executable
 #: plain-HTTP registry imports neither (parsed without click, ``ocistore/cli/quick.py``; its one
 #: HEAD without httpx, ``registry/lighthead.py``): its floor is Python's own start-up.
 LIBRARY = ("httpx", "httpcore")
+#: The standard library a command-line re-pull of a present image loads (besides what Python
+#: loads at start-up): the floor of that row (tests/bench/test_repull_floor.py).
+REPULL_STDLIB = (
+    "re", "typing", "enum", "dataclasses", "pathlib", "json", "sqlite3", "socket", "threading",
+    "datetime", "urllib.parse", "base64", "contextlib", "fcntl", "functools", "collections",
+)  # fmt: skip
 
 
 def library_floor(group: str, libraries: tuple[str, ...]) -> Job:
@@ -361,10 +367,11 @@ def repull_jobs(setup: Setup) -> list[Job]:
         ),
         Job(
             cli,
-            "python -c pass",
+            "python + the stdlib a re-pull imports",
             "limit",
-            [PY, "-c", "pass"],
-            note="Python's start-up: the floor of the ocistore row (no third-party imports)",
+            [PY, "-c", f"import {', '.join(REPULL_STDLIB)}"],
+            note="the floor of the ocistore row: Python and the standard library modules it "
+            "loads (no third-party imports), before any ocistore code",
         ),
     ]
 
