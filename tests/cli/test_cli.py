@@ -171,6 +171,23 @@ def test_a_repull_imports_only_what_it_needs(
     assert not heavy, heavy
 
 
+def test_debug_logs_each_request_and_event(
+    manager_registries: ManagerRegistries, tmp_path: Path
+) -> None:
+    """``--debug`` configures logging, so ocistore's lazily loading loggers (ocistore/_log.py)
+    reach it: the manager's events and every registry request, the light HEAD's included."""
+    image = _push(manager_registries.plain.host, tmp_path, f"cli/debug-{uuid.uuid4().hex[:6]}:1")
+    store = tmp_path / "store"
+    run("-q", "pull", image, "--plain-http", store=store)
+    again = run("--debug", "pull", image, "--policy", "Always", "--plain-http", store=store)
+    path = image.split("/", 1)[1].replace(":", "/manifests/")
+    host = manager_registries.plain.host
+    assert f"DEBUG ocistore.registry: HEAD http://{host}/v2/{path}" in again.stderr.splitlines()
+    assert f'INFO ocistore.manager: Pulling: Pulling image "{image}"' in again.stderr
+    quiet = run("pull", image, "--policy", "Always", "--plain-http", store=store)
+    assert "DEBUG" not in quiet.stderr and "INFO" not in quiet.stderr  # none without --debug
+
+
 def test_usage_error_is_exit_2() -> None:
     result = run("pull", check=False)
     assert result.returncode == 2 and "Missing argument" in result.stderr
