@@ -188,6 +188,34 @@ def test_debug_logs_each_request_and_event(
     assert "DEBUG" not in quiet.stderr and "INFO" not in quiet.stderr  # none without --debug
 
 
+FREEZE_REPORTED = """
+import atexit, gc, sys
+atexit.register(lambda: print("frozen" if gc.get_freeze_count() else "not frozen"))
+from ocistore.cli import main
+whole, *args = sys.argv[1:]
+sys.argv[1:] = args
+main(None if whole == "process" else args)
+"""
+
+
+@pytest.mark.parametrize("path", ["quick", "click"])
+def test_the_collector_is_frozen_only_when_main_is_the_process(tmp_path: Path, path: str) -> None:
+    """Run as the process, main() freezes the garbage collector on the way out (the final
+    collection would only walk what the exit frees); called with argv, it does not."""
+    args = ["--store", str(tmp_path / "store"), "pull", "--policy", "Never", "absent/image:1"]
+    if path == "click":
+        args.insert(-1, "--secret=/nonexistent")  # an option the quick parser leaves to click
+    said: dict[str, str] = {}
+    for whole in ("process", "argv"):
+        done = subprocess.run(
+            [sys.executable, "-c", FREEZE_REPORTED, whole, *args],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode in (1, 2), done.stderr  # an absent image, or click's usage error
+        said[whole] = done.stdout.splitlines()[-1]
+    assert said == {"process": "frozen", "argv": "not frozen"}
+
+
 def test_usage_error_is_exit_2() -> None:
     result = run("pull", check=False)
     assert result.returncode == 2 and "Missing argument" in result.stderr
