@@ -216,6 +216,34 @@ def test_the_collector_is_frozen_only_when_main_is_the_process(tmp_path: Path, p
     assert said == {"process": "frozen", "argv": "not frozen"}
 
 
+def test_a_present_image_if_not_present_loads_no_registry_client(
+    manager_registries: ManagerRegistries, tmp_path: Path
+) -> None:
+    """IfNotPresent of a present image asks no registry: none of the client, its auth, its
+    sessions or sockets is imported (``ocistore.registry`` loads each name on first use)."""
+    image = _push(manager_registries.plain.host, tmp_path, f"cli/present-{uuid.uuid4().hex[:6]}:1")
+    store = tmp_path / "store"
+    run("-q", "pull", image, store=store)
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORTED_BY_A_RUN, "--store", str(store), "-q", "pull",
+         "--policy", "IfNotPresent", image],
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    printed, imported = done.stdout.splitlines()
+    assert printed.startswith("sha256:")
+    loaded = set(imported.split())
+    assert "ocistore.manager.manager" in loaded  # the run went through the image manager
+    client = {
+        "ocistore.registry.client",
+        "ocistore.registry.auth",
+        "ocistore.registry.session",
+        "ocistore.registry.connections",
+        "ocistore.registry.lighthead",
+        "socket",
+    }
+    assert not client & loaded, client & loaded
+
+
 def test_usage_error_is_exit_2() -> None:
     result = run("pull", check=False)
     assert result.returncode == 2 and "Missing argument" in result.stderr

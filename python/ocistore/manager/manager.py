@@ -38,13 +38,13 @@ from ocistore.manager.throttle import (
 from ocistore.platform import Platform
 from ocistore.policy import PullPolicy, default_pull_policy, should_pull
 from ocistore.reference import Reference
-from ocistore.registry.auth import KeyringLike
 from ocistore.registry.options import RegistryOptions
 
 if TYPE_CHECKING:
     from ocistore.credentials import Credential, Keyring
     from ocistore.manager.pods import ContainerImage, ContainerResult, PodImages
     from ocistore.manager.pullrecords import PullRecords, VerificationPolicy
+    from ocistore.registry.auth import KeyringLike
     from ocistore.store.pullcredentials import PullCredential
     from ocistore.transfer.pull import PullEvent
 

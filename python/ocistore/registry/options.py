@@ -13,13 +13,14 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ocistore.registry.auth import AuthSpec
-from ocistore.registry.connections import Connections
 from ocistore.registry.ranges import ParallelFetch
-from ocistore.registry.transport import RetryPolicy
 
 if TYPE_CHECKING:
     import httpx
+
+    from ocistore.registry.auth import AuthSpec
+    from ocistore.registry.connections import Connections
+    from ocistore.registry.transport import RetryPolicy
 
 __all__ = ["RegistryOptions"]
 
