@@ -16,6 +16,7 @@ from typing import Any
 import click
 import pytest
 import yaml
+from cli_modules import run_and_list_modules
 from node_registries import ManagerRegistries
 from regfixtures.registry import registry_requests
 
@@ -134,15 +135,6 @@ NOT_FOR_A_QUIET_PULL = (
     "tomllib",
     "platformdirs",
 )
-IMPORTED_BY_A_RUN = """
-import runpy, sys
-sys.argv = ["ocistore", *sys.argv[1:]]
-try:
-    runpy.run_module("ocistore", run_name="__main__")
-except SystemExit as exit:
-    assert not exit.code, exit.code
-print(" ".join(sorted(sys.modules)))
-"""
 
 
 @pytest.mark.parametrize("quiet", [True, False], ids=["quiet", "lines-to-a-pipe"])
@@ -152,18 +144,14 @@ def test_a_repull_imports_only_what_it_needs(
     image = _push(manager_registries.plain.host, tmp_path, "diet/app:1")
     store = tmp_path / "store"
     run("-q", "pull", image, store=store)
-    done = subprocess.run(
-        [sys.executable, "-c", IMPORTED_BY_A_RUN, "--store", str(store),
-         *(["-q"] if quiet else []), "pull", "--policy", "Always", image],
-        capture_output=True, text=True, timeout=300, check=True,
-    )  # fmt: skip
-    *printed, imported = done.stdout.splitlines()
+    printed, loaded = run_and_list_modules(
+        "--store", store, *(["-q"] if quiet else []), "pull", "--policy", "Always", image
+    )
     if quiet:
         assert printed[0].startswith("sha256:") and len(printed) == 1
     else:  # progress lines as docker prints them, without rich (stdout is not a terminal)
         assert any(line.endswith(": Already exists") for line in printed), printed
         assert printed[-1].startswith(f'Successfully pulled image "{image}"'), printed
-    loaded = set(imported.split())
     assert "ocistore.manager" in loaded  # the run really went through the pull
     heavy = [
         m for m in loaded if m.split(".")[0] in NOT_FOR_A_QUIET_PULL or m in NOT_FOR_A_QUIET_PULL
@@ -224,14 +212,10 @@ def test_a_present_image_if_not_present_loads_no_registry_client(
     image = _push(manager_registries.plain.host, tmp_path, f"cli/present-{uuid.uuid4().hex[:6]}:1")
     store = tmp_path / "store"
     run("-q", "pull", image, store=store)
-    done = subprocess.run(
-        [sys.executable, "-c", IMPORTED_BY_A_RUN, "--store", str(store), "-q", "pull",
-         "--policy", "IfNotPresent", image],
-        capture_output=True, text=True, timeout=300, check=True,
-    )  # fmt: skip
-    printed, imported = done.stdout.splitlines()
+    [printed], loaded = run_and_list_modules(
+        "--store", store, "-q", "pull", "--policy", "IfNotPresent", image
+    )
     assert printed.startswith("sha256:")
-    loaded = set(imported.split())
     assert "ocistore.manager.manager" in loaded  # the run went through the image manager
     client = {
         "ocistore.registry.client",

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_modules import run_and_list_modules
 from regfixtures.blobs import push_raw, raw_image
 from regfixtures.proxy import Fault, FaultProxy
 from regfixtures.registry import TEST_PASSWORD, TEST_USER, registry_requests
@@ -67,9 +68,7 @@ def _full_client(host: str, **kwargs: object) -> RegistryClient:
 
 def _went_light(client: RegistryClient) -> bool:
     """Whether the client's requests so far left its pool without an httpx transport."""
-    return not client._connections.pooled(
-        client.host, ca_file=None, timeout=30.0, retry=FAST_RETRY, sleep=None
-    )
+    return not client._connections.pooled(client.host, **client._pool_settings())
 
 
 @pytest.fixture(scope="module")
@@ -338,15 +337,6 @@ manager = ImageManager(Store(sys.argv[1]), registry=RegistryOptions(plain_http=T
 result = manager.ensure_image(sys.argv[2], pull_policy="Always")
 print(json.dumps([result.digest, sorted(m for m, v in sys.modules.items() if v is not None)]))
 """
-CLI_REPULL = """
-import json, runpy, sys
-sys.argv = ["ocistore", *sys.argv[1:]]
-try:
-    runpy.run_module("ocistore", run_name="__main__")
-except SystemExit as exit:
-    assert not exit.code, exit.code
-print(json.dumps(sorted(m for m, v in sys.modules.items() if v is not None)))
-"""
 
 
 @pytest.mark.parametrize("how", ["ensure_image", "cli"])
@@ -367,14 +357,13 @@ def test_a_repull_imports_no_http_stack_and_sends_one_request(
     before = registry_requests(plain)
     if how == "ensure_image":
         command = [sys.executable, "-c", REPULL, str(store), reference]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+        digest, loaded = json.loads(done.stdout.splitlines()[-1])
     else:
-        command = [sys.executable, "-c", CLI_REPULL, "--store", str(store), "-q", "pull",
-                   "--policy", "Always", "--plain-http", reference]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
-    loaded = json.loads(done.stdout.splitlines()[-1])
-    if how == "ensure_image":
-        digest, loaded = loaded
-        assert digest.startswith("sha256:")
+        [digest], loaded = run_and_list_modules(
+            "--store", store, "-q", "pull", "--policy", "Always", "--plain-http", reference
+        )
+    assert digest.startswith("sha256:")
     assert "ocistore.registry.lighthead" in loaded  # the run really resolved the tag
     assert [m for m in loaded if m.split(".")[0] in HTTP_STACK or m in HTTP_STACK] == []
     assert [m for m in loaded if m.split(".")[0] in NOT_AT_START_UP or m in NOT_AT_START_UP] == []

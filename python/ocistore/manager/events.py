@@ -5,10 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ocistore._log import get_logger
-
-logger = get_logger("ocistore.events")
-
 EventType = Literal["Normal", "Warning"]
 
 # Event reasons (pkg/kubelet/events/event.go).

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 from ocistore import mediatypes
@@ -142,14 +142,18 @@ class RegistryClient:
         with self._built_lock:
             if self._built is None:
                 self._built = self._connections.client_for(
-                    self.host,
-                    self._credentials,
-                    ca_file=self._ca_file,
-                    timeout=self._timeout,
-                    retry=self._retry,
-                    sleep=self._sleep,
+                    self.host, self._credentials, **self._pool_settings()
                 )
             return self._built
+
+    def _pool_settings(self) -> dict[str, Any]:
+        """What, besides the host, names this client's transport in ``Connections``."""
+        return {
+            "ca_file": self._ca_file,
+            "timeout": self._timeout,
+            "retry": self._retry,
+            "sleep": self._sleep,
+        }
 
     @property
     def transport(self) -> Transport:
@@ -248,13 +252,7 @@ class RegistryClient:
         to a plain-HTTP host and the answer is a complete 200 (see ``lighthead``); else None."""
         with self._built_lock:
             built = self._built is not None
-        if built or self._connections.pooled(
-            self.host,
-            ca_file=self._ca_file,
-            timeout=self._timeout,
-            retry=self._retry,
-            sleep=self._sleep,
-        ):
+        if built or self._connections.pooled(self.host, **self._pool_settings()):
             return None  # pooled keep-alive connections (and maybe tokens) are there to use
         sent = {k.lower(): v for k, v in default_headers(dict(self.host.headers)).items()}
         sent |= {k.lower(): v for k, v in headers.items()}

@@ -17,6 +17,7 @@ retries, authenticates, follows redirects and reports errors exactly as it alway
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import time
@@ -125,6 +126,7 @@ def _target(parts: SplitResult) -> str:
     return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
+@functools.cache
 def _httpx_accept_encoding() -> str:
     """The ``Accept-Encoding`` httpx sends by default: its decoders for the packages present."""
     from importlib.util import find_spec

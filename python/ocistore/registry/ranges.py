@@ -119,6 +119,8 @@ def fetch_in_ranges(
     ``open_range(start, end)`` sends the GET for bytes ``start..end-1``. Returns the bytes
     received. Raises :class:`RangeIgnoredError` when a range comes back whole (200).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     import httpx  # a blob download has built the client already
 
     stop = threading.Event()
@@ -139,8 +141,6 @@ def fetch_in_ranges(
     received = 0
     spans = _spans(sink.offset, size, settings.chunk_size)
     pending: deque[Future[bytearray]] = deque()
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(settings.max_per_layer, thread_name_prefix="ocistore-range") as pool:
 
         def submit_next() -> None:

@@ -231,6 +231,7 @@ def _verified_config(
     """The image's config, fetched unless stored, checked against the manifest (and, for a
     ``lone`` manifest that no index chose by platform, against the platform asked for)."""
     descriptor = manifest.config
+    data: bytes | None = None  # fetched and verified here, or read from the store
     if not store.has_blob(descriptor.digest):
         if descriptor.size > MAX_CONFIG_SIZE:
             raise ManifestError(f"config {descriptor.digest} is too large")
@@ -245,7 +246,9 @@ def _verified_config(
                 ingest.truncate()
                 ingest.write(data)
                 ingest.commit()
-    config = parse_image_config(store.read_blob(descriptor.digest, MAX_CONFIG_SIZE))
+    if data is None:
+        data = store.read_blob(descriptor.digest, MAX_CONFIG_SIZE)
+    config = parse_image_config(data)
     manifest.check_config(config)
     if lone:
         # A lone manifest must still suit the platform, as containerd checks its config.
