@@ -8,10 +8,10 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ocistore._log import INFO, WARNING, get_logger
+from ocistore._valueclass import valueclass
 from ocistore.errors import (
     ErrImageInspect,
     ErrImageNeverPull,
@@ -53,7 +53,7 @@ logger = get_logger("ocistore.manager")
 EventSink = Callable[[ImageEvent], None]
 
 
-@dataclass(frozen=True)
+@valueclass
 class ImageResult:
     """The outcome of ``ensure_image``: the image's ref (manifest digest) and what happened."""
 

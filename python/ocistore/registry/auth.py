@@ -7,11 +7,12 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 from urllib.parse import urlencode
 
 from ocistore._lazy import pattern
+from ocistore._valueclass import valueclass
 from ocistore.errors import AuthenticationError
 from ocistore.registry.errors import read_limited, registry_error
 from ocistore.registry.transport import Transport, origin, redact_url
@@ -58,7 +59,7 @@ class KeyringLike(Protocol):
 AuthSpec = tuple[str, str] | CredentialLike | KeyringLike | Sequence[CredentialLike] | None
 
 
-@dataclass(frozen=True, repr=False)
+@valueclass(repr=False)
 class StaticCredential:
     """A username/password (or identity token) given explicitly."""
 
@@ -94,7 +95,7 @@ def credentials_for(auth: AuthSpec, image: str) -> list[CredentialLike]:
     return list(auth)  # type: ignore[arg-type]
 
 
-@dataclass(frozen=True)
+@valueclass
 class Challenge:
     """One ``WWW-Authenticate`` challenge: a scheme (lower case) and its parameters."""
 

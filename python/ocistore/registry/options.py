@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ocistore._valueclass import valueclass
 from ocistore.registry.ranges import ParallelFetch
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["RegistryOptions"]
 
 
-@dataclass(frozen=True)
+@valueclass
 class RegistryOptions:
     """Credentials, mirrors (a containerd ``certs.d`` directory), TLS, timeout and retries.
 
