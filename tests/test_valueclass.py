@@ -17,7 +17,8 @@ import pickle
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple
 
 import pytest
 from hypothesis import event, given, settings
@@ -255,3 +256,113 @@ def test_frozen_slots_instances_refuse_other_names_as_frozen() -> None:
         point.y = 2  # type: ignore[attr-defined]
     with pytest.raises(dataclasses.FrozenInstanceError, match="cannot delete field 'y'"):
         del point.y  # type: ignore[attr-defined]
+
+
+def test_initvars_reach_post_init_and_classvars_stay_out() -> None:
+    def body() -> dict[str, Any]:
+        def __post_init__(self: Any, scale: int) -> None:
+            object.__setattr__(self, "scaled", self.size * scale)
+
+        return {
+            "__annotations__": {"size": int, "scale": dataclasses.InitVar[int], "scaled": int,
+                                "unit": ClassVar[str]},
+            "__module__": __name__, "scaled": dataclasses.field(init=False, default=0),
+            "unit": "bytes", "__post_init__": __post_init__,
+        }  # fmt: skip
+
+    ours = valueclass(type("Sized", (), body()))
+    theirs = dataclasses.dataclass(frozen=True)(type("Sized", (), body()))
+    for cls in (ours, theirs):
+        made = cls(2, 5)
+        assert (made.size, made.scaled, made.unit) == (2, 10, "bytes")
+        assert [f.name for f in dataclasses.fields(cls)] == ["size", "scaled"]
+        assert dataclasses.replace(made, size=3, scale=2).scaled == 6
+    assert str(inspect.signature(ours)) == str(inspect.signature(theirs))
+    assert outcome(lambda: ours(2)) == outcome(lambda: theirs(2))
+    assert outcome(lambda: ours(2)) == (
+        "TypeError", "Sized.__init__() missing 1 required positional argument: 'scale'"
+    )  # fmt: skip
+
+
+def test_subclasses_follow_the_dataclass_rules() -> None:
+    @valueclass
+    class Base:
+        name: str
+
+    @valueclass(slots=True)
+    class Child(Base):
+        size: int = 0
+
+    child = Child("a", 2)
+    assert (repr(child), child == Child("a", 2), hash(child) == hash(Child("a", 2))) == (
+        "test_subclasses_follow_the_dataclass_rules.<locals>.Child(name='a', size=2)", True, True
+    )  # fmt: skip
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        child.name = "b"  # type: ignore[misc]
+    assert copy.deepcopy(child) == child and copy.deepcopy(child) is not child
+
+    @dataclasses.dataclass(frozen=True)
+    class RealChild(Base):
+        size: int = 0
+
+    assert RealChild("a", 1) != Base("a") and RealChild("a", 1).size == 1
+    with pytest.raises(TypeError, match="cannot inherit non-frozen dataclass from a frozen one"):
+        valueclass(frozen=False)(type("Mutable", (Base,), {"__annotations__": {"x": "int"}}))
+    with pytest.raises(TypeError, match="cannot inherit non-frozen dataclass from a frozen one"):
+        dataclasses.dataclass(type("Mutable", (Base,), {"__annotations__": {"x": "int"}}))
+    mutable = dataclasses.dataclass(type("Mutable", (), {"__annotations__": {"x": "int"}}))
+    with pytest.raises(TypeError, match="cannot inherit frozen dataclass from a non-frozen one"):
+        valueclass(type("Frozen", (mutable,), {"__annotations__": {"y": "int"}}))
+
+
+def test_weakref_slot_and_unknown_options() -> None:
+    import weakref
+
+    @valueclass(slots=True, weakref_slot=True)
+    class Referenced:
+        name: str
+
+    referenced = Referenced("a")
+    assert weakref.ref(referenced)() is referenced and "__weakref__" in Referenced.__slots__
+    with pytest.raises(TypeError, match="weakref_slot is True but slots is False"):
+        valueclass(weakref_slot=True)(type("Plain", (), {"__annotations__": {"x": "int"}}))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'order'"):
+        valueclass(order=True)  # type: ignore[call-overload]
+
+
+MYPY_SNIPPET = """
+import dataclasses
+from ocistore._valueclass import valueclass
+
+@valueclass
+class Frozen:
+    name: str
+    size: int = 0
+    tags: list[str] = dataclasses.field(default_factory=list)
+
+@valueclass(frozen=False, slots=True)
+class Mutable:
+    name: str
+
+value = Frozen("a", 1)
+value.size = 2
+Mutable("b").name = "c"
+Frozen("a", "b")
+Frozen(size=1)
+dataclasses.replace(value, size=3)
+"""
+
+
+def test_type_checkers_see_a_frozen_dataclass(tmp_path: Path) -> None:
+    """``dataclass_transform``: mypy knows the fields, the defaults and that it is frozen."""
+    from mypy import api
+
+    (tmp_path / "snippet.py").write_text(MYPY_SNIPPET)
+    flags = ["--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache")]
+    stdout, _, _ = api.run([*flags, str(tmp_path / "snippet.py")])
+    errors = [line.split(": ", 1)[1] for line in stdout.splitlines() if ": error: " in line]
+    assert errors == [
+        'error: Property "size" defined in "Frozen" is read-only  [misc]',
+        'error: Argument 2 to "Frozen" has incompatible type "str"; expected "int"  [arg-type]',
+        'error: Missing positional argument "name" in call to "Frozen"  [call-arg]',
+    ]
