@@ -26,6 +26,7 @@ import builtins
 import dataclasses
 import inspect
 import reprlib
+import sys
 import types
 from collections.abc import Callable, Iterable
 from operator import attrgetter
@@ -67,12 +68,13 @@ def _make_init(cls: type, frozen: bool, slots: bool) -> types.FunctionType:
     parameters = [f for f in every if f.init and not f.kw_only]
     keyword_only = [f for f in every if f.init and f.kw_only]
 
-    seen_default = False
+    seen_default = None
     for f in parameters:
         if f.default is not _MISSING or f.default_factory is not _MISSING:
-            seen_default = True
+            seen_default = f.name
         elif seen_default:
-            raise TypeError(f"non-default argument {f.name!r} follows default argument")
+            named = f" {seen_default!r}" if sys.version_info >= (3, 13) else ""  # as it says
+            raise TypeError(f"non-default argument {f.name!r} follows default argument{named}")
 
     steps: list[tuple[str, int, Any]] = []
     for f in every:
@@ -155,13 +157,39 @@ def _make_repr(names: list[str]) -> Callable[[object], str]:
     return __repr__
 
 
-def _make_eq(values: Callable[[object], tuple[Any, ...]]) -> Callable[[object, object], Any]:
+def _make_eq(names: list[str]) -> Callable[[object, object], Any]:
+    values = _tuple_of(names)
+
     def __eq__(self: object, other: object) -> Any:
         if other.__class__ is self.__class__:
             return values(self) == values(other)
         return NotImplemented
 
     return __eq__
+
+
+def _make_eq_fieldwise(names: list[str]) -> Callable[[object, object], Any]:
+    """Python 3.13's: the same object is equal, else ``a == a2 and b == b2 ...`` (the first
+    false result, as ``and`` gives it)."""
+    getters = [attrgetter(name) for name in names]
+
+    def __eq__(self: object, other: object) -> Any:
+        if self is other:
+            return True
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        result: Any = True
+        for get in getters:
+            result = get(self) == get(other)
+            if not result:
+                return result
+        return result
+
+    return __eq__
+
+
+# What the generated __eq__ does changed in 3.13; a valueclass does what this Python's does.
+_make_equality = _make_eq_fieldwise if sys.version_info >= (3, 13) else _make_eq
 
 
 def _make_hash(values: Callable[[object], tuple[Any, ...]]) -> Callable[[object], int]:
@@ -258,16 +286,19 @@ def _process(
     fields = dataclasses.fields(processed)
     if init:
         _attach(processed, "__init__", _make_init(processed, frozen, slots))
+    action = _hash_action(unsafe_hash, eq, frozen, explicit_hash)
+    refused = [name for name in ("__setattr__", "__delattr__") if name in processed.__dict__]
+    refused = refused if frozen and not frozen_base else []
+    if action == "raise":  # Python 3.13 checks __hash__ first
+        refused.insert(0 if sys.version_info >= (3, 13) else len(refused), "__hash__")
+    if refused:
+        raise TypeError(f"Cannot overwrite attribute {refused[0]} in class {cls.__name__}")
     if repr:
         _attach(processed, "__repr__", _make_repr([f.name for f in fields if f.repr]))
     if eq:
-        _attach(processed, "__eq__", _make_eq(_tuple_of([f.name for f in fields if f.compare])))
+        _attach(processed, "__eq__", _make_equality([f.name for f in fields if f.compare]))
     if frozen and not frozen_base:
         for method in _make_frozen(processed, [f.name for f in fields]):
-            if method.__name__ in processed.__dict__:
-                raise TypeError(
-                    f"Cannot overwrite attribute {method.__name__} in class {cls.__name__}"
-                )
             _put(processed, method.__name__, method)
         if slots:  # the default __setstate__ would assign through the frozen __setattr__
             for name, state_method in (
@@ -276,9 +307,6 @@ def _process(
             ):
                 if name not in processed.__dict__:
                     setattr(processed, name, state_method)
-    action = _hash_action(unsafe_hash, eq, frozen, explicit_hash)
-    if action == "raise":
-        raise TypeError(f"Cannot overwrite attribute __hash__ in class {cls.__name__}")
     if action == "none":
         processed.__hash__ = None
     elif action == "add":
