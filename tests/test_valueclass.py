@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import inspect
 import pickle
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +25,8 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from ocistore._valueclass import field as valueclass_field
+from ocistore._valueclass import replace as valueclass_replace
 from ocistore._valueclass import valueclass
 
 
@@ -34,6 +37,7 @@ class FieldSpec(NamedTuple):
     compare: bool
     hash: bool | None
     kw_only: bool
+    plain: bool  # a bare annotation (and default): no field(), the flags above unused
 
 
 class ClassSpec(NamedTuple):
@@ -46,6 +50,7 @@ class ClassSpec(NamedTuple):
     post_init: bool
     own_methods: frozenset[str]  # methods the class body defines itself
     documented: bool
+    eager: bool  # valueclass given dataclasses.field(), so dataclasses collects the fields
 
 
 FIELD_SPECS = st.builds(
@@ -56,6 +61,7 @@ FIELD_SPECS = st.builds(
     compare=st.booleans(),
     hash=st.sampled_from([None, True, False]),
     kw_only=st.booleans(),
+    plain=st.booleans(),
 )
 CLASS_SPECS = st.builds(
     ClassSpec,
@@ -71,11 +77,12 @@ CLASS_SPECS = st.builds(
         st.frozensets(st.sampled_from(["__eq__", "__hash__", "__repr__", "__setattr__"])),
     ),
     documented=st.booleans(),
+    eager=st.booleans(),
 )
 UNSET = "<unset>"
 
 
-def _namespace(spec: ClassSpec) -> dict[str, Any]:
+def _namespace(spec: ClassSpec, field: Callable[..., Any]) -> dict[str, Any]:
     """A fresh class body (``field()`` objects are consumed by the decorator)."""
     namespace: dict[str, Any] = {"__annotations__": {}, "__module__": __name__, "seen": []}
     for number, f in enumerate(spec.fields):
@@ -84,7 +91,10 @@ def _namespace(spec: ClassSpec) -> dict[str, Any]:
         options: dict[str, Any] = {"default": 100 + number} if f.default == "value" else {}
         if f.default == "factory":
             options["default_factory"] = list
-        namespace[name] = dataclasses.field(
+        if f.plain and f.default != "factory":
+            namespace.update({name: options["default"]} if options else {})
+            continue
+        namespace[name] = field(
             init=f.init, repr=f.repr, compare=f.compare, hash=f.hash, kw_only=f.kw_only, **options
         )
     if spec.post_init:
@@ -108,7 +118,9 @@ def _namespace(spec: ClassSpec) -> dict[str, Any]:
 
 def _decorate(spec: ClassSpec, decorator: Callable[..., Any]) -> Any:
     flags = {"frozen": spec.frozen, "slots": spec.slots, "eq": spec.eq, "init": spec.init}
-    return decorator(**flags, unsafe_hash=spec.unsafe_hash)(type("Spec", (), _namespace(spec)))
+    field = valueclass_field if decorator is valueclass and not spec.eager else dataclasses.field
+    body = _namespace(spec, field)
+    return decorator(**flags, unsafe_hash=spec.unsafe_hash)(type("Spec", (), body))
 
 
 def _state(instance: object) -> tuple[Any, ...]:
@@ -143,20 +155,11 @@ def _picklable(cls: type) -> Iterator[None]:
         delattr(module, "Spec")
 
 
-def _behaviour(cls: Any, calls: list[tuple[int, list[str]]]) -> list[Any]:
-    """Everything observable about ``cls`` and instances made by ``calls``."""
-    fields = dataclasses.fields(cls)
-    seen: list[Any] = [
-        [(f.name, f.default, f.default_factory, f.init, f.repr, f.compare, f.hash, f.kw_only)
-         for f in fields],
-        cls.__match_args__,
-        str(inspect.signature(cls)),
-        cls.__doc__,
-        cls.__hash__ is None,
-        dataclasses.is_dataclass(cls),
-        [getattr(cls.__dataclass_params__, n) for n in ("init", "repr", "eq", "frozen")],
-        [name in cls.__dict__ for name in ("__getstate__", "__setstate__", "__slots__")],
-    ]  # fmt: skip
+def _behaviour(cls: Any, calls: list[tuple[int, list[str]]], replace: Any) -> list[Any]:
+    """Everything observable about ``cls`` and instances made by ``calls``. What asks for the
+    fields (``fields``, ``asdict``, ``is_dataclass``) comes last: ``replace`` on a valueclass
+    needs no ``dataclasses`` before."""
+    seen: list[Any] = [cls.__match_args__, str(inspect.signature(cls)), cls.__doc__]
     made = []
     for count, keywords in calls:
         arguments = {name: 10 + index for index, name in enumerate(keywords)}
@@ -166,7 +169,19 @@ def _behaviour(cls: Any, calls: list[tuple[int, list[str]]]) -> list[Any]:
             made.append(result[1])
     seen.append(cls.seen)
     for instance in made[:2]:
+        for name in _names(cls):
+            change = {name: -1}
+            seen.append(outcome(lambda i=instance, c=change: _state(replace(i, **c))))
+    for instance in made[:2]:
         seen.append(_instance_behaviour(cls, instance, made))
+    seen += [
+        [(f.name, f.type, f.default, f.default_factory, f.init, f.repr, f.compare, f.hash,
+          f.kw_only, dict(f.metadata)) for f in dataclasses.fields(cls)],
+        cls.__hash__ is None,
+        dataclasses.is_dataclass(cls),
+        [getattr(cls.__dataclass_params__, n) for n in ("init", "repr", "eq", "frozen")],
+        [name in cls.__dict__ for name in ("__getstate__", "__setstate__", "__slots__")],
+    ]  # fmt: skip
     return seen
 
 
@@ -184,6 +199,9 @@ def _instance_behaviour(cls: Any, instance: Any, made: list[Any]) -> list[Any]:
     for name in names:
         changed = outcome(lambda name=name: _state(dataclasses.replace(instance, **{name: -1})))
         seen.append(changed)
+    if hasattr(copy, "replace"):  # Python 3.13: copy.replace() calls __replace__
+        for name in names:
+            seen.append(outcome(lambda name=name: _state(copy.replace(instance, **{name: -1}))))
     with _picklable(cls):
         seen.append(outcome(lambda: _state(pickle.loads(pickle.dumps(instance)))))
     seen.append(outcome(lambda: _state(copy.copy(instance))))
@@ -240,10 +258,10 @@ def test_a_valueclass_behaves_as_the_dataclass_of_the_same_spec(
     assert ours[0] == theirs[0] and (ours[0] == "returned" or ours == theirs)
     event(f"decoration: {theirs[0] if theirs[0] == 'returned' else theirs[1][:40]}")
     if theirs[0] == "returned":
-        behaviour = _behaviour(theirs[1], calls)
+        behaviour = _behaviour(theirs[1], calls, dataclasses.replace)
         made = [item for item in behaviour if isinstance(item, tuple) and item[:1] == ("made",)]
         event(f"instances made: {len(made)}")
-        assert _behaviour(ours[1], calls) == behaviour
+        assert _behaviour(ours[1], calls, valueclass_replace) == behaviour
 
 
 def test_frozen_slots_instances_refuse_other_names_as_frozen() -> None:
@@ -332,13 +350,13 @@ def test_weakref_slot_and_unknown_options() -> None:
 
 MYPY_SNIPPET = """
 import dataclasses
-from ocistore._valueclass import valueclass
+from ocistore._valueclass import field, replace, valueclass
 
 @valueclass
 class Frozen:
     name: str
     size: int = 0
-    tags: list[str] = dataclasses.field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
 
 @valueclass(frozen=False, slots=True)
 class Mutable:
@@ -350,6 +368,7 @@ Mutable("b").name = "c"
 Frozen("a", "b")
 Frozen(size=1)
 dataclasses.replace(value, size=3)
+replace(value, size=4).tags.append("x")
 """
 
 
@@ -366,3 +385,25 @@ def test_type_checkers_see_a_frozen_dataclass(tmp_path: Path) -> None:
         'error: Argument 2 to "Frozen" has incompatible type "str"; expected "int"  [arg-type]',
         'error: Missing positional argument "name" in call to "Frozen"  [call-arg]',
     ]
+
+
+def test_dataclasses_is_imported_only_when_asked_for_fields() -> None:
+    """The model's classes are made, compared, replaced and pickled without ``dataclasses``;
+    ``fields``/``asdict`` then find real dataclasses."""
+    script = """
+import pickle, sys
+from ocistore._valueclass import replace
+from ocistore.model import Descriptor
+from ocistore.platform import Platform
+one = Descriptor("application/vnd.oci.image.layer.v1.tar", "sha256:" + "a" * 64, 3)
+two = replace(one, size=4, platform=Platform("linux", "amd64"))
+assert two.size == 4 and two != one and pickle.loads(pickle.dumps(two)) == two
+assert {"dataclasses", "inspect"} & set(sys.modules) == set(), "imported too early"
+import dataclasses
+assert dataclasses.is_dataclass(two) and dataclasses.fields(two)[2].name == "size"
+assert dataclasses.asdict(two)["platform"]["architecture"] == "amd64"
+assert dataclasses.replace(two, size=5).size == 5
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (0, "ok\n"), done.stderr

@@ -19,12 +19,11 @@ import binascii
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import field
 from typing import Final, NoReturn
 
 from ocistore import mediatypes
 from ocistore._core import validate_digest
-from ocistore._valueclass import valueclass
+from ocistore._valueclass import field, valueclass
 from ocistore.digest import digest_bytes
 from ocistore.errors import (
     AmbiguousManifestError,

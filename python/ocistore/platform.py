@@ -13,13 +13,12 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import field, replace
 from pathlib import Path
 from typing import Final, TypeVar
 from urllib.parse import unquote
 
 from ocistore._lazy import pattern
-from ocistore._valueclass import valueclass
+from ocistore._valueclass import field, replace, valueclass
 from ocistore.errors import InvalidPlatformError
 
 __all__ = ["Platform", "PlatformMatcher", "only", "only_strict"]

@@ -15,11 +15,10 @@ import binascii
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import field
 from pathlib import Path
 from typing import Any, Literal
 
-from ocistore._valueclass import valueclass
+from ocistore._valueclass import field, valueclass
 from ocistore.credentials._gojson import go_json_dumps
 from ocistore.credentials.secretfile import write_secret_file
 from ocistore.errors import CredentialError

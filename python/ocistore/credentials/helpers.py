@@ -13,10 +13,9 @@ import os
 import shutil
 import subprocess
 from collections.abc import Mapping
-from dataclasses import field
 
 from ocistore._log import get_logger
-from ocistore._valueclass import valueclass
+from ocistore._valueclass import field, valueclass
 from ocistore.errors import CredentialHelperError
 
 __all__ = ["HelperCredential", "helper_server_url", "run_credential_helper"]

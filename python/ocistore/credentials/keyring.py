@@ -18,13 +18,12 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import field
 from pathlib import Path
 from typing import Literal, Protocol
 
 from ocistore._core import CredentialMatcher, url_matches
 from ocistore._log import get_logger
-from ocistore._valueclass import valueclass
+from ocistore._valueclass import field, valueclass
 from ocistore.credentials._gojson import go_json_dumps
 from ocistore.credentials.dockerconfig import (
     DockerConfig,

@@ -20,13 +20,12 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 from ocistore._core import url_match_problem, url_matches
 from ocistore._log import get_logger
-from ocistore._valueclass import valueclass
+from ocistore._valueclass import field, valueclass
 from ocistore.credentials._gojson import go_json_dumps
 from ocistore.credentials.dockerconfig import DockerConfigEntry
 from ocistore.errors import CredentialProviderError

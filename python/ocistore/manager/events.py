@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import field
 from typing import Literal
 
-from ocistore._valueclass import valueclass
+from ocistore._valueclass import field, valueclass
 
 EventType = Literal["Normal", "Warning"]
 

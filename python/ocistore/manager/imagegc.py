@@ -6,10 +6,9 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import field
 from typing import TYPE_CHECKING
 
-from ocistore._valueclass import valueclass
+from ocistore._valueclass import field, valueclass
 from ocistore.errors import OciStoreError
 
 if TYPE_CHECKING:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import field
 
-from ocistore._valueclass import valueclass
+from ocistore._valueclass import field, valueclass
 
 __all__ = ["FsckProblem", "FsckReport", "GcReport", "ProblemKind"]
 

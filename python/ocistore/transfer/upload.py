@@ -6,10 +6,9 @@ Push (from the store) and copy (from another registry) share it.
 from __future__ import annotations
 
 import os
-from dataclasses import field
 from typing import BinaryIO
 
-from ocistore._valueclass import valueclass
+from ocistore._valueclass import field, valueclass
 from ocistore.errors import RegistryError
 from ocistore.registry.client import RegistryClient
 from ocistore.registry.session import RegistrySession
