@@ -1,4 +1,5 @@
-"""What a fresh ``ocistore`` command-line process imported (for the start-up cost tests)."""
+"""What a fresh ``ocistore`` command-line process imported and compiled (for the start-up cost
+tests)."""
 
 from __future__ import annotations
 
@@ -6,22 +7,43 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
+import ocistore
+from ocistore.testing.imagebuild import build_image
+
+# The "compile" audit event names the source of every compile(), exec() and eval() of text:
+# what a dataclass or a NamedTuple generates, a forward reference, a module without bytecode.
 _RUN_AND_LIST = """
 import json, runpy, sys
+compiled = []
+def record(event, args):
+    if event == "compile" and isinstance(args[0], (str, bytes)):
+        source = args[0] if isinstance(args[0], str) else args[0].decode(errors="replace")
+        compiled.append(source.strip().partition("\\n")[0])
+sys.addaudithook(record)
 sys.argv = ["ocistore", *sys.argv[1:]]
 try:
     runpy.run_module("ocistore", run_name="__main__")
 except SystemExit as exit:
     assert not exit.code, exit.code
-print(json.dumps(sorted(m for m, v in sys.modules.items() if v is not None)))
+modules = sorted(m for m, v in sys.modules.items() if v is not None)
+print(json.dumps({"modules": modules, "compiled": compiled}))
 """
 
 
-def run_and_list_modules(*args: str | Path) -> tuple[list[str], set[str]]:
-    """Runs ``ocistore ARGS`` (``python -m ocistore``) in a new process, which must succeed:
-    the lines it printed, and the modules it had loaded at its end (parked ``None`` entries,
-    such as ``httpx._main``, left out)."""
+class Process(NamedTuple):
+    """A finished ``ocistore`` process: its lines, loaded modules, and the first line of each
+    source text it compiled."""
+
+    printed: list[str]
+    modules: set[str]
+    compiled: list[str]
+
+
+def run_ocistore_process(*args: str | Path) -> Process:
+    """Runs ``ocistore ARGS`` (``python -m ocistore``) in a new process, which must succeed.
+    Parked ``None`` entries of ``sys.modules``, such as ``httpx._main``, are left out."""
     done = subprocess.run(
         [sys.executable, "-c", _RUN_AND_LIST, *map(str, args)],
         capture_output=True,
@@ -29,5 +51,21 @@ def run_and_list_modules(*args: str | Path) -> tuple[list[str], set[str]]:
         timeout=300,
         check=True,
     )
-    *printed, modules = done.stdout.splitlines()
-    return printed, set(json.loads(modules))
+    *printed, last = done.stdout.splitlines()
+    seen = json.loads(last)
+    return Process(printed, set(seen["modules"]), seen["compiled"])
+
+
+def run_and_list_modules(*args: str | Path) -> tuple[list[str], set[str]]:
+    """The lines ``ocistore ARGS`` printed in a new process, and the modules it had loaded."""
+    process = run_ocistore_process(*args)
+    return process.printed, process.modules
+
+
+def push_small_image(registry: str, repository: str, work: Path) -> str:
+    """Pushes a one-layer image to the plain-HTTP ``registry``; its reference."""
+    reference = f"{registry}/{repository}:1"
+    build = ocistore.Store(work / f"build-{repository.replace('/', '-')}")
+    build_image([{"etc/os-release": f"ID={repository}\n"}]).write_to_store(build, reference)
+    ocistore.push(reference, store=build, options=ocistore.RegistryOptions(plain_http=True))
+    return reference

@@ -21,7 +21,7 @@ LIBRARY = ("httpx", "httpcore")
 #: The standard library a command-line re-pull of a present image loads (besides what Python
 #: loads at start-up): the floor of that row (tests/bench/test_repull_floor.py).
 REPULL_STDLIB = (
-    "re", "typing", "enum", "dataclasses", "pathlib", "json", "sqlite3", "socket", "threading",
+    "re", "typing", "enum", "pathlib", "json", "sqlite3", "socket", "threading",
     "datetime", "urllib.parse", "base64", "contextlib", "fcntl", "functools", "collections",
 )  # fmt: skip
 

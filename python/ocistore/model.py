@@ -19,11 +19,11 @@ import binascii
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Final, NoReturn
 
 from ocistore import mediatypes
 from ocistore._core import validate_digest
+from ocistore._valueclass import field, valueclass
 from ocistore.digest import digest_bytes
 from ocistore.errors import (
     AmbiguousManifestError,
@@ -116,7 +116,7 @@ def _annotations(value: Mapping[str, str] | Annotations | None) -> Annotations:
     return Annotations(value or {})
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(slots=True)
 class Descriptor:
     """A content descriptor: what a blob is (media type), its digest and its size."""
 
@@ -200,7 +200,7 @@ class Descriptor:
 # --- manifests, indexes -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(slots=True)
 class Manifest:
     """An image manifest (OCI image manifest or Docker schema 2)."""
 
@@ -250,7 +250,7 @@ class Manifest:
         return _dump(self.to_dict())
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(slots=True)
 class Index:
     """An image index (OCI image index or Docker manifest list)."""
 
@@ -322,7 +322,7 @@ def _matcher(platform: Platform | str | PlatformMatcher | None) -> PlatformMatch
 # --- image config -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(slots=True)
 class History:
     """One entry of a config's history (``empty_layer`` entries made no layer)."""
 
@@ -348,7 +348,7 @@ class History:
         return data
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(slots=True)
 class ImageConfig:
     """An image configuration (OCI config or Docker container image config)."""
 

@@ -13,12 +13,12 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final, TypeVar
 from urllib.parse import unquote
 
 from ocistore._lazy import pattern
+from ocistore._valueclass import field, replace, valueclass
 from ocistore.errors import InvalidPlatformError
 
 __all__ = ["Platform", "PlatformMatcher", "only", "only_strict"]
@@ -92,7 +92,7 @@ _ARM64_LEVELS: Final[dict[str, tuple[tuple[int, int], ...]]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(slots=True)
 class Platform:
     """An OCI platform. Values are kept as given; :meth:`parse` and :meth:`normalized` normalise.
 

@@ -10,11 +10,11 @@ what it means to the kubelet and containerd; the few deliberate differences are 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Final
 
 from ocistore._core import validate_digest
 from ocistore._lazy import pattern
+from ocistore._valueclass import valueclass
 from ocistore.errors import InvalidDigestError, InvalidReferenceError
 
 __all__ = [
@@ -77,7 +77,7 @@ ERR_DIGEST_INVALID_LENGTH: Final = "invalid checksum digest length"
 ERR_DIGEST_UNSUPPORTED: Final = "unsupported digest algorithm"
 
 
-@dataclass(frozen=True, slots=True)
+@valueclass(slots=True)
 class Reference:
     """A normalised image reference: registry, repository, and an optional tag and/or digest.
 

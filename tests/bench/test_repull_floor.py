@@ -4,23 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cli_modules import run_and_list_modules
+from cli_modules import push_small_image, run_and_list_modules
 from node_registries import ManagerRegistries
 
 import ocistore
-from ocistore.testing.imagebuild import build_image
 from peerbench.jobs import REPULL_STDLIB
 
 
 def test_the_floor_row_imports_nothing_a_repull_does_not(
     manager_registries: ManagerRegistries, tmp_path: Path
 ) -> None:
-    reference = f"{manager_registries.plain.host}/floor/app:1"
-    build = ocistore.Store(tmp_path / "build")
-    build_image([{"etc/os-release": "ID=floor\n"}]).write_to_store(build, reference)
-    options = ocistore.RegistryOptions(plain_http=True)
-    ocistore.push(reference, store=build, options=options)
+    reference = push_small_image(manager_registries.plain.host, "floor/app", tmp_path)
     store = tmp_path / "store"
+    options = ocistore.RegistryOptions(plain_http=True)
     ocistore.pull(reference, store=ocistore.Store(store), options=options)
     _, loaded = run_and_list_modules(
         "--store", store, "-q", "pull", "--policy", "Always", "--plain-http", reference

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import functools
 import json
@@ -112,6 +111,8 @@ def plain(text: str) -> str:
 
 def to_jsonable(value: Any) -> Any:
     """Dataclasses, enums, paths and datetimes as plain JSON values with stable keys."""
+    import dataclasses  # here: a valueclass needs dataclasses only when asked for its fields
+
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, enum.Enum):

@@ -21,8 +21,8 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
 
+from ocistore._valueclass import valueclass
 from ocistore.cli.failures import EXIT_FAILURE, EXIT_OK
 
 #: Options taken before or after the subcommand: their name as click's parameter knows it.
@@ -38,7 +38,8 @@ HOSTS_DIR_ENV = "OCISTORE_HOSTS_DIR"
 _COMPLETION_ENV = "_OCISTORE_COMPLETE"
 
 
-class QuickPull(NamedTuple):
+@valueclass
+class QuickPull:
     """A ``pull`` command line, parsed."""
 
     store_root: str | None

@@ -15,10 +15,10 @@ import binascii
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ocistore._valueclass import field, valueclass
 from ocistore.credentials._gojson import go_json_dumps
 from ocistore.credentials.secretfile import write_secret_file
 from ocistore.errors import CredentialError
@@ -39,7 +39,7 @@ ConfigFormat = Literal["config.json", ".dockercfg"]
 MAX_CONFIG_BYTES = 10 * 1024 * 1024
 
 
-@dataclass(frozen=True, repr=False)
+@valueclass(repr=False)
 class DockerConfigEntry:
     """One registry entry of a docker config file; never shows its secrets."""
 
@@ -53,7 +53,7 @@ class DockerConfigEntry:
         return f"DockerConfigEntry(username={self.username!r}, password=<redacted>)"
 
 
-@dataclass(frozen=True)
+@valueclass
 class DockerConfig:
     """A parsed docker config file: its entries in file order, plus Docker-only helper settings."""
 

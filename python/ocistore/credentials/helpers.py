@@ -13,9 +13,9 @@ import os
 import shutil
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from ocistore._log import get_logger
+from ocistore._valueclass import field, valueclass
 from ocistore.errors import CredentialHelperError
 
 __all__ = ["HelperCredential", "helper_server_url", "run_credential_helper"]
@@ -29,7 +29,7 @@ _NOT_FOUND = "credentials not found in native keychain"
 _MAX_OUTPUT = 1024 * 1024
 
 
-@dataclass(frozen=True, repr=False)
+@valueclass(repr=False)
 class HelperCredential:
     """What a credential helper returned; never shows the secret."""
 

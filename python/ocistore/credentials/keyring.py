@@ -18,12 +18,12 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
 from ocistore._core import CredentialMatcher, url_matches
 from ocistore._log import get_logger
+from ocistore._valueclass import field, valueclass
 from ocistore.credentials._gojson import go_json_dumps
 from ocistore.credentials.dockerconfig import (
     DockerConfig,
@@ -56,7 +56,7 @@ log = get_logger(__name__)
 SourceKind = Literal["docker-config", "secret", "plugin", "helper", "static"]
 
 
-@dataclass(frozen=True)
+@valueclass
 class CredentialSource:
     """Where a credential came from: a file, a pull secret, a plugin or a docker helper."""
 
@@ -91,7 +91,7 @@ def hash_auth_config(username: str, password: str, email: str = "") -> str:
     ).hexdigest()
 
 
-@dataclass(frozen=True, repr=False)
+@valueclass(repr=False)
 class Credential:
     """A registry credential and its origin; ``repr``/``str`` never show the secret."""
 
@@ -260,7 +260,7 @@ class _HelperPart:
         return f"credential helpers of {self._config.origin}"
 
 
-@dataclass(frozen=True)
+@valueclass
 class CredentialReport:
     """What ``ocistore auth which IMAGE`` shows: credentials in try order, and why not others."""
 

@@ -20,12 +20,12 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ocistore._core import url_match_problem, url_matches
 from ocistore._log import get_logger
+from ocistore._valueclass import field, valueclass
 from ocistore.credentials._gojson import go_json_dumps
 from ocistore.credentials.dockerconfig import DockerConfigEntry
 from ocistore.errors import CredentialProviderError
@@ -90,7 +90,7 @@ def parse_go_duration(text: str) -> float:
     return sign * total
 
 
-@dataclass(frozen=True)
+@valueclass
 class CredentialProvider:
     """One plugin of a ``CredentialProviderConfig``."""
 
@@ -192,7 +192,7 @@ def _provider(raw: Any, index: int) -> CredentialProvider:
     )
 
 
-@dataclass(frozen=True)
+@valueclass
 class CredentialProviderConfig:
     """The plugins of a kubelet ``CredentialProviderConfig``, in configuration order."""
 
@@ -264,7 +264,7 @@ class CredentialProviderConfig:
         return cls(tuple(providers))
 
 
-@dataclass(frozen=True, repr=False)
+@valueclass(repr=False)
 class CredentialProviderResponse:
     """A decoded plugin answer; ``auth`` maps matchImages-style keys to credentials."""
 

@@ -15,10 +15,10 @@ import base64
 import binascii
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ocistore._valueclass import valueclass
 from ocistore.credentials._gojson import go_json_dumps
 from ocistore.credentials.dockerconfig import (
     MAX_CONFIG_BYTES,
@@ -49,7 +49,7 @@ DOCKERCFG_KEY = ".dockercfg"
 DEFAULT_DOCKER_SERVER = "https://index.docker.io/v1/"
 
 
-@dataclass(frozen=True)
+@valueclass
 class PullSecret:
     """A usable image pull secret: its coordinates and its parsed docker config."""
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Literal
+
+from ocistore._valueclass import field, valueclass
 
 EventType = Literal["Normal", "Warning"]
 
@@ -16,7 +17,7 @@ INSPECT_FAILED = "InspectFailed"
 ERR_IMAGE_NEVER_PULL = "ErrImageNeverPull"
 
 
-@dataclass(frozen=True)
+@valueclass
 class ImageEvent:
     """One event as kubelet would record it against the container."""
 

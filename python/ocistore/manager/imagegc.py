@@ -6,9 +6,9 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ocistore._valueclass import field, valueclass
 from ocistore.errors import OciStoreError
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ class ImageGCError(OciStoreError):
     """Image GC could not free what the thresholds ask for (kubelet's FreeDiskSpaceFailed)."""
 
 
-@dataclass(frozen=True)
+@valueclass
 class ImageGCPolicy:
     """kubelet's image GC settings; ``max_age`` 0 disables age-based removal."""
 
@@ -47,7 +47,7 @@ class ImageGCPolicy:
             )
 
 
-@dataclass(frozen=True)
+@valueclass
 class GcCandidate:
     """One image (all tags of one digest) as GC sees it."""
 
@@ -59,7 +59,7 @@ class GcCandidate:
     pinned: bool
 
 
-@dataclass
+@valueclass(frozen=False)
 class ImageGCReport:
     """What an image GC pass removed (or, in a dry run, would remove) and why."""
 

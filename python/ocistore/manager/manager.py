@@ -8,10 +8,10 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from ocistore._log import INFO, WARNING, get_logger
+from ocistore._valueclass import valueclass
 from ocistore.errors import (
     ErrImageInspect,
     ErrImageNeverPull,
@@ -53,7 +53,7 @@ logger = get_logger("ocistore.manager")
 EventSink = Callable[[ImageEvent], None]
 
 
-@dataclass(frozen=True)
+@valueclass
 class ImageResult:
     """The outcome of ``ensure_image``: the image's ref (manifest digest) and what happened."""
 
@@ -68,15 +68,17 @@ class ImageResult:
     bytes_downloaded: int = 0
 
 
-# The private records below are NamedTuples, not dataclasses: a dataclass compiles its methods
-# at every import, and this module is on the path of every ``ocistore pull``.
-class _PullOutcome(NamedTuple):
+@valueclass
+class _PullOutcome:
+    """What a pull gave ``ensure_image``: the digest, the credential that worked, the bytes."""
+
     digest: str
     credential: Credential | None
     bytes_downloaded: int
 
 
-class _Context(NamedTuple):
+@valueclass
+class _Context:
     """What one ``ensure_image`` call collects while it runs."""
 
     image: str
@@ -454,7 +456,8 @@ class _Only:
         return [self._credential]
 
 
-class _PullRequest(NamedTuple):
+@valueclass
+class _PullRequest:
     """What one ``ensure_image`` call asks the puller for, besides the image."""
 
     platform: str | None

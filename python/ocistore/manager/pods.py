@@ -4,9 +4,9 @@ server's pull-policy defaulting, and the pull secrets Kubernetes would hand to k
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ocistore._valueclass import valueclass
 from ocistore.errors import OciStoreError
 from ocistore.policy import PullPolicy, default_pull_policy
 
@@ -32,7 +32,7 @@ _TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True)
+@valueclass
 class ContainerResult:
     """One container's outcome in ``ensure_pod``: a result or kubelet's reason and message."""
 
@@ -50,7 +50,7 @@ class ContainerResult:
         return self.result is not None
 
 
-@dataclass(frozen=True)
+@valueclass
 class ContainerImage:
     """One container of a pod: its image and its (defaulted) pull policy."""
 
@@ -60,7 +60,7 @@ class ContainerImage:
     kind: str  # "initContainers", "containers" or "ephemeralContainers"
 
 
-@dataclass(frozen=True)
+@valueclass
 class PodImages:
     """What kubelet needs from one pod (or pod template) to ensure its images."""
 

@@ -7,11 +7,11 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import urlencode
 
 from ocistore._lazy import pattern
+from ocistore._valueclass import field, valueclass
 from ocistore.errors import AuthenticationError
 from ocistore.registry.errors import read_limited, registry_error
 from ocistore.registry.transport import Transport, origin, redact_url
@@ -58,7 +58,7 @@ class KeyringLike(Protocol):
 AuthSpec = tuple[str, str] | CredentialLike | KeyringLike | Sequence[CredentialLike] | None
 
 
-@dataclass(frozen=True, repr=False)
+@valueclass(repr=False)
 class StaticCredential:
     """A username/password (or identity token) given explicitly."""
 
@@ -94,7 +94,7 @@ def credentials_for(auth: AuthSpec, image: str) -> list[CredentialLike]:
     return list(auth)  # type: ignore[arg-type]
 
 
-@dataclass(frozen=True)
+@valueclass
 class Challenge:
     """One ``WWW-Authenticate`` challenge: a scheme (lower case) and its parameters."""
 
@@ -186,7 +186,10 @@ class _CredentialRejected(Exception):
         self.index = index
 
 
-class _Token(NamedTuple):
+@valueclass
+class _Token:
+    """A bearer token and when (by the authenticator's clock) it stops being used."""
+
     value: str
     expires_at: float
 

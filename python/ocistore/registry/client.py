@@ -6,12 +6,12 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 from ocistore import mediatypes
 from ocistore._log import get_logger
+from ocistore._valueclass import valueclass
 from ocistore.digest import digest_bytes, validate_digest
 from ocistore.errors import (
     DigestMismatchError,
@@ -65,7 +65,7 @@ class BlobSink(Protocol):
     def truncate(self) -> None: ...
 
 
-@dataclass(frozen=True)
+@valueclass
 class ManifestHead:
     """What a HEAD (or GET) says about a manifest."""
 
@@ -74,7 +74,7 @@ class ManifestHead:
     size: int | None
 
 
-@dataclass(frozen=True)
+@valueclass
 class FetchedManifest:
     """A manifest body, its media type and its verified digest."""
 

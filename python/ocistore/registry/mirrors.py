@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ocistore._valueclass import valueclass
 from ocistore.errors import RegistryError
 
 ALL_CAPABILITIES = frozenset({"pull", "resolve", "push"})
@@ -15,7 +15,7 @@ DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
 
 
-@dataclass(frozen=True)
+@valueclass
 class RegistryHost:
     """One place to talk to for a registry namespace: a mirror, or the upstream itself."""
 

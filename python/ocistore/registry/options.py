@@ -8,11 +8,10 @@ into a :class:`~ocistore.registry.session.RegistrySession` for one repository.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ocistore._valueclass import field, replace, valueclass
 from ocistore.registry.ranges import ParallelFetch
 
 if TYPE_CHECKING:
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["RegistryOptions"]
 
 
-@dataclass(frozen=True)
+@valueclass
 class RegistryOptions:
     """Credentials, mirrors (a containerd ``certs.d`` directory), TLS, timeout and retries.
 
@@ -45,11 +44,11 @@ class RegistryOptions:
     timeout: float | httpx.Timeout = 30.0
     retry: RetryPolicy | None = None
     connections: Connections | None = None
-    parallel: ParallelFetch = dataclasses.field(default_factory=ParallelFetch)
+    parallel: ParallelFetch = field(default_factory=ParallelFetch)
 
     def with_auth(self, auth: AuthSpec) -> RegistryOptions:
         """The same options with other credentials."""
-        return dataclasses.replace(self, auth=auth)
+        return replace(self, auth=auth)
 
     def __repr__(self) -> str:
         # Credentials never appear in a repr (they end up in logs and tracebacks).

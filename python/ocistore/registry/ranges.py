@@ -19,9 +19,9 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
+from ocistore._valueclass import valueclass
 from ocistore.errors import OciStoreError, RegistryError, RegistryUnavailableError
 from ocistore.registry.errors import registry_error
 
@@ -40,7 +40,7 @@ DEFAULT_MAX_PER_LAYER = 1
 DEFAULT_SLOW_BELOW = 16_000_000
 
 
-@dataclass(frozen=True)
+@valueclass
 class ParallelFetch:
     """How one large blob is fetched in parallel ranges (containerd's
     ``concurrent_layer_fetch_buffer`` and ``max_concurrent_downloads_per_layer``).

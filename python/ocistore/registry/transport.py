@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from ocistore._log import get_logger
+from ocistore._valueclass import valueclass
 from ocistore.errors import RegistryError, RegistryUnavailableError
 
 # httpx (and ssl, which it loads) is imported where a client is built or its errors are
@@ -29,7 +29,7 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 SENSITIVE_HEADERS = ("authorization", "cookie", "proxy-authorization")
 
 
-@dataclass(frozen=True)
+@valueclass
 class RetryPolicy:
     """How hard to retry: attempts per request, back-off bounds, the cap on ``Retry-After``."""
 

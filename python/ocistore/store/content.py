@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import NamedTuple
 
 from ocistore import mediatypes, model
 from ocistore._lazy import pattern
+from ocistore._valueclass import field, valueclass
 from ocistore.digest import digest_bytes
 from ocistore.errors import DigestMismatchError, ManifestError
 from ocistore.model import ImageConfig, Index, Manifest
@@ -23,12 +23,12 @@ __all__ = ["Child", "chain_id", "verified_config", "verified_index", "verified_m
 _HASH_PATTERN = r"(?:[a-z0-9]+:)?[0-9a-f]{32,128}"
 
 
-class Child(NamedTuple):
-    """A descriptor as the store sees it: what it points at, and in which role.
+_NO_ANNOTATIONS: Mapping[str, str] = MappingProxyType({})
 
-    A NamedTuple, not a dataclass: every pull records its children, and a dataclass would
-    compile its methods at each start of the process.
-    """
+
+@valueclass
+class Child:
+    """A descriptor as the store sees it: what it points at, and in which role."""
 
     digest: str
     size: int
@@ -36,7 +36,7 @@ class Child(NamedTuple):
     kind: str
     """``config``, ``layer``, ``manifest`` (an index entry) or ``subject``."""
     platform: Platform | None = None
-    annotations: Mapping[str, str] = MappingProxyType({})
+    annotations: Mapping[str, str] = field(default_factory=lambda: _NO_ANNOTATIONS)
     urls: tuple[str, ...] = ()
     nondistributable: bool = False
 

@@ -21,12 +21,12 @@ import os
 import shutil
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from ocistore import mediatypes
+from ocistore._valueclass import valueclass
 from ocistore.digest import digest_bytes, validate_digest
 from ocistore.errors import (
     BlobNotFoundError,
@@ -206,7 +206,7 @@ def _load_json(path: Path, what: str) -> dict[str, Any]:
 # --- export -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@valueclass
 class ExportEntry:
     """One image of an export: its ``index.json`` entry and the blobs that travel with it."""
 
@@ -329,7 +329,7 @@ def _image_blobs(store: Store, reference: str, manifest_digest: str) -> list[str
 # --- import -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@valueclass
 class _PlannedImage:
     """One image an import will name, once every blob it needs is in the store."""
 

@@ -4,8 +4,9 @@ the node, or none). Only pulls with credentials and the pull-record policy need 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from datetime import datetime
+
+from ocistore._valueclass import valueclass
 
 __all__ = ["PullCredential", "PullCredentialKind", "PullRecord"]
 
@@ -21,7 +22,7 @@ class PullCredentialKind(enum.StrEnum):
     """Not pulled by the kubelet (pre-loaded onto the node)."""
 
 
-@dataclass(frozen=True)
+@valueclass
 class PullCredential:
     """One credential that pulled an image: a secret by hash (never its value), an SA, or none."""
 
@@ -53,7 +54,7 @@ class PullCredential:
         return cls(PullCredentialKind.PRELOADED)
 
 
-@dataclass(frozen=True)
+@valueclass
 class PullRecord:
     """KEP-2535 "pulled record": which credentials pulled an image, per image name."""
 

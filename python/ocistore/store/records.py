@@ -3,11 +3,11 @@ reports: ``reports.py``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ocistore._lazy import lazy_attributes
+from ocistore._valueclass import valueclass
 
 if TYPE_CHECKING:
     from ocistore.store.pullcredentials import PullCredential, PullCredentialKind, PullRecord
@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@valueclass
 class ImageRecord:
     """An image the store knows: a normalised reference resolved to a manifest digest."""
 
@@ -49,7 +49,7 @@ class ImageRecord:
     """ChainID of the top layer: the key of the unpacked root filesystem."""
 
 
-@dataclass(frozen=True)
+@valueclass
 class BlobInfo:
     """Index metadata of one committed blob."""
 

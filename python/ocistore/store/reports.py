@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+
+from ocistore._valueclass import field, valueclass
 
 __all__ = ["FsckProblem", "FsckReport", "GcReport", "ProblemKind"]
 
@@ -38,7 +39,7 @@ class ProblemKind(enum.StrEnum):
     """SQLite's integrity check failed."""
 
 
-@dataclass(frozen=True)
+@valueclass
 class FsckProblem:
     """One thing fsck found, and whether ``repair=True`` fixed it."""
 
@@ -48,7 +49,7 @@ class FsckProblem:
     repaired: bool = False
 
 
-@dataclass
+@valueclass(frozen=False)
 class FsckReport:
     """The result of :meth:`Store.fsck`."""
 
@@ -72,7 +73,7 @@ class FsckReport:
         return [p for p in self.problems if not p.repaired]
 
 
-@dataclass
+@valueclass(frozen=False)
 class GcReport:
     """The result of :meth:`Store.gc` (with ``dry_run`` nothing was deleted)."""
 

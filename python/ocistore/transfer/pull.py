@@ -7,10 +7,10 @@ import enum
 import os
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ocistore._valueclass import valueclass
 from ocistore.errors import (
     DigestMismatchError,
     ManifestError,
@@ -42,7 +42,7 @@ DEFAULT_CONCURRENT_DOWNLOADS = 3
 _COPY_SIZE = 1024 * 1024
 
 
-@dataclass(frozen=True)
+@valueclass
 class PullEvent:
     """A progress report: ``kind`` is one of resolved, manifest, layer-skipped, layer-started,
     layer-progress, layer-downloaded, layer-applied, done."""
@@ -58,7 +58,7 @@ class PullEvent:
 ProgressCallback = Callable[[PullEvent], None]
 
 
-@dataclass(frozen=True)
+@valueclass
 class PulledImage:
     """What a pull produced."""
 

@@ -6,9 +6,9 @@ Push (from the store) and copy (from another registry) share it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from ocistore._valueclass import field, valueclass
 from ocistore.errors import RegistryError
 from ocistore.registry.client import RegistryClient
 from ocistore.registry.session import RegistrySession
@@ -16,7 +16,7 @@ from ocistore.registry.session import RegistrySession
 __all__ = ["BlobOpener", "TransferReport", "Uploader", "push_client"]
 
 
-@dataclass
+@valueclass(frozen=False)
 class TransferReport:
     """What a push or copy did."""
 
