@@ -16,7 +16,7 @@ CLIENTS = str(Path(__file__).with_name("clients.py"))
 PY = sys.executable
 #: What the library rows import before ocistore's own modules. A command-line re-pull from a
 #: plain-HTTP registry imports neither (parsed without click, ``ocistore/cli/quick.py``; its one
-#: HEAD without httpx, ``registry/lighthead.py``): its floor is Python's own start-up.
+#: HEAD without httpx, ``registry/lighthttp.py``): its floor is Python's own start-up.
 LIBRARY = ("httpx", "httpcore")
 #: The standard library a command-line re-pull of a present image loads (besides what Python
 #: loads at start-up): the floor of that row (tests/bench/test_repull_floor.py).

@@ -25,5 +25,5 @@ def test_the_floor_row_imports_nothing_a_repull_does_not(
     _, loaded = run_and_list_modules(
         "--store", store, "-q", "pull", "--policy", "Always", "--plain-http", reference
     )
-    assert "ocistore.registry.lighthead" in loaded  # a real re-pull, the light way
+    assert "ocistore.registry.lighthttp" in loaded  # a real re-pull, the light way
     assert [m for m in REPULL_STDLIB if m not in loaded] == []

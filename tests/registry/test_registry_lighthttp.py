@@ -23,7 +23,7 @@ from regfixtures.setups import FAST_RETRY, Registries, unique_repository
 
 from ocistore.errors import AuthenticationError, OciStoreError, RegistryError
 from ocistore.registry import Connections, RegistryClient, RetryPolicy, StaticCredential
-from ocistore.registry.lighthead import usable
+from ocistore.registry.lighthttp import usable
 from ocistore.registry.mirrors import RegistryHost, upstream_host
 
 # What a re-pull from a plain-HTTP registry must not import (the HTTP stack httpx brings).
@@ -97,8 +97,10 @@ def test_the_light_head_answers_as_the_full_path_does(
     assert _full_client(plain.host).head_manifest(repository, "v1") == head
     by_digest = _client(plain.host).head_manifest(repository, digest)
     assert by_digest == _full_client(plain.host).head_manifest(repository, digest) == head
-    # A second HEAD of the same client, once it has a pooled transport, goes the full way.
+    # The manifest GET goes light too; once the client has a pooled transport, the full way.
     light.get_manifest(repository, digest)
+    assert _went_light(light)
+    assert light.transport is not None
     assert light.head_manifest(repository, "v1") == head and not _went_light(light)
     # Credentials for a registry that answers anonymously: reported as the full path does.
     given = [StaticCredential(TEST_USER, TEST_PASSWORD)]
@@ -364,7 +366,7 @@ def test_a_repull_imports_no_http_stack_and_sends_one_request(
             "--store", store, "-q", "pull", "--policy", "Always", "--plain-http", reference
         )
     assert digest.startswith("sha256:")
-    assert "ocistore.registry.lighthead" in loaded  # the run really resolved the tag
+    assert "ocistore.registry.lighthttp" in loaded  # the run really resolved the tag
     assert [m for m in loaded if m.split(".")[0] in HTTP_STACK or m in HTTP_STACK] == []
     assert [m for m in loaded if m.split(".")[0] in NOT_AT_START_UP or m in NOT_AT_START_UP] == []
     path = reference.split("/", 1)[1].replace(":", "/manifests/")
