@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+
+# What a process that talks only to plain-HTTP registries must not import: the HTTP stack httpx
+# brings. (``ocistore.registry`` parks None at ``httpx._main``, so httpx never loads its CLI.)
+HTTP_STACK = ("httpx", "httpcore", "h11", "ssl", "_ssl", "email", "http.client", "urllib.request")
 
 _RUN_AND_LIST = """
 import json, runpy, sys
@@ -31,3 +36,8 @@ def run_and_list_modules(*args: str | Path) -> tuple[list[str], set[str]]:
     )
     *printed, modules = done.stdout.splitlines()
     return printed, set(json.loads(modules))
+
+
+def http_stack(loaded: Iterable[str]) -> list[str]:
+    """The modules of :data:`HTTP_STACK` (with their submodules) among ``loaded``."""
+    return sorted(m for m in loaded if m in HTTP_STACK or m.split(".")[0] in HTTP_STACK)

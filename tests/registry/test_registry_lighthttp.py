@@ -1,10 +1,13 @@
-"""The light manifest HEAD (``ocistore.registry.lighthead``): the first HEAD of a client to a
-plain-HTTP host goes over a raw socket, and anything but a complete 200 with a digest is asked
-again the full way, so results and errors are exactly those of the full path."""
+"""The light requests (``ocistore.registry.lighthttp``): while a client has built no httpx
+client, its manifest HEAD and its manifest, config and layer GETs to a plain-HTTP host go over
+raw sockets, and anything but the happy path (a 200 with a digest for the HEAD; a 200, or the 206
+a resume asks for, with a plain ``Content-Length`` body for a GET) is asked again the full way,
+so results and errors are exactly those of the full path."""
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import socket
@@ -12,25 +15,36 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
-from cli_modules import run_and_list_modules
+from cli_modules import http_stack, run_and_list_modules
+from publishing import copy_with_skopeo
 from regfixtures.blobs import push_raw, raw_image
 from regfixtures.proxy import Fault, FaultProxy
 from regfixtures.registry import TEST_PASSWORD, TEST_USER, registry_requests
-from regfixtures.setups import FAST_RETRY, Registries, unique_repository
+from regfixtures.setups import FAST_RETRY, ListSink, Registries, unique_repository
+from trees import walk
 
-from ocistore.errors import AuthenticationError, OciStoreError, RegistryError
+import ocistore
+from ocistore.errors import (
+    AuthenticationError,
+    DigestMismatchError,
+    OciStoreError,
+    RegistryError,
+)
 from ocistore.registry import Connections, RegistryClient, RetryPolicy, StaticCredential
 from ocistore.registry.lighthttp import usable
 from ocistore.registry.mirrors import RegistryHost, upstream_host
+from ocistore.registry.options import RegistryOptions
+from ocistore.store import Store
+from ocistore.testing.imagebuild import build_image, build_index
 
-# What a re-pull from a plain-HTTP registry must not import (the HTTP stack httpx brings).
-# (``ocistore.registry`` parks None at ``httpx._main``, so that httpx never loads its CLI.)
-HTTP_STACK = ("httpx", "httpcore", "h11", "ssl", "_ssl", "email", "http.client", "urllib.request")
-# Nor what only other paths need: logging (ocistore/_log.py), thread pools, shutil, tempfile,
-# uuid, random, the idna codec (the light HEAD connects with a bytes host).
+# What a re-pull must not import either, as only other paths need it: logging (ocistore/_log.py),
+# thread pools, shutil, tempfile, uuid, random, the idna codec (a light request connects with a
+# bytes host).
 NOT_AT_START_UP = (
     "logging", "concurrent", "shutil", "tempfile", "uuid", "random", "encodings.idna"
 )  # fmt: skip
@@ -367,7 +381,403 @@ def test_a_repull_imports_no_http_stack_and_sends_one_request(
         )
     assert digest.startswith("sha256:")
     assert "ocistore.registry.lighthttp" in loaded  # the run really resolved the tag
-    assert [m for m in loaded if m.split(".")[0] in HTTP_STACK or m in HTTP_STACK] == []
+    assert http_stack(loaded) == []
     assert [m for m in loaded if m.split(".")[0] in NOT_AT_START_UP or m in NOT_AT_START_UP] == []
     path = reference.split("/", 1)[1].replace(":", "/manifests/")
     assert registry_requests(plain)[len(before) :] == [("HEAD", f"/v2/{path}")]
+
+
+# --- the GETs of a cold pull ----------------------------------------------------------------
+
+LIBRARY_PULL = """
+import json, sys
+import ocistore
+options = ocistore.RegistryOptions(plain_http=True)
+store = ocistore.Store(sys.argv[2])
+pulled = ocistore.pull(sys.argv[1], store=store, unpack=sys.argv[3], options=options)
+print(json.dumps([pulled.digest, sorted(m for m, v in sys.modules.items() if v is not None)]))
+"""
+# Over the write-behind threshold (a worker thread writes it) and not a multiple of the buffer.
+BIG_FILE = 3 * 1024 * 1024 + 4321
+
+
+@dataclass(frozen=True)
+class FullPull:
+    """A multi-platform, multi-layer image skopeo pushed, pulled the full way (httpx only)."""
+
+    reference: str
+    repository: str
+    digest: str
+    layers: tuple[str, ...]  # the amd64 image's layer digests, base first; the big one first
+    store: Path
+    rootfs: Path
+    requests: list[tuple[str, str]]  # what the registry saw, sorted
+
+
+def _full_options(pool: Connections, **kwargs: object) -> RegistryOptions:
+    """Options whose every request goes the full way: an ``httpx.Timeout`` is no light one."""
+    return RegistryOptions(
+        plain_http=True,
+        timeout=httpx.Timeout(30.0),
+        connections=pool,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _blobs(root: Path) -> list[str]:
+    """The digests of the blobs in the store at ``root``, after fsck found every one sound."""
+    store = Store(root)
+    report = store.fsck()
+    assert report.ok and report.problems == [], report.problems
+    return sorted(digest for digest, _ in store.blobs.files() if digest is not None)
+
+
+def _record(root: Path, reference: str) -> tuple[object, ...]:
+    """What the store at ``root`` records of the image (not when it was pulled or used)."""
+    record = Store(root).image(reference)
+    return (record.digest, record.index_digest, record.platform, record.media_type, record.size)
+
+
+@pytest.fixture(scope="module")
+def full_pull(registries: Registries, tmp_path_factory: pytest.TempPathFactory) -> FullPull:
+    work = tmp_path_factory.mktemp("lightget")
+    amd64 = build_image(
+        [
+            {"etc/os-release": "ID=light\n", "bin/tool": os.urandom(BIG_FILE)},
+            {"etc/motd": "the second layer\n"},
+            {"srv/data": os.urandom(200_000)},
+        ],
+        compression=["gzip", "zstd", "gzip"],
+    )
+    arm64 = build_image([{"etc/os-release": "ID=arm\n"}], platform="linux/arm64")
+    repository = unique_repository("lightget")
+    reference = f"{registries.plain.host}/{repository}:1"
+    copy_with_skopeo(build_index([amd64, arm64]), reference, work)
+    before = len(registry_requests(registries.plain))
+    with Connections() as pool:
+        pulled = ocistore.pull(
+            reference,
+            store=Store(work / "store"),
+            unpack=work / "rootfs",
+            options=_full_options(pool),
+        )
+    assert "httpx" in sys.modules  # (in this process anyway: the test's own import)
+    return FullPull(
+        reference,
+        repository,
+        pulled.digest,
+        tuple(layer.digest for layer in pulled.layers),
+        work / "store",
+        work / "rootfs",
+        sorted(registry_requests(registries.plain)[before:]),
+    )
+
+
+@pytest.mark.parametrize("how", ["cli", "library"])
+def test_a_cold_pull_imports_no_http_stack_and_matches_the_full_path(
+    registries: Registries, full_pull: FullPull, tmp_path: Path, how: str
+) -> None:
+    store, rootfs = tmp_path / "store", tmp_path / "rootfs"
+    before = len(registry_requests(registries.plain))
+    if how == "cli":
+        [digest], loaded = run_and_list_modules(
+            "--store", store, "-q", "pull", "--plain-http", "--unpack", rootfs, full_pull.reference
+        )
+    else:
+        command = [sys.executable, "-c", LIBRARY_PULL, full_pull.reference, store, rootfs]
+        done = subprocess.run(
+            [str(part) for part in command], capture_output=True, text=True, timeout=300, check=True
+        )
+        digest, loaded = json.loads(done.stdout.splitlines()[-1])
+    assert digest == full_pull.digest
+    assert "ocistore.registry.lighthttp" in loaded and "ocistore.store.unpack" in loaded
+    assert http_stack(loaded) == []
+    # The same requests as the full path: a HEAD, the index, the manifest, config and layers.
+    assert sorted(registry_requests(registries.plain)[before:]) == full_pull.requests
+    assert len(full_pull.requests) == 1 + 2 + 1 + len(full_pull.layers)
+    assert _blobs(store) == _blobs(full_pull.store)
+    assert (store / "index.json").read_bytes() == (full_pull.store / "index.json").read_bytes()
+    assert _record(store, full_pull.reference) == _record(full_pull.store, full_pull.reference)
+    assert walk(rootfs) == walk(full_pull.rootfs)
+
+
+def _via(proxy: FaultProxy, full_pull: FullPull) -> str:
+    """The image's reference through the fault proxy."""
+    return f"{proxy.host}/{full_pull.repository}:1"
+
+
+def _connections(proxy: FaultProxy) -> list[tuple[str, str, str]]:
+    """(method, path, Connection header) of each request the proxy saw, in order: ``close``
+    marks a light request, ``keep-alive`` one of httpx."""
+    return [(seen.method, seen.path, seen.headers.get("connection", "")) for seen in proxy.seen]
+
+
+def _asked_again(seen: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
+    """The requests sent the light way and then again the full way (sorted); checks that the
+    pull began light and that no request went twice the same way."""
+    light = [(method, path) for method, path, connection in seen if connection == "close"]
+    full = [(method, path) for method, path, connection in seen if connection != "close"]
+    assert seen[0][2] == "close", seen
+    assert len(set(light)) == len(light) and len(set(full)) == len(full), seen
+    return sorted(set(light) & set(full))
+
+
+def test_a_layer_cut_short_resumes_the_full_way_and_is_verified(
+    full_pull: FullPull, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    big = full_pull.layers[0]
+    cut = 1_500_000  # into the second buffer: a piece is written, the rest arrives later
+    proxy.add(Fault(path=f"/blobs/{big}", truncate_after=cut))
+    options = RegistryOptions(plain_http=True, retry=FAST_RETRY, connections=_pool())
+    pulled = ocistore.pull(_via(proxy, full_pull), store=Store(tmp_path), options=options)
+    assert pulled.digest == full_pull.digest
+    assert _blobs(tmp_path) == _blobs(full_pull.store)
+    gets = proxy.requests("GET", f"/blobs/{big}")
+    # The light GET broke off; the resume asked the full way for the bytes after those written.
+    assert [(get.headers.get("range"), get.headers["connection"]) for get in gets] == [
+        (None, "close"),
+        (f"bytes={cut}-", "keep-alive"),
+    ]
+    assert pulled.bytes_downloaded == sum(layer.size for layer in pulled.layers)
+
+
+def test_a_manifest_cut_short_is_asked_again_the_full_way(
+    full_pull: FullPull, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    proxy.add(Fault(path=f"/manifests/{full_pull.digest}", truncate_after=100))
+    options = RegistryOptions(plain_http=True, retry=FAST_RETRY, connections=_pool())
+    pulled = ocistore.pull(_via(proxy, full_pull), store=Store(tmp_path), options=options)
+    assert pulled.digest == full_pull.digest
+    assert _blobs(tmp_path) == _blobs(full_pull.store)
+    again = _asked_again(_connections(proxy))
+    assert [path.rsplit("/", 1)[1] for _, path in again] == [full_pull.digest]
+
+
+def _off_the_happy_path(kind: str, full_pull: FullPull) -> Fault:
+    registry = full_pull.reference.split("/", 1)[0]  # the redirect's "object storage"
+    return {
+        "chunked manifests": Fault(path="/manifests/sha256:", chunked=True, times=None),
+        "chunked blobs": Fault(path="/blobs/", chunked=True, times=None),
+        "a content coding": Fault(path="/blobs/", set_headers={"Content-Encoding": "br"}),
+        "503": Fault(path="/blobs/", status=503),
+        "redirect": Fault(
+            path="/blobs/", redirect_to=lambda seen: f"http://{registry}{seen.path}", times=None
+        ),
+    }[kind]
+
+
+@pytest.mark.parametrize(
+    "kind", ["chunked manifests", "chunked blobs", "a content coding", "503", "redirect"]
+)
+def test_answers_off_the_happy_path_are_asked_again_the_full_way(
+    full_pull: FullPull, proxy: FaultProxy, tmp_path: Path, kind: str
+) -> None:
+    fault = proxy.add(_off_the_happy_path(kind, full_pull))
+    options = RegistryOptions(plain_http=True, retry=FAST_RETRY, connections=_pool())
+    pulled = ocistore.pull(_via(proxy, full_pull), store=Store(tmp_path), options=options)
+    assert pulled.digest == full_pull.digest
+    assert _blobs(tmp_path) == _blobs(full_pull.store)
+    seen = _connections(proxy)
+    again = _asked_again(seen)
+    assert again and all(fault.path in path for _, path in again) and fault.used >= 1
+    # The full path's requests (a redirect's next hop bypasses the proxy), and the light ones
+    # that were asked again (the layers' GETs run in parallel: a few may have been in flight).
+    assert len(seen) == len(full_pull.requests) + len(again)
+
+
+@pytest.mark.parametrize("layer", [0, 2], ids=["big", "small"])
+def test_wrong_bytes_are_the_same_digest_mismatch_and_leave_no_blob(
+    full_pull: FullPull, proxy: FaultProxy, tmp_path: Path, layer: int
+) -> None:
+    wrong = full_pull.layers[layer]
+    proxy.add(Fault(path=f"/blobs/{wrong}", corrupt_at=1000, times=None))
+    errors = []
+    for name, options in [
+        ("light", RegistryOptions(plain_http=True, retry=FAST_RETRY, connections=_pool())),
+        ("full", _full_options(_pool(), retry=FAST_RETRY)),
+    ]:
+        with pytest.raises(DigestMismatchError) as raised:
+            ocistore.pull(_via(proxy, full_pull), store=Store(tmp_path / name), options=options)
+        errors.append((type(raised.value), raised.value.expected, raised.value.actual))
+        assert not Store(tmp_path / name).has_blob(wrong)
+        _blobs(tmp_path / name)  # what the store holds is whole
+    assert errors[0] == errors[1] and errors[0][1] == wrong
+    assert proxy.seen[0].headers["connection"] == "close"  # the first pull went light
+
+
+def test_light_gets_answer_as_the_full_path_does(
+    registries: Registries, pushed: tuple[str, str]
+) -> None:
+    repository, digest = pushed
+    plain = registries.plain
+    before = registry_requests(plain)
+    light = _client(plain.host)
+    fetched = light.get_manifest(repository, digest)
+    manifest = json.loads(fetched.data)
+    config = light.read_blob(repository, manifest["config"]["digest"])
+    layers = []
+    for layer in manifest["layers"]:
+        sink = ListSink(b"")
+        assert light.download_blob(repository, layer["digest"], layer["size"], sink) == len(
+            sink.data
+        )
+        layers.append(bytes(sink.data))
+    resumed = ListSink(layers[1][:1234])  # a partial ingest: the first GET already asks a Range
+    light.download_blob(repository, manifest["layers"][1]["digest"], None, resumed)
+    assert _went_light(light) and light.credential is None
+    made = registry_requests(plain)[len(before) :]
+    assert [method for method, _ in made] == ["GET"] * 5  # one request each, as before
+    full = _full_client(plain.host)
+    assert full.get_manifest(repository, digest) == fetched
+    assert full.read_blob(repository, manifest["config"]["digest"]) == config
+    for layer, data in zip(manifest["layers"], layers, strict=True):
+        sink = ListSink(b"")
+        full.download_blob(repository, layer["digest"], layer["size"], sink)
+        assert bytes(sink.data) == data and len(data) == layer["size"]
+    assert bytes(resumed.data) == layers[1]
+
+
+def test_light_gets_to_a_basic_auth_registry_authenticate_the_full_way(
+    registries: Registries, pushed: tuple[str, str], full_pull: FullPull, tmp_path: Path
+) -> None:
+    repository, digest = pushed
+    host = registries.basic.host
+    right = [StaticCredential(TEST_USER, TEST_PASSWORD)]
+    client = _client(host, credentials=right)
+    assert client.get_manifest(repository, digest).digest == digest  # a light 401, then Basic
+    assert client.credential is right[0] and not _went_light(client)
+    wrong = [StaticCredential(TEST_USER, "wrong")]
+    with pytest.raises(AuthenticationError) as light_error:
+        _client(host, credentials=wrong).get_manifest(repository, digest)
+    with pytest.raises(AuthenticationError) as full_error:
+        _full_client(host, credentials=wrong).get_manifest(repository, digest)
+    assert str(light_error.value) == str(full_error.value)
+    # A whole pull (its HEAD is the first to meet the 401) with the right and a wrong password.
+    basic = f"{host}/{full_pull.repository}:1"
+    auth = RegistryOptions(plain_http=True, retry=FAST_RETRY, auth=(TEST_USER, TEST_PASSWORD))
+    pulled = ocistore.pull(basic, store=Store(tmp_path / "right"), options=auth)
+    assert pulled.digest == full_pull.digest and _blobs(tmp_path / "right") == _blobs(
+        full_pull.store
+    )
+    outcomes = []
+    for options in [
+        RegistryOptions(plain_http=True, connections=_pool(), auth=(TEST_USER, "wrong")),
+        _full_options(_pool(), auth=(TEST_USER, "wrong")),
+    ]:
+        with pytest.raises(AuthenticationError) as raised:
+            ocistore.pull(basic, store=Store(tmp_path / "wrong"), options=options)
+        outcomes.append((str(raised.value), raised.value.status))
+    assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("missing", ["tag", "manifest", "blob"])
+def test_a_missing_manifest_or_blob_is_the_same_error(
+    registries: Registries, pushed: tuple[str, str], missing: str
+) -> None:
+    repository, _ = pushed
+    absent = "sha256:" + "0" * 64
+
+    def fetch(client: RegistryClient) -> None:
+        if missing == "blob":
+            client.download_blob(repository, absent, 10, ListSink(b""))
+        else:
+            client.get_manifest(repository, "absent" if missing == "tag" else absent)
+
+    host = registries.plain.host
+    with pytest.raises(RegistryError) as light_error:
+        fetch(_client(host))
+    with pytest.raises(RegistryError) as full_error:
+        fetch(_full_client(host))
+    assert type(light_error.value) is type(full_error.value)
+    assert str(light_error.value) == str(full_error.value)
+    assert light_error.value.status == 404
+
+
+def _request_heads(server: CannedServer) -> list[tuple[str, dict[str, str]]]:
+    """The request line and the headers (names in lower case) of each request ``server`` got."""
+    heads = []
+    for request in server.requests:
+        line, *fields = request.decode("latin-1").split("\r\n\r\n")[0].split("\r\n")
+        pairs = [field.split(":", 1) for field in fields]
+        heads.append((line, {name.lower(): value.strip() for name, value in pairs}))
+    return heads
+
+
+@pytest.mark.parametrize("what", ["manifest", "blob", "blob from an offset"])
+def test_a_light_get_sends_the_headers_of_the_full_path(
+    canned: list[CannedServer], what: str
+) -> None:
+    server = _serve(canned, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+    host = RegistryHost(f"http://{server.host}/v2", server.host, headers=(("X-Mirror", "n1"),))
+    client = RegistryClient(host, connections=_pool(), retry=RetryPolicy(attempts=1))
+    with pytest.raises(RegistryError):
+        if what == "manifest":
+            client.get_manifest("app", DIGEST)
+        else:
+            prefix = b"x" * (1000 if what == "blob from an offset" else 0)
+            client.download_blob("app", DIGEST, 5000, ListSink(prefix))
+    assert len(server.requests) == 2  # the light GET, then the full path's
+    (light_line, light), (full_line, full) = _request_heads(server)
+    assert light_line == full_line and light_line.startswith("GET /v2/app/")
+    assert light.pop("connection") == "close" and full.pop("connection") == "keep-alive"
+    assert light == full
+    assert light["x-mirror"] == "n1" and "user-agent" in light
+    if what == "blob from an offset":
+        assert light["range"] == "bytes=1000-" and light["accept-encoding"] == "identity"
+
+
+BODY = b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"}'
+PLAIN = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(BODY), BODY)
+CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (
+    len(BODY),
+    BODY,
+)
+GZIPPED = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (
+    len(gzip.compress(BODY)),
+    gzip.compress(BODY),
+)
+NO_LENGTH = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n" + BODY  # ends at the close
+CUT_SHORT = PLAIN[: -len(BODY) // 2]
+
+
+@pytest.mark.parametrize(
+    ("answer", "decided"),
+    [
+        pytest.param(PLAIN, True, id="the happy path"),
+        pytest.param(CHUNKED, False, id="chunked"),
+        pytest.param(NO_LENGTH, False, id="no length"),
+        pytest.param(GZIPPED, False, id="gzip"),
+        pytest.param(PLAIN.replace(b"1.1", b"1.0", 1), False, id="HTTP/1.0"),
+        pytest.param(CUT_SHORT, False, id="cut short"),
+        pytest.param(PLAIN.replace(b"200 OK", b"206 Partial Content"), False, id="206 unasked"),
+        pytest.param(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", False, id="404"),
+        pytest.param(b"HTTP/1.1 416 Unsatisfiable\r\nContent-Length: 0\r\n\r\n", False, id="416"),
+        pytest.param(b"HTTP/1.1 301 Moved\r\nLocation: /elsewhere\r\n\r\n", False, id="redirect"),
+    ],
+)
+@pytest.mark.parametrize("what", ["manifest", "blob"])
+def test_odd_answers_to_a_get_are_asked_again_and_give_the_full_paths_result(
+    canned: list[CannedServer], answer: bytes, decided: bool, what: str
+) -> None:
+    server = _serve(canned, answer)
+
+    def outcome(client: RegistryClient) -> object:
+        try:
+            if what == "manifest":
+                return client.get_manifest("app", "v1")
+            sink = ListSink(b"")
+            client.download_blob("app", DIGEST, None, sink)
+            return bytes(sink.data)
+        except OciStoreError as error:
+            return type(error), str(error), getattr(error, "status", None)
+
+    retry = RetryPolicy(attempts=2, backoff_initial=0.001, backoff_max=0.001, max_redirects=1)
+    light = outcome(_client(server.host, retry=retry, timeout=5.0))
+    light_requests = len(server.requests)
+    server.requests.clear()
+    full = outcome(_full_client(server.host, retry=retry, timeout=5.0))
+    assert light == full
+    # Only the happy path is decided by the light GET; every other answer is asked again, but a
+    # blob's body cut short resumes (the full way) as it always did.
+    resumed = what == "blob" and answer == CUT_SHORT
+    assert light_requests == len(server.requests) + (0 if decided or resumed else 1)

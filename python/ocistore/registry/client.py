@@ -264,7 +264,7 @@ class RegistryClient:
                     raise ValueError(f"HTTP {answer.status_code}, not a 200 with a digest")
                 head = _manifest_head(answer.headers, what)
             except (ValueError, RegistryError) as error:
-                log.debug("%s: asking again the full way (%s)", what, error)
+                self._leave_the_light_way(what, error)
                 return None
         self._answered_light = True
         return head
@@ -288,7 +288,7 @@ class RegistryClient:
         try:
             return lighthttp.request(method, url, sent, self._timeout)
         except (OSError, ValueError) as error:  # MalformedResponseError is a ValueError
-            log.debug("%s: asking again the full way (%s)", what, error)
+            self._leave_the_light_way(what, error)
             return None
 
     def _light_get(
@@ -307,13 +307,15 @@ class RegistryClient:
         )
         if not accepted or answer.plain_length() is None:
             answer.close()
-            log.debug("%s: HTTP %d, not plainly accepted; asking again the full way", what, status)
+            self._leave_the_light_way(what, f"HTTP {status}, not a plain answer to take as is")
             return None
         self._answered_light = True
         return answer
 
-    def _leave_the_light_way(self) -> None:
-        """From now on every request of this client goes the full way."""
+    def _leave_the_light_way(self, what: str, reason: object) -> None:
+        """The light way failed for ``what``: it is asked again, and from now on every request
+        of this client goes, the full way (which reports errors as it always did)."""
+        log.debug("%s: asking again the full way (%s)", what, reason)
         with self._built_lock:
             self._went_full = True
 
@@ -379,13 +381,13 @@ class RegistryClient:
         with contextlib.closing(answer):
             length = answer.plain_length()
             if length is None or length > max_size:
-                log.debug("%s: %s bytes, asking again the full way", what, length)
+                self._leave_the_light_way(what, f"{length} bytes, over {max_size}")
                 return None
             try:
                 buffer = bytearray(min(length, BUFFER_SIZE))  # reused: each piece is copied
                 data = b"".join([bytes(piece) for piece in read_body(answer, buffer)])
             except BodyInterruptedError as error:
-                log.debug("%s: %s; asking again the full way", what, error)
+                self._leave_the_light_way(what, error)
                 return None
         media_type = _media_type(answer.headers.get("content-type"))
         return media_type, answer.headers.get("docker-content-digest") or None, data
@@ -637,8 +639,9 @@ class RegistryClient:
                     )
             except BodyInterruptedError as error:
                 # The body broke off mid-way (reset, truncation, read time-out): resume (the
-                # full way: the light way answered only a first request that went well).
-                self._leave_the_light_way()
+                # full way, if it came the light way).
+                if isinstance(response, LightResponse):
+                    self._leave_the_light_way(what, error)
                 failures = 0 if progressed else failures + 1
                 if failures >= self._retry.attempts:
                     raise RegistryUnavailableError(f"{what}: download failed: {error}") from error
