@@ -32,6 +32,7 @@ import ocistore
 from ocistore.errors import (
     AuthenticationError,
     DigestMismatchError,
+    ManifestTooLargeError,
     OciStoreError,
     RegistryError,
 )
@@ -716,6 +717,10 @@ CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r
     len(BODY),
     BODY,
 )
+# Transfer-Encoding overrides Content-Length (RFC 9112 6.3): the length is not the body's.
+CHUNKED_WITH_LENGTH = CHUNKED.replace(
+    b"OK\r\n", b"OK\r\nContent-Length: %d\r\n" % len(CHUNKED.split(b"\r\n\r\n", 1)[1])
+)
 GZIPPED = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (
     len(gzip.compress(BODY)),
     gzip.compress(BODY),
@@ -729,6 +734,7 @@ CUT_SHORT = PLAIN[: -len(BODY) // 2]
     [
         pytest.param(PLAIN, True, id="the happy path"),
         pytest.param(CHUNKED, False, id="chunked"),
+        pytest.param(CHUNKED_WITH_LENGTH, False, id="chunked with a length"),
         pytest.param(NO_LENGTH, False, id="no length"),
         pytest.param(GZIPPED, False, id="gzip"),
         pytest.param(PLAIN.replace(b"1.1", b"1.0", 1), False, id="HTTP/1.0"),
@@ -765,3 +771,15 @@ def test_odd_answers_to_a_get_are_asked_again_and_give_the_full_paths_result(
     # blob's body cut short resumes (the full way) as it always did.
     resumed = what == "blob" and answer == CUT_SHORT
     assert light_requests == len(server.requests) + (0 if decided or resumed else 1)
+
+
+def test_a_manifest_over_the_size_limit_is_refused_the_full_way(canned: list[CannedServer]) -> None:
+    server = _serve(canned, PLAIN)
+    outcomes = []
+    for client in (_client(server.host), _full_client(server.host)):
+        server.requests.clear()
+        with pytest.raises(ManifestTooLargeError) as raised:
+            client.get_manifest("app", "v1", max_size=len(BODY) - 1)
+        outcomes.append((str(raised.value), len(server.requests)))
+    (light, light_requests), (full, full_requests) = outcomes
+    assert light == full and light_requests == full_requests + 1 == 2

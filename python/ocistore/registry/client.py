@@ -647,7 +647,7 @@ class RegistryClient:
                     raise RegistryUnavailableError(f"{what}: download failed: {error}") from error
                 delay = self._retry.backoff(failures)
                 log.info("%s: %s; resuming at %d in %.2fs", what, error, sink.offset, delay)
-                self.transport.sleep(delay)
+                self._wait(delay)
 
     def _download_ranges(
         self,
@@ -666,9 +666,13 @@ class RegistryClient:
             settings=self._parallel,
             attempts=self._retry.attempts,
             backoff=self._retry.backoff,
-            sleep=self.transport.sleep,
+            sleep=self._wait,
             progress=progress,
         )
+
+    def _wait(self, seconds: float) -> None:
+        """Waits before a retry, as the transport does (without building it to ask it)."""
+        (self._sleep or time.sleep)(seconds)
 
     def _check_blob_response(self, response: Response, offset: int, what: str) -> int:
         """Validate the answer to a (ranged) blob GET; returns how many bytes to discard."""
