@@ -126,8 +126,8 @@ class RegistryClient:
         self._fallback_lock = threading.Lock()
         self._built_lock = threading.Lock()
         self._built: tuple[Transport, Authenticator] | None = None
-        # Whether an httpx client was ever built for this client: from then on every request
-        # goes the full way (it has pooled connections, maybe tokens).
+        # Whether every request goes the full way: once this client built its httpx client
+        # (pooled connections, maybe tokens) or a light request was not answered plainly.
         self._went_full = False
         # Whether every request so far was answered the light way (no authenticator asked yet).
         self._answered_light = False
