@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from cli_modules import http_stack, run_and_list_modules
 from node_registries import ManagerRegistries
 
@@ -13,33 +14,24 @@ from ocistore.testing.imagebuild import build_image
 from peerbench.jobs import PULL_STDLIB, REPULL_STDLIB
 
 
-def test_the_floor_row_imports_nothing_a_repull_does_not(
-    manager_registries: ManagerRegistries, tmp_path: Path
+@pytest.mark.parametrize("row", ["re-pull", "pull"])
+def test_the_floor_row_imports_nothing_a_real_run_does_not(
+    manager_registries: ManagerRegistries, tmp_path: Path, row: str
 ) -> None:
-    reference = f"{manager_registries.plain.host}/floor/app:1"
+    reference = f"{manager_registries.plain.host}/floor/{row}:1"
     build = ocistore.Store(tmp_path / "build")
     build_image([{"etc/os-release": "ID=floor\n"}]).write_to_store(build, reference)
     options = ocistore.RegistryOptions(plain_http=True)
     ocistore.push(reference, store=build, options=options)
     store = tmp_path / "store"
-    ocistore.pull(reference, store=ocistore.Store(store), options=options)
+    if row == "re-pull":
+        ocistore.pull(reference, store=ocistore.Store(store), options=options)
+        how, floor = ["--policy", "Always"], REPULL_STDLIB
+    else:
+        how, floor = ["--unpack", str(tmp_path / "rootfs")], PULL_STDLIB
     _, loaded = run_and_list_modules(
-        "--store", store, "-q", "pull", "--policy", "Always", "--plain-http", reference
+        "--store", store, "-q", "pull", *how, "--plain-http", reference
     )
-    assert "ocistore.registry.lighthttp" in loaded  # a real re-pull, the light way
-    assert [m for m in REPULL_STDLIB if m not in loaded] == []
-
-
-def test_the_pull_floor_row_imports_nothing_a_pull_does_not(
-    manager_registries: ManagerRegistries, tmp_path: Path
-) -> None:
-    reference = f"{manager_registries.plain.host}/floor/pulled:1"
-    build = ocistore.Store(tmp_path / "build")
-    build_image([{"etc/os-release": "ID=floor\n"}]).write_to_store(build, reference)
-    ocistore.push(reference, store=build, options=ocistore.RegistryOptions(plain_http=True))
-    _, loaded = run_and_list_modules(
-        "--store", tmp_path / "store", "-q", "pull", "--plain-http", "--unpack",
-        tmp_path / "rootfs", reference,
-    )  # fmt: skip
-    assert "ocistore.registry.lighthttp" in loaded and http_stack(loaded) == []
-    assert [m for m in PULL_STDLIB if m not in loaded] == []
+    assert "ocistore.registry.lighthttp" in loaded  # a real run, the light way
+    assert http_stack(loaded) == []
+    assert [m for m in floor if m not in loaded] == []
