@@ -777,7 +777,8 @@ def _resume_skip(status: int, content_range: str, offset: int) -> int | None:
     if status == 206:
         unit, _, spec = content_range.partition(" ")
         start = spec.split("-", 1)[0]
-        return 0 if unit.strip() == "bytes" and start.isdigit() and int(start) == offset else None
+        number = start.isascii() and start.isdigit()  # "²" is a digit to isdigit, not to int
+        return 0 if unit.strip() == "bytes" and number and int(start) == offset else None
     return offset if status == 200 else None
 
 

@@ -94,7 +94,7 @@ class LightResponse:
         no content coding (else None: the full path reads such a body)."""
         length = self.headers.get("content-length", "")
         if (
-            not length.isdigit()
+            not (length.isascii() and length.isdigit())  # "²" is a digit to isdigit, not to int
             or "transfer-encoding" in self.headers
             or self.headers.get("content-encoding", "identity").strip().lower() != "identity"
             or len(self.early) > int(length)
