@@ -737,6 +737,7 @@ CUT_SHORT = PLAIN[: -len(BODY) // 2]
         pytest.param(CHUNKED_WITH_LENGTH, False, id="chunked with a length"),
         pytest.param(NO_LENGTH, False, id="no length"),
         pytest.param(GZIPPED, False, id="gzip"),
+        pytest.param(GZIPPED.replace(b"gzip", b"zstd"), False, id="not the zstd it says"),
         pytest.param(PLAIN.replace(b"1.1", b"1.0", 1), False, id="HTTP/1.0"),
         pytest.param(CUT_SHORT, False, id="cut short"),
         pytest.param(PLAIN.replace(b"200 OK", b"206 Partial Content"), False, id="206 unasked"),

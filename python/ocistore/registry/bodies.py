@@ -25,7 +25,7 @@ import socket
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeAlias
 
-from ocistore.errors import RegistryUnavailableError
+from ocistore.errors import MalformedResponseError, RegistryUnavailableError
 from ocistore.registry.lighthttp import LightResponse
 
 if TYPE_CHECKING:
@@ -144,6 +144,8 @@ def _gather(pieces: Iterator[bytes], buffers: Buffers) -> Iterator[memoryview]:
         if filled:
             yield view[:filled]  # a prefix to resume from
         raise BodyInterruptedError(str(error)) from error
+    except httpx.DecodingError as error:  # a content coding the body does not follow
+        raise MalformedResponseError(f"undecodable body: {error}") from error
     if filled:
         yield view[:filled]
 

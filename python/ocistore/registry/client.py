@@ -15,6 +15,7 @@ from ocistore._log import get_logger
 from ocistore.digest import digest_bytes, validate_digest
 from ocistore.errors import (
     DigestMismatchError,
+    MalformedResponseError,
     ManifestTooLargeError,
     RegistryError,
     RegistryUnavailableError,
@@ -413,6 +414,8 @@ class RegistryClient:
                 data, too_big = read_limited(response, max_size)
             except httpx.TransportError as error:
                 raise RegistryUnavailableError(f"{what}: connection failed: {error}") from error
+            except httpx.DecodingError as error:  # a content coding the body does not follow
+                raise MalformedResponseError(f"{what}: undecodable body: {error}") from error
             if too_big:
                 raise ManifestTooLargeError(f"{what} is over the {max_size} byte limit")
             return media_type, response.headers.get("docker-content-digest") or None, data
