@@ -6,11 +6,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
 import ocistore
 from ocistore.testing.imagebuild import build_image
+
+# What a process that talks only to plain-HTTP registries must not import: the HTTP stack httpx
+# brings. (``ocistore.registry`` parks None at ``httpx._main``, so httpx never loads its CLI.)
+HTTP_STACK = ("httpx", "httpcore", "h11", "ssl", "_ssl", "email", "http.client", "urllib.request")
 
 # The "compile" audit event names the source of every compile(), exec() and eval() of text:
 # what a dataclass or a NamedTuple generates, a forward reference, a module without bytecode.
@@ -69,3 +74,8 @@ def push_small_image(registry: str, repository: str, work: Path) -> str:
     build_image([{"etc/os-release": f"ID={repository}\n"}]).write_to_store(build, reference)
     ocistore.push(reference, store=build, options=ocistore.RegistryOptions(plain_http=True))
     return reference
+
+
+def http_stack(loaded: Iterable[str]) -> list[str]:
+    """The modules of :data:`HTTP_STACK` (with their submodules) among ``loaded``."""
+    return sorted(m for m in loaded if m in HTTP_STACK or m.split(".")[0] in HTTP_STACK)

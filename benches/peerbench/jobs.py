@@ -14,28 +14,32 @@ from peerbench.runtimes import Runtimes
 
 CLIENTS = str(Path(__file__).with_name("clients.py"))
 PY = sys.executable
-#: What the library rows import before ocistore's own modules. A command-line re-pull from a
-#: plain-HTTP registry imports neither (parsed without click, ``ocistore/cli/quick.py``; its one
-#: HEAD without httpx, ``registry/lighthead.py``): its floor is Python's own start-up.
-LIBRARY = ("httpx", "httpcore")
 #: The standard library a command-line re-pull of a present image loads (besides what Python
-#: loads at start-up): the floor of that row (tests/bench/test_repull_floor.py).
+#: loads at start-up): the floor of that row (tests/bench/test_repull_floor.py). No third-party
+#: library is loaded: the line is parsed without click (``ocistore/cli/quick.py``), the HEAD
+#: sent without httpx (``registry/lighthttp.py``).
 REPULL_STDLIB = (
     "re", "typing", "enum", "pathlib", "json", "sqlite3", "socket", "threading",
     "datetime", "urllib.parse", "base64", "contextlib", "fcntl", "functools", "collections",
 )  # fmt: skip
+#: What a cold pull (+unpack) from a plain-HTTP registry loads besides: its GETs go without
+#: httpx too, so its floor is also Python with the standard library.
+PULL_STDLIB = (
+    *REPULL_STDLIB, "select", "concurrent.futures", "queue", "shutil", "tempfile", "random",
+    "zlib", "bz2", "lzma",
+)  # fmt: skip
 
 
-def library_floor(group: str, libraries: tuple[str, ...]) -> Job:
-    """The "limit" row of ``group``: a process that only imports the libraries ocistore's row
-    there must load (httpx without its command line, blocked as ``ocistore.registry`` does)."""
-    imports = ", ".join(libraries)
+def stdlib_floor(group: str, what: str, modules: tuple[str, ...]) -> Job:
+    """The "limit" row of ``group``: Python importing the standard library ``modules`` that
+    ocistore's row there loads (``what``), before any ocistore code."""
     return Job(
         group,
-        f"python + import {imports}",
+        f"python + the stdlib {what} imports",
         "limit",
-        [PY, "-c", f"import sys; sys.modules.setdefault('httpx._main', None); import {imports}"],
-        note="start-up floor of the ocistore row (interpreter and libraries)",
+        [PY, "-c", f"import {', '.join(modules)}"],
+        note="the floor of the ocistore row: Python and the standard library modules it "
+        "loads (no third-party imports), before any ocistore code",
     )
 
 
@@ -245,7 +249,7 @@ def pull_unpack_jobs(setup: Setup, compression: str) -> list[Job]:
             needs=("skopeo", "umoci"),
         ),
         *runtime_pull_jobs(setup.runtimes, group, ref),
-        library_floor(group, LIBRARY),  # the ocistore row is the library: no click
+        stdlib_floor(group, "a pull", PULL_STDLIB),
     ]
 
 
@@ -365,14 +369,7 @@ def repull_jobs(setup: Setup) -> list[Job]:
             count_requests=True,
             note="one HEAD request as a whole process",
         ),
-        Job(
-            cli,
-            "python + the stdlib a re-pull imports",
-            "limit",
-            [PY, "-c", f"import {', '.join(REPULL_STDLIB)}"],
-            note="the floor of the ocistore row: Python and the standard library modules it "
-            "loads (no third-party imports), before any ocistore code",
-        ),
+        stdlib_floor(cli, "a re-pull", REPULL_STDLIB),
     ]
 
 

@@ -222,7 +222,7 @@ def test_a_present_image_if_not_present_loads_no_registry_client(
         "ocistore.registry.auth",
         "ocistore.registry.session",
         "ocistore.registry.connections",
-        "ocistore.registry.lighthead",
+        "ocistore.registry.lighthttp",
         "socket",
     }
     assert not client & loaded, client & loaded

@@ -42,7 +42,7 @@ def test_a_pull_process_compiles_no_dataclass_method(
     cold = run_ocistore_process(*pull, reference)
     again = run_ocistore_process(*pull, "--policy", "Always", reference)
 
-    assert "ocistore.registry.lighthead" in again.modules  # a real re-pull, over the network
+    assert "ocistore.registry.lighthttp" in again.modules  # a real re-pull, over the network
     # Nothing asked for the value classes' fields: dataclasses (and its inspect) stayed out.
     assert {"dataclasses", "inspect"} & again.modules == set()
     # dataclasses compiles "def __create_fn__(...)" for each method it generates.

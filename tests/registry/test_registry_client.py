@@ -31,7 +31,12 @@ from ocistore.registry.mirrors import upstream_host
 
 
 def proxied_client(proxy: FaultProxy, **kwargs: object) -> RegistryClient:
-    return RegistryClient(upstream_host(proxy.host, plain_http=True), retry=FAST_RETRY, **kwargs)  # type: ignore[arg-type]
+    """A client of the proxy that goes the full way from its first request: these tests count
+    the requests its retries make (test_registry_lighthttp: the light way's fallbacks)."""
+    host = upstream_host(proxy.host, plain_http=True)
+    client = RegistryClient(host, retry=FAST_RETRY, **kwargs)  # type: ignore[arg-type]
+    assert client.transport is not None
+    return client
 
 
 def test_push_then_pull_round_trip_in_every_setup(setup: Setup) -> None:
@@ -363,7 +368,7 @@ def test_resolve_falls_back_to_get_without_a_digest_header_or_on_405(
     proxy.add(Fault(path="/manifests/v1", method="HEAD", drop_headers=("Docker-Content-Digest",)))
     proxy.add(Fault(path="/manifests/v1", method="HEAD", status=405))
     with proxied_client(proxy) as client:
-        assert client.transport is not None  # the full path (test_registry_lighthead: the light)
+        assert client.transport is not None  # the full path (test_registry_lighthttp: the light)
         assert client.resolve(repository, "v1").digest == image.digest
         assert client.resolve(repository, "v1").digest == image.digest
         assert client.resolve(repository, "v1").digest == image.digest

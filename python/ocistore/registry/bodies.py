@@ -9,11 +9,13 @@ rest with ``recv_into`` from the connection's own socket (httpcore's ``network_s
 extension), exactly ``Content-Length`` bytes and not one more. The connection is then closed
 instead of pooled (h11 never saw the body end); a fresh one costs nothing next to such a body.
 Anything else (a small body, chunked encoding, a content coding, TLS inside a proxy's TLS, a
-transport without a socket) goes through httpx's iterator, gathered into the same buffer.
+transport without a socket) goes through httpx's iterator, gathered into the same buffer. A
+light response (:mod:`ocistore.registry.lighthttp`, accepted only with a plain body) is
+received from its socket the same way, whatever its size.
 
-Both paths fail the same way, so the caller's resume logic is one: a body cut short is
-:class:`httpx.RemoteProtocolError`, a read time-out :class:`httpx.ReadTimeout`, a reset
-:class:`httpx.ReadError`; the bytes gathered before a failure are yielded first.
+Every path fails the same way, so the caller's resume logic is one: a body cut short, reset or
+timed out is :class:`BodyInterruptedError` (its cause the socket's or httpx's error), raised
+after the bytes gathered before the failure are yielded.
 """
 
 from __future__ import annotations
@@ -21,12 +23,25 @@ from __future__ import annotations
 import select
 import socket
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
+
+from ocistore.errors import MalformedResponseError, RegistryUnavailableError
+from ocistore.registry.lighthttp import LightResponse
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["BUFFER_SIZE", "DIRECT_MIN", "DIRECT_MIN_TLS", "Buffers", "direct_socket", "read_body"]
+__all__ = [
+    "BUFFER_SIZE",
+    "DIRECT_MIN",
+    "DIRECT_MIN_TLS",
+    "BodyInterruptedError",
+    "Buffers",
+    "Response",
+    "body_socket",
+    "direct_socket",
+    "read_body",
+]
 
 # Bytes are handed on in pieces of up to this size: the ingest hashes on one core while it
 # writes on the other, with few calls per byte.
@@ -46,10 +61,17 @@ FULL_READ = 64 * 1024
 # Where each piece is received: called for a buffer whenever the last one was handed on (a
 # bytearray given instead is reused for every piece).
 Buffers = Callable[[], memoryview]
+# A streamed answer: httpx's, or one the light path received (with a plain body).
+Response: TypeAlias = "httpx.Response | LightResponse"
+
+
+class BodyInterruptedError(RegistryUnavailableError):
+    """A body broke off mid-way (cut short, reset, read time-out): what arrived before it was
+    handed on, and a download may resume from there."""
 
 
 def read_body(
-    response: httpx.Response,
+    response: Response,
     buffers: bytearray | Buffers,
     *,
     direct_min: int | None = None,
@@ -60,29 +82,38 @@ def read_body(
 
     ``direct_min`` is the smallest body received from the socket directly (default
     :data:`DIRECT_MIN`, or :data:`DIRECT_MIN_TLS` over TLS)."""
-    import httpx  # loaded with the response already
-
     next_buffer = buffers if callable(buffers) else _reusing(memoryview(buffers))
+    if isinstance(response, LightResponse):
+        length = response.plain_length()
+        assert length is not None, "the light path accepts only a plain body"
+        first, remaining = response.early, length - len(response.early)
+        yield from _receive_after(first, response.socket, next_buffer, remaining, response.timeout)
+        return
     sock = direct_socket(response, direct_min)
     if sock is None:
         yield from _gather(response.iter_bytes(), next_buffer)
         return
+    import httpx  # loaded with the response already
+
     pieces = response.iter_raw()
-    first = next(pieces, b"")  # h11's buffer (the bytes that came with the head) is now empty
+    try:
+        first = next(pieces, b"")  # h11's buffer (the bytes that came with the head) is now empty
+    except httpx.TransportError as error:
+        raise BodyInterruptedError(str(error)) from error
     remaining = int(response.headers["content-length"]) - len(first)
     if remaining < 0:
-        raise httpx.RemoteProtocolError("the body is longer than its Content-Length")
-    view = next_buffer()
-    filled = len(first)
-    if filled < len(view):
-        view[:filled] = first
-    else:
-        yield memoryview(first)
-        filled = 0
+        raise BodyInterruptedError("the body is longer than its Content-Length")
     try:
-        yield from _receive(sock, next_buffer, view, filled, remaining, _read_timeout(response))
+        yield from _receive_after(first, sock, next_buffer, remaining, _read_timeout(response))
     finally:
         response.close()  # h11 did not see the body end: the connection is not reusable
+
+
+def body_socket(response: Response) -> socket.socket | None:
+    """The socket :func:`read_body` receives this body from directly (None: through httpx)."""
+    if isinstance(response, LightResponse):
+        return response.socket
+    return direct_socket(response)
 
 
 def _reusing(view: memoryview) -> Buffers:
@@ -109,12 +140,33 @@ def _gather(pieces: Iterator[bytes], buffers: Buffers) -> Iterator[memoryview]:
             if filled == len(view) or size < FULL_READ:
                 yield view[:filled]
                 view, filled = buffers(), 0
-    except httpx.TransportError:
+    except httpx.TransportError as error:
         if filled:
             yield view[:filled]  # a prefix to resume from
-        raise
+        raise BodyInterruptedError(str(error)) from error
+    except httpx.DecodingError as error:  # a content coding the body does not follow
+        raise MalformedResponseError(f"undecodable body: {error}") from error
     if filled:
         yield view[:filled]
+
+
+def _receive_after(
+    first: bytes,
+    sock: socket.socket,
+    buffers: Buffers,
+    remaining: int,
+    timeout: float | None,
+) -> Iterator[memoryview]:
+    """The ``first`` bytes (those that came with the head), then ``remaining`` more from
+    ``sock``."""
+    view = buffers()
+    filled = len(first)
+    if filled < len(view):
+        view[:filled] = first
+    else:
+        yield memoryview(first)
+        filled = 0
+    yield from _receive(sock, buffers, view, filled, remaining, timeout)
 
 
 def _receive(
@@ -125,8 +177,6 @@ def _receive(
     remaining: int,
     timeout: float | None,
 ) -> Iterator[memoryview]:
-    import httpx
-
     sock.settimeout(timeout)
     readable = select.poll()
     readable.register(sock, select.POLLIN)
@@ -139,13 +189,11 @@ def _receive(
         except OSError as error:
             if filled:
                 yield view[:filled]  # a prefix to resume from
-            if isinstance(error, TimeoutError):
-                raise httpx.ReadTimeout(str(error) or "timed out") from error
-            raise httpx.ReadError(str(error)) from error
+            raise BodyInterruptedError(str(error) or type(error).__name__) from error
         if not count:
             if filled:
                 yield view[:filled]
-            raise httpx.RemoteProtocolError(
+            raise BodyInterruptedError(
                 f"peer closed connection with {remaining} bytes of the body not sent"
             )
         filled += count

@@ -15,6 +15,7 @@ from ocistore._valueclass import valueclass
 from ocistore.digest import digest_bytes, validate_digest
 from ocistore.errors import (
     DigestMismatchError,
+    MalformedResponseError,
     ManifestTooLargeError,
     RegistryError,
     RegistryUnavailableError,
@@ -22,11 +23,12 @@ from ocistore.errors import (
     UnsupportedManifestError,
 )
 from ocistore.mediatypes import MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, MediaType
-from ocistore.registry import lighthead
+from ocistore.registry import lighthttp
 from ocistore.registry.auth import Authenticator, CredentialLike
-from ocistore.registry.bodies import BUFFER_SIZE, read_body
+from ocistore.registry.bodies import BUFFER_SIZE, BodyInterruptedError, Response, read_body
 from ocistore.registry.connections import Connections, shared_connections
 from ocistore.registry.errors import read_limited, registry_error
+from ocistore.registry.lighthttp import LightResponse
 from ocistore.registry.mirrors import RegistryHost, is_loopback
 from ocistore.registry.ranges import (
     ParallelFetch,
@@ -125,7 +127,10 @@ class RegistryClient:
         self._fallback_lock = threading.Lock()
         self._built_lock = threading.Lock()
         self._built: tuple[Transport, Authenticator] | None = None
-        # Whether the one request so far was a light HEAD (no authenticator asked yet).
+        # Whether every request goes the full way: once this client built its httpx client
+        # (pooled connections, maybe tokens) or a light request was not answered plainly.
+        self._went_full = False
+        # Whether every request so far was answered the light way (no authenticator asked yet).
         self._answered_light = False
         if self._connections.speaks_plain_http(host):
             host = host.with_scheme("http")  # found out by an earlier session: no new probe
@@ -133,7 +138,7 @@ class RegistryClient:
 
     def _setup(self, host: RegistryHost) -> None:
         # The httpx client (pooled in ``Connections``) is fetched on first use: a process
-        # whose only request is a light HEAD never imports httpx.
+        # whose requests all go the light way (``lighthttp``) never imports httpx.
         with self._built_lock:
             self.host = host
             self._built = None
@@ -144,6 +149,7 @@ class RegistryClient:
                 self._built = self._connections.client_for(
                     self.host, self._credentials, **self._pool_settings()
                 )
+                self._went_full = True
             return self._built
 
     def _pool_settings(self) -> dict[str, Any]:
@@ -248,27 +254,71 @@ class RegistryClient:
         return _manifest_head(response.headers, what)
 
     def _light_head(self, url: str, headers: dict[str, str], what: str) -> ManifestHead | None:
-        """The manifest HEAD over a raw socket, if this is the first request of the process
-        to a plain-HTTP host and the answer is a complete 200 (see ``lighthead``); else None."""
+        """The manifest HEAD over a raw socket, if the light way applies and the answer is a
+        complete 200 with a digest (see :meth:`_light_request`); else None."""
+        answer = self._light_request("HEAD", url, headers, what)
+        if answer is None:
+            return None
+        with contextlib.closing(answer):
+            try:
+                if answer.status_code != 200 or not answer.headers.get("docker-content-digest"):
+                    raise ValueError(f"HTTP {answer.status_code}, not a 200 with a digest")
+                head = _manifest_head(answer.headers, what)
+            except (ValueError, RegistryError) as error:
+                self._leave_the_light_way(what, error)
+                return None
+        self._answered_light = True
+        return head
+
+    def _light_request(
+        self, method: str, url: str, headers: Mapping[str, str], what: str
+    ) -> LightResponse | None:
+        """The request over a raw socket (``lighthttp``) while this client has built no httpx
+        client and the process pooled none for the host (so no token is held either), to a
+        plain-HTTP URL ``lighthttp.usable`` accepts; None when the full path must send it
+        instead (and for any failure to get a response head: the full path reports it)."""
         with self._built_lock:
-            built = self._built is not None
-        if built or self._connections.pooled(self.host, **self._pool_settings()):
+            went_full = self._went_full
+        if went_full or self._connections.pooled(self.host, **self._pool_settings()):
             return None  # pooled keep-alive connections (and maybe tokens) are there to use
         sent = {k.lower(): v for k, v in default_headers(dict(self.host.headers)).items()}
         sent |= {k.lower(): v for k, v in headers.items()}
-        if not lighthead.usable(url, sent, self._timeout):
+        if not lighthttp.usable(url, sent, self._timeout):
             return None
         assert isinstance(self._timeout, int | float)
         try:
-            status, answer = lighthead.send_head(url, sent, self._timeout)
-            if status != 200 or not answer.get("docker-content-digest"):
-                raise ValueError(f"HTTP {status}, not a 200 with a digest")
-            head = _manifest_head(answer, what)
-        except (OSError, ValueError, RegistryError) as error:
-            log.debug("%s: asking again the full way (%s)", what, error)
+            return lighthttp.request(method, url, sent, self._timeout)
+        except (OSError, ValueError) as error:  # MalformedResponseError is a ValueError
+            self._leave_the_light_way(what, error)
+            return None
+
+    def _light_get(
+        self, url: str, headers: Mapping[str, str], what: str, offset: int | None = None
+    ) -> LightResponse | None:
+        """A light GET answered with a plain body the full path would take as is: a 200, or
+        for a blob GET from ``offset`` what :func:`_resume_skip` accepts; else None."""
+        answer = self._light_request("GET", url, headers, what)
+        if answer is None:
+            return None
+        status = answer.status_code
+        accepted = (
+            status == 200
+            if offset is None
+            else _resume_skip(status, answer.headers.get("content-range", ""), offset) is not None
+        )
+        if not accepted or answer.plain_length() is None:
+            answer.close()
+            self._leave_the_light_way(what, f"HTTP {status}, not a plain answer to take as is")
             return None
         self._answered_light = True
-        return head
+        return answer
+
+    def _leave_the_light_way(self, what: str, reason: object) -> None:
+        """The light way failed for ``what``: it is asked again, and from now on every request
+        of this client goes, the full way (which reports errors as it always did)."""
+        log.debug("%s: asking again the full way (%s)", what, reason)
+        with self._built_lock:
+            self._went_full = True
 
     def get_manifest(
         self,
@@ -288,32 +338,11 @@ class RegistryClient:
             else (f"manifest {repository}:{reference}")
         )
         url = self._url(f"/{repository}/manifests/{quote(reference, safe=':@')}", pull=True)
-        response = self._send(
-            "GET",
-            url,
-            scopes=[repository_scope(repository)],
-            headers={"Accept": MANIFEST_ACCEPT},
-            stream=True,
-        )
-        if response.status_code != 200:
-            raise registry_error(response, what, default_code="MANIFEST_UNKNOWN")
-        try:
-            media_type = _media_type(response.headers.get("content-type"))
-            _check_not_schema1(media_type, what)
-            length = response.headers.get("content-length")
-            if length and length.isdigit() and int(length) > max_size:
-                raise ManifestTooLargeError(f"{what} is {length} bytes, over the {max_size} limit")
-            import httpx  # loaded with the response already
-
-            try:
-                data, too_big = read_limited(response, max_size)
-            except httpx.TransportError as error:
-                raise RegistryUnavailableError(f"{what}: connection failed: {error}") from error
-            if too_big:
-                raise ManifestTooLargeError(f"{what} is over the {max_size} byte limit")
-            header_digest = response.headers.get("docker-content-digest") or None
-        finally:
-            response.close()
+        headers = {"Accept": MANIFEST_ACCEPT}
+        answer = self._light_manifest(url, headers, what, max_size)
+        if answer is None:
+            answer = self._full_manifest(url, repository, headers, what, max_size)
+        media_type, header_digest, data = answer
         algorithm = "sha256"
         if reference.count(":") == 1 and reference.split(":")[0] in ("sha256", "sha512"):
             algorithm = reference.split(":")[0]
@@ -341,6 +370,57 @@ class RegistryClient:
             media_type = _sniff_media_type(data)
         _check_not_schema1(media_type, what)
         return FetchedManifest(data, media_type or MediaType.OCI_MANIFEST, actual)
+
+    def _light_manifest(
+        self, url: str, headers: dict[str, str], what: str, max_size: int
+    ) -> tuple[str | None, str | None, bytes] | None:
+        """The manifest GET the light way: its media type, ``Docker-Content-Digest`` and body,
+        if it came whole and within ``max_size``; else None (the full path asks again)."""
+        answer = self._light_get(url, headers, what)
+        if answer is None:
+            return None
+        with contextlib.closing(answer):
+            length = answer.plain_length()
+            if length is None or length > max_size:
+                self._leave_the_light_way(what, f"{length} bytes, over {max_size}")
+                return None
+            try:
+                buffer = bytearray(min(length, BUFFER_SIZE))  # reused: each piece is copied
+                data = b"".join([bytes(piece) for piece in read_body(answer, buffer)])
+            except BodyInterruptedError as error:
+                self._leave_the_light_way(what, error)
+                return None
+        media_type = _media_type(answer.headers.get("content-type"))
+        return media_type, answer.headers.get("docker-content-digest") or None, data
+
+    def _full_manifest(
+        self, url: str, repository: str, headers: dict[str, str], what: str, max_size: int
+    ) -> tuple[str | None, str | None, bytes]:
+        """The manifest GET through httpx: its media type, ``Docker-Content-Digest`` and body."""
+        response = self._send(
+            "GET", url, scopes=[repository_scope(repository)], headers=headers, stream=True
+        )
+        if response.status_code != 200:
+            raise registry_error(response, what, default_code="MANIFEST_UNKNOWN")
+        try:
+            media_type = _media_type(response.headers.get("content-type"))
+            _check_not_schema1(media_type, what)
+            length = response.headers.get("content-length")
+            if length and length.isdigit() and int(length) > max_size:
+                raise ManifestTooLargeError(f"{what} is {length} bytes, over the {max_size} limit")
+            import httpx  # loaded with the response already
+
+            try:
+                data, too_big = read_limited(response, max_size)
+            except httpx.TransportError as error:
+                raise RegistryUnavailableError(f"{what}: connection failed: {error}") from error
+            except httpx.DecodingError as error:  # a content coding the body does not follow
+                raise MalformedResponseError(f"{what}: undecodable body: {error}") from error
+            if too_big:
+                raise ManifestTooLargeError(f"{what} is over the {max_size} byte limit")
+            return media_type, response.headers.get("docker-content-digest") or None, data
+        finally:
+            response.close()
 
     def resolve(self, repository: str, reference: str) -> ManifestHead:
         """The digest a tag points to: HEAD, or GET and hash when HEAD gives no digest."""
@@ -406,16 +486,37 @@ class RegistryClient:
             )
         return data
 
-    @contextlib.contextmanager
-    def _open_blob(
-        self, repository: str, digest: str, offset: int, end: int | None = None
-    ) -> Iterator[httpx.Response]:
-        url = self._url(f"/{repository}/blobs/{digest}", pull=True)
+    def _blob_request(
+        self, repository: str, digest: str, offset: int, end: int | None
+    ) -> tuple[str, dict[str, str]]:
+        """The URL and headers of a blob GET from ``offset`` (to ``end``)."""
         headers = {"Accept-Encoding": "identity"}
         if end is not None:
             headers["Range"] = f"bytes={offset}-{end - 1}"  # bounded: one chunk, no more
         elif offset:
             headers["Range"] = f"bytes={offset}-"
+        return self._url(f"/{repository}/blobs/{digest}", pull=True), headers
+
+    @contextlib.contextmanager
+    def _open_blob(
+        self, repository: str, digest: str, offset: int, end: int | None = None
+    ) -> Iterator[Response]:
+        """The blob GET from ``offset`` (to ``end``): the light way when it applies."""
+        url, headers = self._blob_request(repository, digest, offset, end)
+        light = self._light_get(url, headers, f"blob {repository}@{digest}", offset)
+        if light is None:
+            with self._full_blob(repository, digest, offset, end) as response:
+                yield response
+        else:
+            with contextlib.closing(light):
+                yield light
+
+    @contextlib.contextmanager
+    def _full_blob(
+        self, repository: str, digest: str, offset: int, end: int | None = None
+    ) -> Iterator[httpx.Response]:
+        """The blob GET from ``offset`` (to ``end``) through httpx."""
+        url, headers = self._blob_request(repository, digest, offset, end)
         response = self._send(
             "GET", url, scopes=[repository_scope(repository)], headers=headers, stream=True
         )
@@ -463,8 +564,6 @@ class RegistryClient:
         parallel: ParallelFetch,
         progress: Callable[[int], None] | None,
     ) -> int:
-        import httpx  # the blob GET builds the client
-
         what = f"blob {repository}@{digest}"
         received = 0
         failures = 0
@@ -541,14 +640,17 @@ class RegistryClient:
                     raise SizeMismatchError(
                         f"{what}: the registry sent {written} of the declared {size} bytes"
                     )
-            except httpx.TransportError as error:
-                # The body broke off mid-way (reset, truncation, read time-out): resume.
+            except BodyInterruptedError as error:
+                # The body broke off mid-way (reset, truncation, read time-out): resume (the
+                # full way, if it came the light way).
+                if isinstance(response, LightResponse):
+                    self._leave_the_light_way(what, error)
                 failures = 0 if progressed else failures + 1
                 if failures >= self._retry.attempts:
                     raise RegistryUnavailableError(f"{what}: download failed: {error}") from error
                 delay = self._retry.backoff(failures)
                 log.info("%s: %s; resuming at %d in %.2fs", what, error, sink.offset, delay)
-                self.transport.sleep(delay)
+                self._wait(delay)
 
     def _download_ranges(
         self,
@@ -558,34 +660,37 @@ class RegistryClient:
         sink: BlobSink,
         progress: Callable[[int], None] | None,
     ) -> int:
+        # Parallel ranges (only when configured) go the full way, on pooled connections.
         return fetch_in_ranges(
-            lambda start, end: self._open_blob(repository, digest, start, end),
+            lambda start, end: self._full_blob(repository, digest, start, end),
             what=f"blob {repository}@{digest}",
             size=size,
             sink=sink,
             settings=self._parallel,
             attempts=self._retry.attempts,
             backoff=self._retry.backoff,
-            sleep=self.transport.sleep,
+            sleep=self._wait,
             progress=progress,
         )
 
-    def _check_blob_response(self, response: httpx.Response, offset: int, what: str) -> int:
+    def _wait(self, seconds: float) -> None:
+        """Waits before a retry, as the transport does (without building it to ask it)."""
+        (self._sleep or time.sleep)(seconds)
+
+    def _check_blob_response(self, response: Response, offset: int, what: str) -> int:
         """Validate the answer to a (ranged) blob GET; returns how many bytes to discard."""
         status = response.status_code
+        content_range = response.headers.get("content-range", "")
+        skip = _resume_skip(status, content_range, offset)
+        if skip is not None:
+            return skip
         if status == 206:
-            content_range = response.headers.get("content-range", "")
-            unit, _, spec = content_range.partition(" ")
-            start = spec.split("-", 1)[0]
-            if unit.strip() != "bytes" or not start.isdigit() or int(start) != offset:
-                raise RegistryError(
-                    f"{what}: asked for bytes from {offset}, got Content-Range {content_range!r}"
-                )
-            return 0
-        if status == 200:
-            return offset  # Range ignored: the prefix we already hold comes again
+            raise RegistryError(
+                f"{what}: asked for bytes from {offset}, got Content-Range {content_range!r}"
+            )
         if status == 416 and offset:
             raise RegistryError(f"{what}: the registry refused to resume at byte {offset}")
+        assert not isinstance(response, LightResponse), "the light way takes only what skips"
         raise registry_error(response, what, default_code="BLOB_UNKNOWN")
 
     def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
@@ -666,6 +771,18 @@ class RegistryClient:
         response.close()
         if response.status_code != 201:
             raise registry_error(response, f"completing upload of {digest}")
+
+
+def _resume_skip(status: int, content_range: str, offset: int) -> int | None:
+    """How many bytes of a blob GET's answer come before ``offset``: none for a 206 whose
+    ``Content-Range`` starts there, ``offset`` for a 200 (``Range`` ignored: the prefix held
+    already comes again); None for any other answer."""
+    if status == 206:
+        unit, _, spec = content_range.partition(" ")
+        start = spec.split("-", 1)[0]
+        number = start.isascii() and start.isdigit()  # "²" is a digit to isdigit, not to int
+        return 0 if unit.strip() == "bytes" and number and int(start) == offset else None
+    return offset if status == 200 else None
 
 
 def _manifest_head(headers: Mapping[str, str], what: str) -> ManifestHead:

@@ -13,7 +13,7 @@ link returns at once) and is raised, the same exception, from the next hand-off 
 the context, in place of whatever the receive raised meanwhile. The shutdown goes through a
 duplicate of the descriptor, so it can never reach another connection that reused the number;
 it is only for a connection that does not go back to the pool (a body
-:func:`~ocistore.registry.bodies.read_body` receives from the socket directly).
+:func:`~ocistore.registry.bodies.read_body` receives from the socket directly, or a light one).
 """
 
 from __future__ import annotations
@@ -25,11 +25,9 @@ from collections import deque
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from ocistore.registry.bodies import BUFFER_SIZE, direct_socket
+from ocistore.registry.bodies import BUFFER_SIZE, Response, body_socket
 
 if TYPE_CHECKING:
-    import httpx
-
     from ocistore.registry.client import BlobSink
 
 __all__ = ["DEPTH", "WRITE_BEHIND_MIN", "InlineWrites", "WriteBehind", "writes_for"]
@@ -170,12 +168,10 @@ class InlineWrites:
         """Nothing to give back: the one buffer is reused anyway."""
 
 
-def writes_for(
-    sink: BlobSink, response: httpx.Response, buffer: bytearray
-) -> WriteBehind | InlineWrites:
+def writes_for(sink: BlobSink, response: Response, buffer: bytearray) -> WriteBehind | InlineWrites:
     """Write-behind for a body received from the socket directly and worth a thread (at least
     :data:`WRITE_BEHIND_MIN` bytes), else inline writes into ``buffer``."""
-    sock = direct_socket(response)
+    sock = body_socket(response)
     if sock is None or int(response.headers["content-length"]) < WRITE_BEHIND_MIN:
         return InlineWrites(sink, buffer)
     return WriteBehind(sink, receiving_from=sock)

@@ -53,6 +53,7 @@ class Fault:
     corrupt_at: int | None = None  # flip one byte at this body offset
     stall: float = 0.0  # pause this long after the headers (and after truncate_after bytes)
     trickle: tuple[int, float] | None = None  # (chunk size, pause between chunks)
+    chunked: bool = False  # send the body with Transfer-Encoding: chunked, no Content-Length
     ignore_range: bool = False  # drop the client's Range header (a server that ignores it)
     range_shift: int = 0  # ask upstream for a Range starting this many bytes later (bad 206)
     redirect_to: Callable[[Seen], str] | None = None
@@ -216,6 +217,9 @@ class FaultProxy:
                     out_headers = {
                         k: v for k, v in out_headers.items() if k.lower() != "content-length"
                     }
+                if fault is not None and fault.chunked and self.command != "HEAD":
+                    self._send_chunked(response.status, out_headers, body)
+                    return
                 self._send_head(response.status, out_headers, declared)
                 if self.command == "HEAD":
                     return
@@ -248,6 +252,17 @@ class FaultProxy:
                         self.send_header(key, value)
                 self.send_header("Content-Length", str(length))
                 self.end_headers()
+
+            def _send_chunked(self, status: int, headers: dict[str, str], body: bytes) -> None:
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for i in range(0, len(body), 64 * 1024):
+                    piece = body[i : i + 64 * 1024]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.write(b"0\r\n\r\n")
 
             def _safe(self) -> None:
                 try:
