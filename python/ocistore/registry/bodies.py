@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeAlias
 
 from ocistore.errors import MalformedResponseError, RegistryUnavailableError
-from ocistore.registry.lighthttp import LightResponse
+from ocistore.registry.lighthttp import LightResponse, plain_length
 
 if TYPE_CHECKING:
     import httpx
@@ -209,12 +209,9 @@ def direct_socket(response: httpx.Response, direct_min: int | None = None) -> so
     """The connection's socket, if :func:`read_body` receives this body from it directly."""
     import ssl  # loaded by httpx already
 
-    headers = response.headers
-    length = headers.get("content-length", "")
+    length = plain_length(response.headers)  # httpx's headers look names up in any case
     if (
-        not length.isdigit()
-        or "transfer-encoding" in headers
-        or headers.get("content-encoding", "identity").lower() != "identity"
+        length is None
         or response.extensions.get("http_version") != b"HTTP/1.1"
         or response.is_stream_consumed
     ):
@@ -230,7 +227,7 @@ def direct_socket(response: httpx.Response, direct_min: int | None = None) -> so
         return None  # TLS inside a proxy's TLS: the socket carries the outer layer
     if direct_min is None:
         direct_min = DIRECT_MIN_TLS if isinstance(sock, ssl.SSLSocket) else DIRECT_MIN
-    return sock if int(length) >= direct_min else None
+    return sock if length >= direct_min else None
 
 
 def _read_timeout(response: httpx.Response) -> float | None:

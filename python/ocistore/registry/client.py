@@ -505,7 +505,7 @@ class RegistryClient:
         url, headers = self._blob_request(repository, digest, offset, end)
         light = self._light_get(url, headers, f"blob {repository}@{digest}", offset)
         if light is None:
-            with self._full_blob(repository, digest, offset, end) as response:
+            with self._full_blob(repository, url, headers) as response:
                 yield response
         else:
             with contextlib.closing(light):
@@ -513,10 +513,9 @@ class RegistryClient:
 
     @contextlib.contextmanager
     def _full_blob(
-        self, repository: str, digest: str, offset: int, end: int | None = None
+        self, repository: str, url: str, headers: dict[str, str]
     ) -> Iterator[httpx.Response]:
-        """The blob GET from ``offset`` (to ``end``) through httpx."""
-        url, headers = self._blob_request(repository, digest, offset, end)
+        """A blob GET (``url`` and ``headers`` from :meth:`_blob_request`) through httpx."""
         response = self._send(
             "GET", url, scopes=[repository_scope(repository)], headers=headers, stream=True
         )
@@ -662,7 +661,9 @@ class RegistryClient:
     ) -> int:
         # Parallel ranges (only when configured) go the full way, on pooled connections.
         return fetch_in_ranges(
-            lambda start, end: self._full_blob(repository, digest, start, end),
+            lambda start, end: self._full_blob(
+                repository, *self._blob_request(repository, digest, start, end)
+            ),
             what=f"blob {repository}@{digest}",
             size=size,
             sink=sink,

@@ -34,7 +34,7 @@ from ocistore.errors import MalformedResponseError
 from ocistore.registry.auth import HTTP_TOKEN
 from ocistore.registry.transport import redact_url
 
-__all__ = ["MAX_HEAD", "LightResponse", "request", "usable"]
+__all__ = ["MAX_HEAD", "LightResponse", "plain_length", "request", "usable"]
 
 log = get_logger("ocistore.registry")
 
@@ -70,6 +70,19 @@ def usable(url: str, headers: Mapping[str, str], timeout: object) -> bool:
     )
 
 
+def plain_length(headers: Mapping[str, str]) -> int | None:
+    """The length of a body that comes as is: a ``Content-Length`` of ASCII digits, no
+    ``Transfer-Encoding``, no content coding; else None. (Header names in lower case.)"""
+    length = headers.get("content-length", "")
+    if (
+        not (length.isascii() and length.isdigit())  # "²" is a digit to isdigit, not to int
+        or "transfer-encoding" in headers
+        or headers.get("content-encoding", "identity").strip().lower() != "identity"
+    ):
+        return None
+    return int(length)
+
+
 class LightResponse:
     """A response head received over a raw socket; its body (if any) is still to be read from
     :attr:`socket`, after the :attr:`early` bytes that came with the head."""
@@ -90,17 +103,10 @@ class LightResponse:
         self.timeout = timeout
 
     def plain_length(self) -> int | None:
-        """The body's length if it comes as is: a ``Content-Length``, no ``Transfer-Encoding``,
-        no content coding (else None: the full path reads such a body)."""
-        length = self.headers.get("content-length", "")
-        if (
-            not (length.isascii() and length.isdigit())  # "²" is a digit to isdigit, not to int
-            or "transfer-encoding" in self.headers
-            or self.headers.get("content-encoding", "identity").strip().lower() != "identity"
-            or len(self.early) > int(length)
-        ):
-            return None
-        return int(length)
+        """The body's length if it comes as is (:func:`plain_length`) and no more than that came
+        with the head (else None: the full path reads such a body)."""
+        length = plain_length(self.headers)
+        return None if length is None or len(self.early) > length else length
 
     def close(self) -> None:
         """Closes the connection (it is never reused: the request said ``Connection: close``)."""

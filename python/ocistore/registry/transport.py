@@ -13,7 +13,7 @@ from ocistore._valueclass import valueclass
 from ocistore.errors import RegistryError, RegistryUnavailableError
 
 # httpx (and ssl, which it loads) is imported where a client is built or its errors are
-# caught: a process whose only request is a light HEAD (``lighthttp``) never loads it.
+# caught: a process whose requests all go the light way (``lighthttp``) never loads it.
 if TYPE_CHECKING:
     import ssl
 
