@@ -909,3 +909,12 @@ fn the_first_error_in_entry_order_is_the_layers_with_worker_threads() {
     );
     s.outside_untouched();
 }
+
+#[test]
+fn worker_threads_by_default_only_from_four_cpus() {
+    assert_eq!(super::writers_for(1), 0);
+    assert_eq!(super::writers_for(2), 0);
+    assert_eq!(super::writers_for(3), 0);
+    assert_eq!(super::writers_for(4), 2);
+    assert_eq!(super::writers_for(64), 2);
+}
