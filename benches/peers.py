@@ -31,7 +31,7 @@ from peerbench import check, limits, report, runtimes, wan
 from peerbench.jobs import all_jobs, manifest_head, repull_jobs, wan_jobs
 from peerbench.plot import plot
 from peerbench.runner import run_rounds
-from peerbench.setup import local_registry, prepare, request_counter
+from peerbench.setup import local_registry, prepare, registry_cpu, request_counter
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,7 +54,12 @@ def measure_size(args: argparse.Namespace, size_mb: int, with_sha: bool) -> dict
         if args.only:
             repull_groups = {job.group for job in repull_jobs(setup)}
             jobs = [job for job in jobs if args.only in job.group or job.group in repull_groups]
-        outcomes = run_rounds(jobs, args.rounds, lambda: request_counter(registry))
+        outcomes = run_rounds(
+            jobs,
+            args.rounds,
+            lambda: request_counter(registry),
+            lambda: registry_cpu(registry),
+        )
         same_tree = check.compare_with_umoci(setup)
         print(f"rootfs check: {same_tree}", file=sys.stderr)
         sha256: dict[str, float | None] = {}

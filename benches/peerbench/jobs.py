@@ -274,6 +274,7 @@ def runtime_pull_jobs(runtimes: Runtimes, group: str, ref: str) -> list[Job]:
             needs=_containerd_needs(runtimes),
             count_requests=True,
             note=f"{runtimes.containerd_snapshotter} snapshotter",
+            cpu_elsewhere="containerd",
         ),
         Job(
             group,
@@ -354,6 +355,7 @@ def repull_jobs(setup: Setup) -> list[Job]:
             prepare=_ensure_present(runtimes.ctr_pull(ref)),
             needs=_containerd_needs(runtimes),
             count_requests=True,
+            cpu_elsewhere="containerd",
         ),
         Job(
             cli,

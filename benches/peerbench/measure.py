@@ -9,6 +9,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 GNU_TIME = "/usr/bin/time"
 
@@ -25,6 +26,7 @@ class Job:
     needs: tuple[str, ...] = ()  # executables that must exist, else the job is "n/a"
     count_requests: bool = False
     note: str = ""
+    cpu_elsewhere: str = ""  # a daemon doing the job's work (its CPU is not the job's)
 
     @property
     def ours(self) -> bool:
@@ -39,6 +41,8 @@ class Sample:
     seconds: float
     peak_rss_mib: float
     requests: int | None = None
+    cpu_s: float | None = None  # user + system CPU of the job's processes (GNU time)
+    server_cpu_s: float | None = None  # the registry's CPU while the job ran
 
 
 @dataclass
@@ -55,21 +59,29 @@ def missing_tools(job: Job) -> list[str]:
     return [tool for tool in job.needs if shutil.which(tool) is None]
 
 
-def run_once(job: Job, request_counter: Callable[[], int] | None) -> Sample:
+def run_once(
+    job: Job,
+    request_counter: Callable[[], int] | None,
+    server_cpu: Callable[[], float] | None = None,
+) -> Sample:
     """Runs ``job`` once; raises ``RuntimeError`` with its output's tail if it fails."""
     job.prepare()
     subprocess.run(["sync"], check=True)
     before = request_counter() if request_counter and job.count_requests else None
+    server_before = server_cpu() if server_cpu is not None else None
     with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
         start = time.perf_counter()
         done = subprocess.run(
-            [GNU_TIME, "-f", "%M", "-o", report.name, *job.argv],
+            [GNU_TIME, "-f", "%M %U %S", "-o", report.name, *job.argv],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             check=False,
             env={**os.environ, "PYTHONWARNINGS": "ignore"},
         )
         seconds = time.perf_counter() - start
+        server_seconds = None
+        if server_cpu is not None and server_before is not None:
+            server_seconds = server_cpu() - server_before
         lines = report.read().strip().splitlines()
     if done.returncode != 0:
         tail = done.stderr.decode(errors="replace").strip().splitlines()[-3:]
@@ -77,4 +89,13 @@ def run_once(job: Job, request_counter: Callable[[], int] | None) -> Sample:
     requests = None
     if before is not None and request_counter is not None:
         requests = request_counter() - before
-    return Sample(seconds, int(lines[-1]) / 1024, requests)
+    rss_kib, user, system = lines[-1].split()
+    return Sample(
+        seconds, int(rss_kib) / 1024, requests, float(user) + float(system), server_seconds
+    )
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

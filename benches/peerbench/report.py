@@ -91,12 +91,17 @@ def summarize(
         if outcome.samples:
             median = statistics.median(s.seconds for s in outcome.samples)
             requests = [s.requests for s in outcome.samples if s.requests is not None]
+            cpu = [s.cpu_s for s in outcome.samples if s.cpu_s is not None]
+            server = [s.server_cpu_s for s in outcome.samples if s.server_cpu_s is not None]
             row |= {
                 "median_s": median,
                 "min_s": min(s.seconds for s in outcome.samples),
                 "peak_rss_mib": max(s.peak_rss_mib for s in outcome.samples),
                 "requests": statistics.median(requests) if requests else None,
                 "mb_per_s": info.uncompressed / 1e6 / median,
+                "cpu_s": statistics.median(cpu) if cpu and not job.cpu_elsewhere else None,
+                "cpu_elsewhere": job.cpu_elsewhere,
+                "server_cpu_s": statistics.median(server) if server else None,
             }
             base = ours.get(job.group)
             if base and not job.ours:
@@ -142,16 +147,25 @@ def _ratio(row: dict[str, Any]) -> str:
     return "(ocistore)" if row["tool"] == "ocistore" else "n/a (ocistore failed)"
 
 
+def _cpu(row: dict[str, Any]) -> str:
+    if row.get("cpu_elsewhere"):
+        return f"in {row['cpu_elsewhere']}"
+    cpu, server = row.get("cpu_s"), row.get("server_cpu_s")
+    if cpu is None:
+        return ""
+    return f"{cpu:.2f}" if server is None else f"{cpu:.2f} + {server:.2f}"
+
+
 def table(results: dict[str, Any]) -> str:
     """A Markdown table of medians and ratios (readable as plain text too)."""
     lines = [
         "| group | job | median s | min s | MB/s | peak RSS MiB | requests "
-        "| ocistore speed-up (peer s / ocistore s) |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| CPU s: job + registry | ocistore speed-up (peer s / ocistore s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in results["rows"]:
         if row.get("median_s") is None:
-            lines.append(f"| {row['group']} | {row['job']} | n/a | | | | | n/a: {_reason(row)} |")
+            lines.append(f"| {row['group']} | {row['job']} | n/a | | | | | | n/a: {_reason(row)} |")
             continue
         requests = row.get("requests")
         # A re-pull moves no image bytes: a rate would mean nothing there.
@@ -159,7 +173,7 @@ def table(results: dict[str, Any]) -> str:
         lines.append(
             f"| {row['group']} | {row['job']} | {row['median_s']:.2f} | {row['min_s']:.2f} | "
             f"{rate} | {row['peak_rss_mib']:.0f} | "
-            f"{'' if requests is None else f'{requests:.0f}'} | {_ratio(row)} |"
+            f"{'' if requests is None else f'{requests:.0f}'} | {_cpu(row)} | {_ratio(row)} |"
         )
     sha = results["sha256_mbps"]
     fraction = sha["limit_fraction"]
@@ -167,14 +181,14 @@ def table(results: dict[str, Any]) -> str:
         lines.append(
             f"| sha256 | ocistore.Digester vs openssl speed -evp sha256 (1 MiB blocks, "
             "MB per CPU second) | | | "
-            f"{_cell(sha['ocistore'], '.0f')} vs {_cell(sha['openssl'], '.0f')} | | | "
+            f"{_cell(sha['ocistore'], '.0f')} vs {_cell(sha['openssl'], '.0f')} | | | | "
             f"{'n/a' if fraction is None else f'limit: ocistore at {fraction:.0%}'} |"
         )
     warm = results.get("warm_in_process_ms")
     if warm:
         lines.append(
             f"| warm re-pull in one process | ensure_image(Always) vs one `curl -I` process, ms "
-            f"| {warm['ocistore_ms']:.1f} vs {warm['curl_ms']:.1f} | | | | | "
+            f"| {warm['ocistore_ms']:.1f} vs {warm['curl_ms']:.1f} | | | | | | "
             f"{warm['curl_ms'] / warm['ocistore_ms']:.2f}x |"
         )
     return "\n".join(lines)

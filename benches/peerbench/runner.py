@@ -9,9 +9,13 @@ from peerbench.measure import Job, Outcome, missing_tools, run_once
 
 
 def run_rounds(
-    jobs: list[Job], rounds: int, request_counter: Callable[[], int] | None = None
+    jobs: list[Job],
+    rounds: int,
+    request_counter: Callable[[], int] | None = None,
+    server_cpu: Callable[[], float] | None = None,
 ) -> list[Outcome]:
-    """Every job ``rounds`` times; a peer that fails once is reported n/a and not retried."""
+    """Every job ``rounds`` times; a peer that fails once is reported n/a and not retried.
+    ``server_cpu`` reads the registry's CPU seconds, to count them beside each job's."""
     outcomes = {id(job): Outcome(job) for job in jobs}
     for job in jobs:
         lacking = missing_tools(job)
@@ -29,7 +33,7 @@ def run_rounds(
                 if outcome.error is not None:
                     continue
                 try:
-                    outcome.samples.append(run_once(job, request_counter))
+                    outcome.samples.append(run_once(job, request_counter, server_cpu))
                 except RuntimeError as error:
                     outcome.error = str(error)
                     verdict = "FAILED" if job.ours else "n/a from now on, the peer failed"

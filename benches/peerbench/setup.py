@@ -38,6 +38,13 @@ def local_registry(
         registry.stop()
 
 
+def registry_cpu(registry: object) -> float:
+    """The registry process's CPU seconds so far."""
+    from peerbench.measure import process_cpu_seconds
+
+    return process_cpu_seconds(registry.process.pid)  # type: ignore[attr-defined]
+
+
 def request_counter(registry: object) -> int:
     """How many requests the registry has logged so far."""
     from regfixtures.registry import registry_requests

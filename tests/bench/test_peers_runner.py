@@ -91,3 +91,38 @@ def test_peak_rss_and_requests_are_measured(tmp_path: Path) -> None:
     (sample,) = outcome.samples
     assert sample.peak_rss_mib >= 64  # GNU time's figure for the child, not this process
     assert sample.requests == 7
+
+
+def test_cpu_of_the_job_and_of_the_registry_are_counted() -> None:
+    import subprocess
+    import sys
+
+    from peerbench.measure import process_cpu_seconds
+
+    burn = [
+        sys.executable,
+        "-c",
+        "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass",
+    ]
+    # A stand-in for the registry: a process spinning while the jobs run.
+    server = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        jobs = [
+            Job("g", "ours", "ocistore", burn),
+            Job("g", "idle", "peer", ["sleep", "0.3"]),
+            Job("g", "daemon's client", "peer", ["true"], cpu_elsewhere="containerd"),
+        ]
+        outcomes = run_rounds(jobs, 1, server_cpu=lambda: process_cpu_seconds(server.pid))
+    finally:
+        server.kill()
+        server.wait()
+    results = report.summarize(outcomes, INFO, {})
+    rows = {row["job"]: row for row in results["rows"]}
+    assert rows["ours"]["cpu_s"] >= 0.25
+    assert rows["idle"]["cpu_s"] < 0.1
+    # The spinning "registry" ran on a core throughout the sleeping job.
+    assert rows["idle"]["server_cpu_s"] >= 0.1
+    assert rows["daemon's client"]["cpu_s"] is None
+    text = report.table(results)
+    assert "| in containerd |" in text
+    assert f"| {rows['ours']['cpu_s']:.2f} + {rows['ours']['server_cpu_s']:.2f} |" in text
