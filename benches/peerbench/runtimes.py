@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from peerbench.nodefs import unmount_under
+
 TESTS = Path(__file__).resolve().parents[2] / "tests"
 NAMESPACE = "bench"
 
@@ -97,20 +99,8 @@ def started(workdir: Path) -> Iterator[Runtimes]:
         runtimes.podman_empty()
         if shutil.which("podman"):
             subprocess.run(runtimes.podman("system", "reset", "-f"), capture_output=True)
-        _unmount_under(runtimes.podman_root)
+        unmount_under(runtimes.podman_root)
         shutil.rmtree(runtimes.podman_root, ignore_errors=True)
         shutil.rmtree(runtimes.podman_runroot, ignore_errors=True)
         daemon.stop()
         shutil.rmtree(base, ignore_errors=True)
-
-
-def _unmount_under(directory: Path) -> None:
-    """Lazily unmounts whatever podman's storage left mounted under ``directory``."""
-    try:
-        mounts = Path("/proc/self/mounts").read_text().splitlines()
-    except OSError:
-        return
-    for line in reversed(mounts):
-        target = line.split()[1]
-        if target.startswith(str(directory)):
-            subprocess.run(["umount", "-l", target], check=False, capture_output=True)
