@@ -130,13 +130,14 @@ def _loop_mounted(image: Path, mount_point: Path, size_bytes: int) -> Iterator[N
         with image.open("wb") as f:
             f.truncate(size_bytes)  # sparse
         mount_point.mkdir(exist_ok=True)
-        for argv in (
+        steps: list[list[str | Path]] = [
             ["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", image],
             ["mount", "-o", "loop", image, mount_point],
-        ):
+        ]
+        for argv in steps:
             done = subprocess.run(argv, capture_output=True, text=True, check=False)
             if done.returncode != 0:
-                raise _MountFailed(f"{argv[0]} failed: {done.stderr.strip()}")
+                raise _MountFailed(f"{argv[0]!s} failed: {done.stderr.strip()}")
     except BaseException:
         _remove(image, mount_point)
         raise
