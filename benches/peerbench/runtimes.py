@@ -10,9 +10,11 @@ next pull finds no content and no snapshots.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,9 +92,13 @@ def started(workdir: Path) -> Iterator[Runtimes]:
         socket = daemon.socket
     except ContainerdUnavailable as error:
         print(f"containerd peer n/a: {error}", file=sys.stderr)
-    runtimes = Runtimes(
-        socket, daemon.snapshotter, workdir / "podman-root", workdir / "podman-runroot"
-    )
+    # podman refuses a runroot path longer than 50 characters: it gets a short link to it.
+    runroot = workdir / "podman-runroot"
+    runroot.mkdir(parents=True, exist_ok=True)
+    runroot_link = Path(tempfile.gettempdir()) / f"ocistore-bench-runroot-{os.getpid()}"
+    runroot_link.unlink(missing_ok=True)
+    runroot_link.symlink_to(runroot)
+    runtimes = Runtimes(socket, daemon.snapshotter, workdir / "podman-root", runroot_link)
     try:
         yield runtimes
     finally:
@@ -101,6 +107,7 @@ def started(workdir: Path) -> Iterator[Runtimes]:
             subprocess.run(runtimes.podman("system", "reset", "-f"), capture_output=True)
         unmount_under(runtimes.podman_root)
         shutil.rmtree(runtimes.podman_root, ignore_errors=True)
-        shutil.rmtree(runtimes.podman_runroot, ignore_errors=True)
+        runroot_link.unlink(missing_ok=True)
+        shutil.rmtree(runroot, ignore_errors=True)
         daemon.stop()
         shutil.rmtree(base, ignore_errors=True)
