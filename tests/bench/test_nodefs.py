@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,6 +55,17 @@ def _source(path: Path) -> str:
         check=True,
     )
     return done.stdout.strip()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers(tmp_path: Path) -> Iterator[None]:
+    """Whatever a failing test leaves mounted or attached under tmp_path is removed."""
+    yield
+    for target in reversed(_mounted_under(tmp_path)):
+        subprocess.run(["umount", "-l", target], check=False, capture_output=True)
+    for image in tmp_path.rglob("*.img"):
+        for loop in _loop_devices_of(image):
+            subprocess.run(["losetup", "-d", f"/dev/{loop}"], check=False, capture_output=True)
 
 
 def _assert_all_gone(work: Path, image: Path, mount_point: Path) -> None:
@@ -117,6 +130,31 @@ def test_node_fs_is_removed_when_the_body_raises_with_mounts_below_and_busy(
     assert not image.exists()
     open_file[0].close()  # type: ignore[attr-defined]  # lets the lazily unmounted fs go
     _assert_all_gone(tmp_path, image, fs.root)
+
+
+def test_node_fs_is_removed_when_the_run_is_terminated(tmp_path: Path) -> None:
+    _needs_loop_mounts()
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from peerbench import nodefs\n"
+        f"with nodefs.bench_fs(Path({str(tmp_path)!r}), {SMALL}) as fs:\n"
+        "    print(fs.root, flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(nodefs.__file__).parents[1])},
+    ) as run:
+        assert run.stdout is not None
+        mount_point = Path(run.stdout.readline().strip())
+        image = mount_point.with_name(mount_point.name + ".img")
+        assert _loop_devices_of(image) != [] and _mounted_under(tmp_path) == [str(mount_point)]
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(timeout=60) == 128 + signal.SIGTERM
+    _assert_all_gone(tmp_path, image, mount_point)
 
 
 def test_fallback_when_asked_yields_the_workdir_described(tmp_path: Path) -> None:
