@@ -55,6 +55,7 @@ def bench_fs(workdir: Path, size_bytes: int, *, node: bool = True) -> Iterator[B
     if node:
         reason = _why_not_mountable()
         if reason is None:
+            _remove_stale(workdir)
             image = workdir / f"nodefs-{os.getpid()}.img"
             mount_point = workdir / f"nodefs-{os.getpid()}"
             try:
@@ -165,6 +166,14 @@ def _remove(image: Path, mount_point: Path) -> None:
     image.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         mount_point.rmdir()
+
+
+def _remove_stale(workdir: Path) -> None:
+    """Removes the images (and their mounts) of earlier runs that were killed outright."""
+    for image in workdir.glob("nodefs-*.img"):
+        pid = image.stem.removeprefix("nodefs-")
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            _remove(image, image.with_suffix(""))
 
 
 @contextlib.contextmanager

@@ -132,13 +132,14 @@ def test_node_fs_is_removed_when_the_body_raises_with_mounts_below_and_busy(
     _assert_all_gone(tmp_path, image, fs.root)
 
 
-def test_node_fs_is_removed_when_the_run_is_terminated(tmp_path: Path) -> None:
-    _needs_loop_mounts()
+def _run_killed_by(signum: int, workdir: Path) -> tuple[Path, Path, int]:
+    """A process that makes the node fs in ``workdir``, killed by ``signum`` inside it:
+    (its image, its mount point, its exit status)."""
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
         "from peerbench import nodefs\n"
-        f"with nodefs.bench_fs(Path({str(tmp_path)!r}), {SMALL}) as fs:\n"
+        f"with nodefs.bench_fs(Path({str(workdir)!r}), {SMALL}) as fs:\n"
         "    print(fs.root, flush=True)\n"
         "    time.sleep(60)\n"
     )
@@ -151,9 +152,26 @@ def test_node_fs_is_removed_when_the_run_is_terminated(tmp_path: Path) -> None:
         assert run.stdout is not None
         mount_point = Path(run.stdout.readline().strip())
         image = mount_point.with_name(mount_point.name + ".img")
-        assert _loop_devices_of(image) != [] and _mounted_under(tmp_path) == [str(mount_point)]
-        run.send_signal(signal.SIGTERM)
-        assert run.wait(timeout=60) == 128 + signal.SIGTERM
+        assert _loop_devices_of(image) != [] and _mounted_under(workdir) == [str(mount_point)]
+        run.send_signal(signum)
+        return image, mount_point, run.wait(timeout=60)
+
+
+def test_node_fs_is_removed_when_the_run_is_terminated(tmp_path: Path) -> None:
+    _needs_loop_mounts()
+    image, mount_point, status = _run_killed_by(signal.SIGTERM, tmp_path)
+    assert status == 128 + signal.SIGTERM
+    _assert_all_gone(tmp_path, image, mount_point)
+
+
+def test_the_next_run_removes_what_a_killed_run_left(tmp_path: Path) -> None:
+    _needs_loop_mounts()
+    image, mount_point, status = _run_killed_by(signal.SIGKILL, tmp_path)
+    assert status == -signal.SIGKILL
+    assert image.exists() and _mounted_under(tmp_path) == [str(mount_point)]
+    with nodefs.bench_fs(tmp_path, SMALL) as fs:
+        assert fs.mounted
+        assert not image.exists() and str(mount_point) not in _mounted_under(tmp_path)
     _assert_all_gone(tmp_path, image, mount_point)
 
 
