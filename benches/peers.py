@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import ocistore
-from peerbench import check, limits, report, runtimes, wan
+from peerbench import check, limits, nodefs, report, runtimes, wan
 from peerbench.jobs import all_jobs, manifest_head, repull_jobs, wan_jobs
 from peerbench.plot import plot
 from peerbench.runner import run_rounds
@@ -36,13 +36,18 @@ from peerbench.setup import local_registry, prepare, registry_cpu, request_count
 REPO = Path(__file__).resolve().parents[1]
 
 
-def measure_size(args: argparse.Namespace, size_mb: int, with_sha: bool) -> dict[str, Any]:
-    """One complete side-by-side run on an image of ``size_mb`` MB."""
+def measure_size(
+    args: argparse.Namespace, fs: nodefs.BenchFs, size_mb: int, with_sha: bool
+) -> dict[str, Any]:
+    """One complete side-by-side run on an image of ``size_mb`` MB, the tools writing on
+    ``fs``."""
+    # The registry stands for a remote server, not the node: its storage stays in the work
+    # directory (written once by the push, read from the page cache in the timed runs).
     with (
         local_registry(args.workdir / "registry") as (host, registry),
-        runtimes.started(args.workdir) as node_runtimes,
+        runtimes.started(fs.root) as node_runtimes,
     ):
-        setup, info = prepare(args.workdir, size_mb, host, node_runtimes)
+        setup, info = prepare(args.workdir, fs.root, size_mb, host, node_runtimes)
         print(
             f"image: {info.layers} layers, {info.uncompressed / 1e6:.0f} MB uncompressed, "
             f"{info.compressed['gzip'] / 1e6:.0f} MB gzip, "
@@ -73,10 +78,11 @@ def measure_size(args: argparse.Namespace, size_mb: int, with_sha: bool) -> dict
     results["rounds"] = args.rounds
     results["rootfs_check"] = same_tree
     results["warm_in_process_ms"] = warm
+    results["filesystem"] = fs.description
     return results
 
 
-def measure_wan(args: argparse.Namespace, size_mb: int) -> dict[str, Any]:
+def measure_wan(args: argparse.Namespace, fs: nodefs.BenchFs, size_mb: int) -> dict[str, Any]:
     """Pulls across an emulated WAN (registry in a network namespace behind a shaped link)."""
     links = [wan.Link(), wan.Link(loss_percent=1.0)]
     all_outcomes = []
@@ -84,10 +90,10 @@ def measure_wan(args: argparse.Namespace, size_mb: int) -> dict[str, Any]:
         wan.namespace() as network,
         local_registry(args.workdir / "registry-wan", network) as (inner_host, registry),
         wan.delayed((network.inner_address, 5000), links[0].rtt_ms) as relay,
-        runtimes.started(args.workdir) as node_runtimes,
+        runtimes.started(fs.root) as node_runtimes,
     ):
         host = f"127.0.0.1:{relay.port}"
-        setup, info = prepare(args.workdir, size_mb, host, node_runtimes)
+        setup, info = prepare(args.workdir, fs.root, size_mb, host, node_runtimes)
         for link in links:
             network.shape(link)
             print(f"WAN: {link.describe()} (registry {inner_host})", file=sys.stderr, flush=True)
@@ -96,6 +102,7 @@ def measure_wan(args: argparse.Namespace, size_mb: int) -> dict[str, Any]:
     shutil.rmtree(setup.scratch.parent, ignore_errors=True)
     results = report.summarize(all_outcomes, info, {})
     results["rounds"] = args.rounds
+    results["filesystem"] = fs.description
     return results
 
 
@@ -122,6 +129,13 @@ def main() -> int:
         "--workdir", type=Path, default=REPO / "target" / "peers-work", help="images, scratch"
     )
     parser.add_argument(
+        "--fs",
+        choices=["node", "workdir"],
+        default="node",
+        help="where the tools write: node = a journaled ext4 on a loop device made for the run "
+        "(root; else falls back to workdir), workdir = the work directory's own filesystem",
+    )
+    parser.add_argument(
         "--wan",
         action="store_true",
         help="only the WAN rows: registry behind a shaped link (30 ms RTT, 100 Mbit/s; 1%% loss)",
@@ -144,9 +158,18 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     # A wheel install byte-compiles the package; an editable one (a checkout) may not have.
     compileall.compile_dir(Path(ocistore.__file__).parent, quiet=1)
-    machine = report.machine(args.workdir)
+    with nodefs.bench_fs(
+        args.workdir, nodefs.image_bytes(max(sizes)), node=args.fs == "node"
+    ) as fs:
+        print(f"filesystem: {fs.description}", file=sys.stderr, flush=True)
+        return measure_all(args, fs, sizes)
+
+
+def measure_all(args: argparse.Namespace, fs: nodefs.BenchFs, sizes: list[int]) -> int:
+    """The WAN rows, or every size; writes and prints the results; the exit status."""
+    machine = report.machine(fs.description)
     if args.wan:
-        results = measure_wan(args, sizes[-1])
+        results = measure_wan(args, fs, sizes[-1])
         results["machine"] = machine
         (args.out / "peers-wan.json").write_text(json.dumps(results, indent=1))
         (args.out / "peers-wan.md").write_text(report.table(results) + "\n")
@@ -155,7 +178,7 @@ def main() -> int:
     start = time.monotonic()
     runs = []
     for size in sorted(sizes):
-        results = measure_size(args, size, with_sha=size == max(sizes))
+        results = measure_size(args, fs, size, with_sha=size == max(sizes))
         results["machine"] = machine
         (args.out / f"peers-{size}mb.json").write_text(json.dumps(results, indent=1))
         runs.append(results)

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ocistore
 from ocistore.transfer.pull import PullEvent
-from peerbench import image
+from peerbench import image, nodefs
 from peerbench.setup import local_registry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,14 +136,27 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--tick", type=float, default=10.0, help="CPU sampling period, ms")
     parser.add_argument("--workdir", type=Path, default=REPO / "target" / "peers-work")
+    parser.add_argument(
+        "--fs",
+        choices=["node", "workdir"],
+        default="node",
+        help="where the pull writes (as benches/peers.py): a journaled ext4 on a loop device, "
+        "or the work directory's own filesystem",
+    )
     args = parser.parse_args()
     seed = ocistore.Store(args.workdir / "seed-store")
     info = image.build(seed, args.size_mb, args.workdir)
-    with local_registry(args.workdir / "timeline-registry") as (host, _registry):
+    with (
+        nodefs.bench_fs(
+            args.workdir, nodefs.image_bytes(args.size_mb), node=args.fs == "node"
+        ) as fs,
+        local_registry(args.workdir / "timeline-registry") as (host, _registry),
+    ):
+        print(f"filesystem: {fs.description}")
         refs = image.push(seed, info, host)
         for run in range(args.runs):
             print(f"run {run + 1}: {refs[args.compression]}")
-            print(one_pull(refs[args.compression], args.workdir / "timeline", args.tick / 1000))
+            print(one_pull(refs[args.compression], fs.root / "timeline", args.tick / 1000))
     return 0
 
 

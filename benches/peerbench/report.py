@@ -31,8 +31,8 @@ def _package(name: str) -> str:
         return "absent"
 
 
-def machine(workdir: Path) -> dict[str, str]:
-    """The machine and tools the numbers were measured with."""
+def machine(filesystem: str) -> dict[str, str]:
+    """The machine and tools the numbers were measured with, on ``filesystem`` (described)."""
     cpu = "unknown"
     flags = ""
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -45,17 +45,12 @@ def machine(workdir: Path) -> dict[str, str]:
         for line in Path("/proc/meminfo").read_text().splitlines()
         if line.startswith("MemTotal")
     )
-    fs = (
-        subprocess.run(["df", "-T", str(workdir)], capture_output=True, text=True, check=False)
-        .stdout.splitlines()[-1]
-        .split()
-    )
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": f"{cpu}, {os.cpu_count()} CPUs, SHA-NI {'yes' if ' sha_ni' in flags else 'no'}",
         "memory": f"{mem_kib / 1024 / 1024:.0f} GiB",
         "kernel": f"{platform.system()} {platform.release()} {platform.machine()}",
-        "filesystem": f"{fs[1]} on {fs[0]} ({workdir})",
+        "filesystem": filesystem,
         "load at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "python": platform.python_version(),
         "ocistore": _package("ocistore"),
@@ -158,7 +153,9 @@ def _cpu(row: dict[str, Any]) -> str:
 
 def table(results: dict[str, Any]) -> str:
     """A Markdown table of medians and ratios (readable as plain text too)."""
+    caption = [f"Tools' output on: {results['filesystem']}", ""] if "filesystem" in results else []
     lines = [
+        *caption,
         "| group | job | median s | min s | MB/s | peak RSS MiB | requests "
         "| CPU s: job + registry | ocistore speed-up (peer s / ocistore s) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---|",

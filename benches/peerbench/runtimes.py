@@ -1,21 +1,25 @@
 """The node's own runtimes as peers: a private containerd 1.6 (``ctr``) and podman 4.3.
 
 Both pull and unpack into their overlay snapshotter / storage driver, as on a node. containerd
-is the tests' private instance (own config, root, state and socket in the work directory, CRI
-disabled, stopped by its pid); podman runs with its own ``--root``/``--runroot``. Between cold
-runs each is emptied with its own commands (image removal plus garbage collection), so the
-next pull finds no content and no snapshots.
+is the tests' private instance (own config, root, state and socket on the measured
+filesystem, CRI disabled, stopped by its pid); podman runs with its own
+``--root``/``--runroot`` there. Between cold runs each is emptied with its own commands
+(image removal plus garbage collection), so the next pull finds no content and no snapshots.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from peerbench.nodefs import unmount_under
 
 TESTS = Path(__file__).resolve().parents[2] / "tests"
 NAMESPACE = "bench"
@@ -74,12 +78,13 @@ class Runtimes:
 
 
 @contextlib.contextmanager
-def started(workdir: Path) -> Iterator[Runtimes]:
-    """A private containerd (when it can run here) and podman storage, removed afterwards."""
+def started(root: Path) -> Iterator[Runtimes]:
+    """A private containerd (when it can run here) and podman storage, both under ``root``
+    (the filesystem measured on), removed afterwards."""
     sys.path.insert(0, str(TESTS))
     from containerd_daemon import Containerd, ContainerdUnavailable
 
-    base = workdir / "containerd"
+    base = root / "containerd"
     shutil.rmtree(base, ignore_errors=True)
     daemon = Containerd(base, namespace=NAMESPACE)
     socket: Path | None = None
@@ -88,29 +93,22 @@ def started(workdir: Path) -> Iterator[Runtimes]:
         socket = daemon.socket
     except ContainerdUnavailable as error:
         print(f"containerd peer n/a: {error}", file=sys.stderr)
-    runtimes = Runtimes(
-        socket, daemon.snapshotter, workdir / "podman-root", workdir / "podman-runroot"
-    )
+    # podman refuses a runroot path longer than 50 characters: it gets a short link to it.
+    runroot = root / "podman-runroot"
+    runroot.mkdir(parents=True, exist_ok=True)
+    runroot_link = Path(tempfile.gettempdir()) / f"ocistore-bench-runroot-{os.getpid()}"
+    runroot_link.unlink(missing_ok=True)
+    runroot_link.symlink_to(runroot)
+    runtimes = Runtimes(socket, daemon.snapshotter, root / "podman-root", runroot_link)
     try:
         yield runtimes
     finally:
         runtimes.podman_empty()
         if shutil.which("podman"):
             subprocess.run(runtimes.podman("system", "reset", "-f"), capture_output=True)
-        _unmount_under(runtimes.podman_root)
+        unmount_under(runtimes.podman_root)
         shutil.rmtree(runtimes.podman_root, ignore_errors=True)
-        shutil.rmtree(runtimes.podman_runroot, ignore_errors=True)
+        runroot_link.unlink(missing_ok=True)
+        shutil.rmtree(runroot, ignore_errors=True)
         daemon.stop()
         shutil.rmtree(base, ignore_errors=True)
-
-
-def _unmount_under(directory: Path) -> None:
-    """Lazily unmounts whatever podman's storage left mounted under ``directory``."""
-    try:
-        mounts = Path("/proc/self/mounts").read_text().splitlines()
-    except OSError:
-        return
-    for line in reversed(mounts):
-        target = line.split()[1]
-        if target.startswith(str(directory)):
-            subprocess.run(["umount", "-l", target], check=False, capture_output=True)

@@ -53,14 +53,15 @@ def request_counter(registry: object) -> int:
 
 
 def prepare(
-    workdir: Path, size_mb: int, host: str, runtimes: Runtimes
+    workdir: Path, run_root: Path, size_mb: int, host: str, runtimes: Runtimes
 ) -> tuple[Setup, image.ImageInfo]:
-    """Builds (or reuses) the image, pushes it with ocistore, makes the warm copies."""
+    """Builds (or reuses) the image in ``workdir``, pushes it with ocistore, makes the warm
+    copies and the scratch directory under ``run_root`` (the filesystem measured on)."""
     seed = ocistore.Store(workdir / "seed-store")
     info = image.build(seed, size_mb, workdir)
     refs = image.push(seed, info, host)
     tags = {c: info.tag(c) for c in refs}
-    run_dir = workdir / f"run-{size_mb}mb"
+    run_dir = run_root / f"run-{size_mb}mb"
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     policy = run_dir / "policy.json"
