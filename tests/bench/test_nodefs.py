@@ -91,6 +91,8 @@ def test_node_fs_is_a_journaled_ext4_written_to_and_removed_after(tmp_path: Path
         ).stdout
         assert "has_journal" in header.split("Filesystem features:")[1].splitlines()[0]
         assert Path(f"/proc/fs/jbd2/{Path(device).name}-8").exists()
+        # Direct I/O: the image file's pages are not cached a second time.
+        assert Path(f"/sys/block/{Path(device).name}/loop/dio").read_text().strip() == "1"
         assert os.stat(image).st_blocks * 512 < SMALL  # sparse
         written = fs.root / "run" / "file"
         written.parent.mkdir()
