@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ocistore._core import default_unpack_writers
 from peerbench.measure import Job
 from peerbench.runtimes import Runtimes
 
@@ -62,9 +62,9 @@ class Setup:
 
 def other_writer_threads(job: Job) -> Job:
     """ocistore's ``job`` with the other setting of the file-writing worker threads, timed
-    beside it: two of them where the default is none (fewer than four CPUs), none where it is
-    two. What they gain or cost here."""
-    writers = 0 if len(os.sched_getaffinity(0)) >= 4 else 2
+    beside it: two of them where the engine's default here is none, else none. What they gain
+    or cost here."""
+    writers = 0 if default_unpack_writers() else 2
     label = "no writer threads" if writers == 0 else "two writer threads"
     return replace(
         job,

@@ -153,14 +153,23 @@ def _direct_io(image: Path) -> None:
     """Switches the loop device under ``image`` to direct I/O: without it every byte written is
     cached twice (the filesystem's pages and the image file's, 1 GB of page cache for 500 MB),
     so a long run would fill memory twice as fast as a node's disk does."""
-    device = subprocess.run(
+    loops = _loop_devices(image)
+    if not loops:
+        print(f"no loop device found for {image}: without direct I/O", file=sys.stderr)
+    for loop in loops:
+        done = subprocess.run(
+            ["losetup", "--direct-io=on", loop], capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            print(f"{loop} without direct I/O: {done.stderr.strip()}", file=sys.stderr)
+
+
+def _loop_devices(image: Path) -> list[str]:
+    """The loop devices ``image`` is attached to."""
+    attached = subprocess.run(
         ["losetup", "-n", "-O", "NAME", "-j", image], capture_output=True, text=True, check=False
-    ).stdout.split()
-    done = subprocess.run(
-        ["losetup", "--direct-io=on", *device[:1]], capture_output=True, text=True, check=False
     )
-    if not device or done.returncode != 0:
-        print(f"loop device without direct I/O: {done.stderr.strip()}", file=sys.stderr)
+    return attached.stdout.split()
 
 
 def _remove(image: Path, mount_point: Path) -> None:
@@ -173,10 +182,7 @@ def _remove(image: Path, mount_point: Path) -> None:
     if image.exists():
         # mount -o loop detaches on unmount (autoclear); a lazily unmounted one stays attached
         # while busy, and -d then marks it to detach when it is let go.
-        attached = subprocess.run(
-            ["losetup", "-n", "-O", "NAME", "-j", image], capture_output=True, text=True
-        )
-        for loop in attached.stdout.split():
+        for loop in _loop_devices(image):
             subprocess.run(["losetup", "-d", loop], capture_output=True, check=False)
     image.unlink(missing_ok=True)
     with contextlib.suppress(OSError):

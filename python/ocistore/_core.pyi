@@ -97,6 +97,10 @@ def unpack_layer(
 ) -> UnpackStats:
     """Unpacks one layer blob (a path or a binary file object) into ``dest``, verifying digests."""
 
+def default_unpack_writers() -> int:
+    """The file-writing worker threads a layer gets by default here
+    (``$OCISTORE_UNPACK_WRITERS``, else by CPU count)."""
+
 @final
 class LayerWriter:
     """Streams a layer into ``dest`` while it downloads: ``write`` chunks, then ``close``."""

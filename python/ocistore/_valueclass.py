@@ -335,7 +335,7 @@ def _hash_action(unsafe_hash: bool, eq: bool, frozen: bool, explicit_hash: bool)
     return "add" if frozen else "none"
 
 
-def _waits_for_dataclasses(cls: type) -> bool:
+def _collects_own_fields(cls: type) -> bool:
     """Whether ``valueclass`` can collect the fields itself (``dataclasses`` then waits)."""
     dataclasses = sys.modules.get("dataclasses")
     return (
@@ -480,8 +480,8 @@ def _process(cls: type[_T], options: dict[str, bool]) -> type[_T]:
     implicit_none = class_hash is None and "__eq__" in cls.__dict__
     explicit_hash = not (class_hash is _MISSING or implicit_none)
     documented = bool(cls.__dict__.get("__doc__"))
-    waits = _waits_for_dataclasses(cls)
-    if waits:
+    own_fields = _collects_own_fields(cls)
+    if own_fields:
         processed: Any = cls
         specs, frozen_base = _collect_fields(cls, options["kw_only"]), False
     else:
@@ -498,7 +498,7 @@ def _process(cls: type[_T], options: dict[str, bool]) -> type[_T]:
         refused.insert(0 if sys.version_info >= (3, 13) else len(refused), "__hash__")
     if refused:
         raise TypeError(f"Cannot overwrite attribute {refused[0]} in class {cls.__name__}")
-    if waits:
+    if own_fields:
         if options["match_args"] and "__match_args__" not in processed.__dict__:
             match_args = tuple(f.name for f in fields if f.init and not f.kw_only)
             setattr(processed, "__match_args__", match_args)  # noqa: B010 (mypy: read-only)

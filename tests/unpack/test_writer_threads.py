@@ -131,3 +131,16 @@ def test_the_first_error_in_entry_order_fails_the_layer(sandbox: Sandbox, tmp_pa
         unpack_layer(path, sandbox.dest, MediaType.OCI_LAYER)
     assert long_name in str(failure.value)
     assert "escape" not in str(failure.value)
+
+
+def test_the_default_worker_count_is_the_environments_else_by_cpu_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ocistore._core import default_unpack_writers
+
+    monkeypatch.setenv("OCISTORE_UNPACK_WRITERS", "3")
+    assert default_unpack_writers() == 3
+    monkeypatch.setenv("OCISTORE_UNPACK_WRITERS", "99")
+    assert default_unpack_writers() == 16  # capped
+    monkeypatch.delenv("OCISTORE_UNPACK_WRITERS")
+    assert default_unpack_writers() == (2 if len(os.sched_getaffinity(0)) >= 4 else 0)

@@ -157,6 +157,13 @@ fn parse_resolver(name: &str) -> PyResult<unpack::Resolver> {
     }
 }
 
+/// The file-writing worker threads a layer gets by default here
+/// (``$OCISTORE_UNPACK_WRITERS``, else by CPU count).
+#[pyfunction]
+fn default_unpack_writers() -> usize {
+    unpack::default_writers()
+}
+
 /// Unpacks one layer blob (a path or a binary file object) into ``dest``, verifying digests.
 #[pyfunction]
 #[pyo3(signature = (
@@ -424,5 +431,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<LayerWriter>()?;
     m.add_class::<PreparedLayer>()?;
     m.add_function(wrap_pyfunction!(unpack_layer, m)?)?;
+    m.add_function(wrap_pyfunction!(default_unpack_writers, m)?)?;
     Ok(())
 }
