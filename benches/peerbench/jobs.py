@@ -275,6 +275,7 @@ def runtime_pull_jobs(runtimes: Runtimes, group: str, ref: str) -> list[Job]:
             count_requests=True,
             note=f"{runtimes.containerd_snapshotter} snapshotter",
             cpu_elsewhere="containerd",
+            daemon_cpu=runtimes.containerd_cpu if runtimes.containerd_pid else None,
         ),
         Job(
             group,
@@ -356,6 +357,7 @@ def repull_jobs(setup: Setup) -> list[Job]:
             needs=_containerd_needs(runtimes),
             count_requests=True,
             cpu_elsewhere="containerd",
+            daemon_cpu=runtimes.containerd_cpu if runtimes.containerd_pid else None,
         ),
         Job(
             cli,

@@ -27,6 +27,7 @@ class Job:
     count_requests: bool = False
     note: str = ""
     cpu_elsewhere: str = ""  # a daemon doing the job's work (its CPU is not the job's)
+    daemon_cpu: Callable[[], float] | None = None  # that daemon's CPU seconds so far
 
     @property
     def ours(self) -> bool:
@@ -43,6 +44,7 @@ class Sample:
     requests: int | None = None
     cpu_s: float | None = None  # user + system CPU of the job's processes (GNU time)
     server_cpu_s: float | None = None  # the registry's CPU while the job ran
+    daemon_cpu_s: float | None = None  # the job's daemon's CPU while the job ran (containerd)
 
 
 @dataclass
@@ -69,6 +71,7 @@ def run_once(
     subprocess.run(["sync"], check=True)
     before = request_counter() if request_counter and job.count_requests else None
     server_before = server_cpu() if server_cpu is not None else None
+    daemon_before = job.daemon_cpu() if job.daemon_cpu is not None else None
     with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
         start = time.perf_counter()
         done = subprocess.run(
@@ -82,6 +85,9 @@ def run_once(
         server_seconds = None
         if server_cpu is not None and server_before is not None:
             server_seconds = server_cpu() - server_before
+        daemon_seconds = None
+        if job.daemon_cpu is not None and daemon_before is not None:
+            daemon_seconds = job.daemon_cpu() - daemon_before
         lines = report.read().strip().splitlines()
     if done.returncode != 0:
         tail = done.stderr.decode(errors="replace").strip().splitlines()[-3:]
@@ -91,7 +97,12 @@ def run_once(
         requests = request_counter() - before
     rss_kib, user, system = lines[-1].split()
     return Sample(
-        seconds, int(rss_kib) / 1024, requests, float(user) + float(system), server_seconds
+        seconds,
+        int(rss_kib) / 1024,
+        requests,
+        float(user) + float(system),
+        server_seconds,
+        daemon_seconds,
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from peerbench.image import ImageInfo
-from peerbench.measure import Outcome
+from peerbench.measure import Job, Outcome, Sample
 
 
 def _version(argv: list[str]) -> str:
@@ -86,7 +86,7 @@ def summarize(
         if outcome.samples:
             median = statistics.median(s.seconds for s in outcome.samples)
             requests = [s.requests for s in outcome.samples if s.requests is not None]
-            cpu = [s.cpu_s for s in outcome.samples if s.cpu_s is not None]
+            cpu, daemon = _job_cpu(job, outcome.samples)
             server = [s.server_cpu_s for s in outcome.samples if s.server_cpu_s is not None]
             row |= {
                 "median_s": median,
@@ -94,8 +94,9 @@ def summarize(
                 "peak_rss_mib": max(s.peak_rss_mib for s in outcome.samples),
                 "requests": statistics.median(requests) if requests else None,
                 "mb_per_s": info.uncompressed / 1e6 / median,
-                "cpu_s": statistics.median(cpu) if cpu and not job.cpu_elsewhere else None,
+                "cpu_s": statistics.median(cpu) if cpu else None,
                 "cpu_elsewhere": job.cpu_elsewhere,
+                "daemon_cpu_s": statistics.median(daemon) if daemon else None,
                 "server_cpu_s": statistics.median(server) if server else None,
             }
             base = ours.get(job.group)
@@ -142,13 +143,26 @@ def _ratio(row: dict[str, Any]) -> str:
     return "(ocistore)" if row["tool"] == "ocistore" else "n/a (ocistore failed)"
 
 
+def _job_cpu(job: Job, samples: list[Sample]) -> tuple[list[float], list[float]]:
+    """Per run, the job's CPU seconds, its daemon's included (and the daemon's alone): a job
+    whose work a daemon does has no CPU figure unless the daemon's was read every run."""
+    cpu = [s.cpu_s for s in samples if s.cpu_s is not None]
+    if not job.cpu_elsewhere:
+        return cpu, []
+    daemon = [s.daemon_cpu_s for s in samples if s.daemon_cpu_s is not None]
+    if len(daemon) != len(samples) or len(cpu) != len(samples):
+        return [], []
+    return [c + d for c, d in zip(cpu, daemon, strict=True)], daemon
+
+
 def _cpu(row: dict[str, Any]) -> str:
-    if row.get("cpu_elsewhere"):
-        return f"in {row['cpu_elsewhere']}"
-    cpu, server = row.get("cpu_s"), row.get("server_cpu_s")
+    cpu, server, daemon = row.get("cpu_s"), row.get("server_cpu_s"), row.get("daemon_cpu_s")
     if cpu is None:
-        return ""
-    return f"{cpu:.2f}" if server is None else f"{cpu:.2f} + {server:.2f}"
+        return f"in {row['cpu_elsewhere']}" if row.get("cpu_elsewhere") else ""
+    text = f"{cpu:.2f}" if server is None else f"{cpu:.2f} + {server:.2f}"
+    if daemon is not None:
+        text += f" ({row['cpu_elsewhere']} {daemon:.2f} of it)"
+    return text
 
 
 def table(results: dict[str, Any]) -> str:
@@ -229,6 +243,61 @@ def sizes_table(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+#: The pull + unpack rows the floor table compares (their job names start with these).
+PEERS_FOR_TARGET = ("containerd", "podman")
+OURS_PULL_UNPACK = "ocistore pull --unpack"
+PULL_STARTUP = "python + the stdlib a pull imports"
+
+
+def floor_table(runs: list[dict[str, Any]]) -> str:
+    """Pull + unpack per size and compression: times, CPU and the least wall time 2 cores need.
+
+    The floor counts Python's start-up (the "python + the stdlib a pull imports" row) on one
+    core, then the CPU seconds of ocistore and of the registry spread over both:
+    start-up + (CPU - start-up) / 2. The target is the faster peer's median / 4 (goal 4)."""
+    lines = [
+        "| MB | comp | ocistore median / min s | containerd median / min s | podman median / min s "
+        "| speed-up vs containerd, podman | CPU s: ocistore / containerd (ctr + daemon) / podman "
+        "| registry CPU s (ocistore's run) | start-up s | floor s | 4x target s | floor / target |",
+        "|---:|---|---|---|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        for compression in ("gzip", "zstd"):
+            group = f"pull+unpack ({compression})"
+            rows = [row for row in run["rows"] if row["group"] == group]
+            ours = next((r for r in rows if r["job"] == OURS_PULL_UNPACK), None)
+            if ours is None or ours.get("median_s") is None:
+                continue
+            peers = [
+                next((r for r in rows if r["job"].startswith(name)), {})
+                for name in PEERS_FOR_TARGET
+            ]
+            start = next((r for r in rows if r["job"] == PULL_STARTUP), {}).get("median_s")
+            cpu, server = ours.get("cpu_s"), ours.get("server_cpu_s")
+            floor = None
+            if cpu is not None and server is not None and start is not None:
+                floor = start + (cpu + server - start) / 2
+            medians = [p["median_s"] for p in peers if p.get("median_s") is not None]
+            target = min(medians) / 4 if medians else None
+            times = [_times(row) for row in (ours, *peers)]
+            speedups = ", ".join(_cell(p.get("speedup"), ".2f") + "x" for p in peers)
+            cpus = " / ".join(_cell(row.get("cpu_s"), ".2f") for row in (ours, *peers))
+            ratio = floor / target if floor is not None and target else None
+            lines.append(
+                f"| {run['image']['uncompressed'] / 1e6:.0f} | {compression} | "
+                + " | ".join(times)
+                + f" | {speedups} | {cpus} | {_cell(server, '.2f')} | {_cell(start, '.2f')} | "
+                f"{_cell(floor, '.2f')} | {_cell(target, '.2f')} | {_cell(ratio, '.2f')} |"
+            )
+    return "\n".join(lines)
+
+
+def _times(row: dict[str, Any]) -> str:
+    if row.get("median_s") is None:
+        return "n/a"
+    return f"{row['median_s']:.2f} / {row['min_s']:.2f}"
+
+
 def markdown(results: dict[str, Any], runs: list[dict[str, Any]]) -> str:
     """The whole report: image, machine, method, table (and by size, when several)."""
     image = results["image"]
@@ -262,6 +331,12 @@ def markdown(results: dict[str, Any], runs: list[dict[str, Any]]) -> str:
             sizes_table(runs),
             "",
             "![time and throughput by image size](throughput.png)",
+            "",
+            "## Pull + unpack by size: CPU and the 2-core floor",
+            "",
+            floor_table.__doc__.split("\n\n")[1].replace("\n    ", " ").strip(),
+            "",
+            floor_table(runs),
             "",
         ]
     return "\n".join(parts)

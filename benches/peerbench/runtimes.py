@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from peerbench.measure import process_cpu_seconds
 from peerbench.nodefs import unmount_under
 
 TESTS = Path(__file__).resolve().parents[2] / "tests"
@@ -33,6 +34,13 @@ class Runtimes:
     containerd_snapshotter: str
     podman_root: Path
     podman_runroot: Path
+    containerd_pid: int | None = None
+
+    def containerd_cpu(self) -> float:
+        """The containerd daemon's CPU seconds so far (it does ``ctr pull``'s work)."""
+        if self.containerd_pid is None:
+            raise RuntimeError("containerd is not running")
+        return process_cpu_seconds(self.containerd_pid)
 
     def ctr(self, *args: str) -> list[str]:
         """``ctr`` argv against the private containerd, in the benchmark's namespace."""
@@ -88,9 +96,11 @@ def started(root: Path) -> Iterator[Runtimes]:
     shutil.rmtree(base, ignore_errors=True)
     daemon = Containerd(base, namespace=NAMESPACE)
     socket: Path | None = None
+    pid: int | None = None
     try:
         daemon.start()
         socket = daemon.socket
+        pid = daemon.process.pid if daemon.process is not None else None
     except ContainerdUnavailable as error:
         print(f"containerd peer n/a: {error}", file=sys.stderr)
     # podman refuses a runroot path longer than 50 characters: it gets a short link to it.
@@ -99,7 +109,7 @@ def started(root: Path) -> Iterator[Runtimes]:
     runroot_link = Path(tempfile.gettempdir()) / f"ocistore-bench-runroot-{os.getpid()}"
     runroot_link.unlink(missing_ok=True)
     runroot_link.symlink_to(runroot)
-    runtimes = Runtimes(socket, daemon.snapshotter, root / "podman-root", runroot_link)
+    runtimes = Runtimes(socket, daemon.snapshotter, root / "podman-root", runroot_link, pid)
     try:
         yield runtimes
     finally:

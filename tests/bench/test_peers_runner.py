@@ -104,18 +104,29 @@ def test_cpu_of_the_job_and_of_the_registry_are_counted() -> None:
         "-c",
         "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass",
     ]
-    # A stand-in for the registry: a process spinning while the jobs run.
+    # Stand-ins for the registry and for a daemon doing a client's work: processes spinning
+    # while the jobs run.
     server = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    daemon = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         jobs = [
             Job("g", "ours", "ocistore", burn),
             Job("g", "idle", "peer", ["sleep", "0.3"]),
             Job("g", "daemon's client", "peer", ["true"], cpu_elsewhere="containerd"),
+            Job(
+                "g",
+                "daemon's client, daemon read",
+                "peer",
+                ["sleep", "0.3"],
+                cpu_elsewhere="containerd",
+                daemon_cpu=lambda: process_cpu_seconds(daemon.pid),
+            ),
         ]
         outcomes = run_rounds(jobs, 1, server_cpu=lambda: process_cpu_seconds(server.pid))
     finally:
-        server.kill()
-        server.wait()
+        for spinner in (server, daemon):
+            spinner.kill()
+            spinner.wait()
     results = report.summarize(outcomes, INFO, {})
     rows = {row["job"]: row for row in results["rows"]}
     assert rows["ours"]["cpu_s"] >= 0.25
@@ -123,6 +134,38 @@ def test_cpu_of_the_job_and_of_the_registry_are_counted() -> None:
     # The spinning "registry" ran on a core throughout the sleeping job.
     assert rows["idle"]["server_cpu_s"] >= 0.1
     assert rows["daemon's client"]["cpu_s"] is None
+    # The daemon's CPU while its client ran is counted as the client's.
+    read = rows["daemon's client, daemon read"]
+    assert read["daemon_cpu_s"] >= 0.1
+    assert read["cpu_s"] >= read["daemon_cpu_s"]
     text = report.table(results)
     assert "| in containerd |" in text
+    assert f"(containerd {read['daemon_cpu_s']:.2f} of it) |" in text
     assert f"| {rows['ours']['cpu_s']:.2f} + {rows['ours']['server_cpu_s']:.2f} |" in text
+
+
+def test_floor_table_spreads_the_cpu_over_two_cores_after_the_start_up() -> None:
+    from peerbench.measure import Outcome, Sample
+
+    group = "pull+unpack (gzip)"
+
+    def outcome(name: str, tool: str, seconds: float, cpu: float, **extra: float) -> Outcome:
+        daemon = "containerd" if "daemon_cpu_s" in extra else ""
+        job = Job(group, name, tool, ["true"], cpu_elsewhere=daemon)
+        return Outcome(job, [Sample(seconds, 10.0, None, cpu, **extra)])
+
+    outcomes = [
+        outcome(report.OURS_PULL_UNPACK, "ocistore", 0.60, 0.90, server_cpu_s=0.10),
+        outcome("containerd 1.6 ctr pull", "containerd", 2.40, 0.05, daemon_cpu_s=1.0),
+        outcome("podman 4.3 pull (overlay)", "podman", 2.00, 3.0),
+        outcome(report.PULL_STARTUP, "limit", 0.06, 0.05),
+    ]
+    run = report.summarize(outcomes, INFO, {})
+    run["rounds"] = 1
+    (line,) = [row for row in report.floor_table([run]).splitlines() if row.startswith("| 1 |")]
+    cells = [cell.strip() for cell in line.strip("|").split("|")]
+    # start-up 0.06 on one core, then (0.90 + 0.10 - 0.06) / 2 = 0.47 on two: 0.53.
+    assert cells[-3:] == ["0.53", "0.50", "1.06"]  # floor, faster peer / 4, their ratio
+    # containerd's CPU is its client's and its daemon's.
+    assert cells[6] == "0.90 / 1.05 / 3.00"
+    assert cells[5] == "4.00x, 3.33x"

@@ -12,7 +12,7 @@
 
 mod access;
 mod apply;
-mod decompress;
+pub mod decompress;
 mod error;
 mod hash_stage;
 mod limits;
