@@ -107,6 +107,8 @@ def run_once(
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (``/proc/PID/stat``)."""
+    """User + system CPU seconds a process and its waited-for children have used so far
+    (``/proc/PID/stat``): containerd runs ``unpigz`` processes to decompress gzip layers."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
+    return (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")

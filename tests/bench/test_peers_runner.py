@@ -169,3 +169,31 @@ def test_floor_table_spreads_the_cpu_over_two_cores_after_the_start_up() -> None
     # containerd's CPU is its client's and its daemon's.
     assert cells[6] == "0.90 / 1.05 / 3.00"
     assert cells[5] == "4.00x, 3.33x"
+
+
+def test_a_daemons_cpu_includes_the_children_it_ran() -> None:
+    import subprocess
+    import sys
+    import time
+
+    from peerbench.measure import process_cpu_seconds
+
+    # Like containerd running unpigz: the work is in a child, waited for, then the daemon idles.
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass"
+    daemon = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import subprocess, sys, time\nsubprocess.run([sys.executable, '-c', {burn!r}])\n"
+            "print('done', flush=True)\ntime.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert daemon.stdout is not None
+        assert daemon.stdout.readline() == b"done\n"
+        time.sleep(0.05)
+        assert process_cpu_seconds(daemon.pid) >= 0.35
+    finally:
+        daemon.kill()
+        daemon.communicate()
