@@ -45,6 +45,7 @@ class Sample:
     cpu_s: float | None = None  # user + system CPU of the job's processes (GNU time)
     server_cpu_s: float | None = None  # the registry's CPU while the job ran
     daemon_cpu_s: float | None = None  # the job's daemon's CPU while the job ran (containerd)
+    machine_cpu_s: float | None = None  # every CPU's busy seconds while the job ran
 
 
 @dataclass
@@ -72,6 +73,7 @@ def run_once(
     before = request_counter() if request_counter and job.count_requests else None
     server_before = server_cpu() if server_cpu is not None else None
     daemon_before = job.daemon_cpu() if job.daemon_cpu is not None else None
+    machine_before = machine_busy_seconds()
     with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
         start = time.perf_counter()
         done = subprocess.run(
@@ -82,6 +84,7 @@ def run_once(
             env={**os.environ, "PYTHONWARNINGS": "ignore"},
         )
         seconds = time.perf_counter() - start
+        machine_seconds = machine_busy_seconds() - machine_before
         server_seconds = None
         if server_cpu is not None and server_before is not None:
             server_seconds = server_cpu() - server_before
@@ -103,6 +106,7 @@ def run_once(
         float(user) + float(system),
         server_seconds,
         daemon_seconds,
+        machine_seconds,
     )
 
 
@@ -112,3 +116,14 @@ def process_cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
     return (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """Seconds all CPUs together have spent busy since boot (``/proc/stat``: everything but
+    idle and iowait): a job's delta counts its processes, the registry, daemons and the kernel
+    threads writing its data back."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("cpu "):
+            ticks = [int(value) for value in line.split()[1:9]]
+            return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    raise RuntimeError("no cpu line in /proc/stat")

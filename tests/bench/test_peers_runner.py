@@ -130,6 +130,8 @@ def test_cpu_of_the_job_and_of_the_registry_are_counted() -> None:
     results = report.summarize(outcomes, INFO, {})
     rows = {row["job"]: row for row in results["rows"]}
     assert rows["ours"]["cpu_s"] >= 0.25
+    # The whole machine was busy at least with the job itself.
+    assert rows["ours"]["machine_cpu_s"] >= rows["ours"]["cpu_s"] - 0.02
     assert rows["idle"]["cpu_s"] < 0.1
     # The spinning "registry" ran on a core throughout the sleeping job.
     assert rows["idle"]["server_cpu_s"] >= 0.1
@@ -169,6 +171,17 @@ def test_floor_table_spreads_the_cpu_over_two_cores_after_the_start_up() -> None
     # containerd's CPU is its client's and its daemon's.
     assert cells[6] == "0.90 / 1.05 / 3.00"
     assert cells[5] == "4.00x, 3.33x"
+    # Where the machine's busy CPU was read, it is what the floor spreads: (1.20 - 0.06) / 2.
+    ours = next(row for row in run["rows"] if row["job"] == report.OURS_PULL_UNPACK)
+    ours["machine_cpu_s"] = 1.20
+    (line,) = [row for row in report.floor_table([run]).splitlines() if row.startswith("| 1 |")]
+    assert [cell.strip() for cell in line.strip("|").split("|")][-5:] == [
+        "1.20",
+        "0.06",
+        "0.63",
+        "0.50",
+        "1.26",
+    ]
 
 
 def test_a_daemons_cpu_includes_the_children_it_ran() -> None:
