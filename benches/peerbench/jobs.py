@@ -31,12 +31,22 @@ PULL_STDLIB = (
 )  # fmt: skip
 
 
+def stdlib_floor_name(what: str) -> str:
+    """The name of :func:`stdlib_floor`'s row for ``what`` ("a pull", "a re-pull")."""
+    return f"python + the stdlib {what} imports"
+
+
+#: ocistore's pull + unpack row, and its start-up floor beside it (the report's floor table).
+OURS_PULL_UNPACK = "ocistore pull --unpack"
+PULL_STARTUP = stdlib_floor_name("a pull")
+
+
 def stdlib_floor(group: str, what: str, modules: tuple[str, ...]) -> Job:
     """The "limit" row of ``group``: Python importing the standard library ``modules`` that
     ocistore's row there loads (``what``), before any ocistore code."""
     return Job(
         group,
-        f"python + the stdlib {what} imports",
+        stdlib_floor_name(what),
         "limit",
         [PY, "-c", f"import {', '.join(modules)}"],
         note="the floor of the ocistore row: Python and the standard library modules it "
@@ -236,7 +246,7 @@ def pull_unpack_jobs(setup: Setup, compression: str) -> list[Job]:
     skopeo = " ".join(skopeo_copy(setup.policy, ref, s / "layout", tag))
     ours = Job(
         group,
-        "ocistore pull --unpack",
+        OURS_PULL_UNPACK,
         "ocistore",
         [PY, CLIENTS, "ocistore-pull", str(s / "store"), ref, str(s / "rootfs")],
         prepare=lambda: _fresh(s / "store", s / "rootfs"),

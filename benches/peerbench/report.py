@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from peerbench.image import ImageInfo
+from peerbench.jobs import OURS_PULL_UNPACK, PULL_STARTUP
 from peerbench.measure import Job, Outcome, Sample
 
 
@@ -232,7 +233,7 @@ def sizes_table(runs: list[dict[str, Any]]) -> str:
     ]
     for run in runs:
         rows = {(row["group"], row["job"]): row for row in run["rows"]}
-        ours = rows.get(("pull+unpack (gzip)", "ocistore pull --unpack"), {}).get("median_s")
+        ours = rows.get(("pull+unpack (gzip)", OURS_PULL_UNPACK), {}).get("median_s")
         cells = []
         for key in KEY_ROWS:
             row = rows.get(key, {})
@@ -245,15 +246,12 @@ def sizes_table(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-#: The pull + unpack rows the floor table compares (their job names start with these).
+#: The peers' pull + unpack rows the floor table compares (their job names start with these).
 PEERS_FOR_TARGET = ("containerd", "podman")
-OURS_PULL_UNPACK = "ocistore pull --unpack"
-PULL_STARTUP = "python + the stdlib a pull imports"
-
 
 #: How :func:`floor_table` computes its floor and target (printed above the table).
 FLOOR_METHOD = (
-    'The floor counts Python\'s start-up (the "python + the stdlib a pull imports" row) on one '
+    f'The floor counts Python\'s start-up (the "{PULL_STARTUP}" row) on one '
     "core, then the rest of the machine's busy CPU seconds during ocistore's run (its own, the "
     "registry's, the kernel threads' writing its data back; ocistore's and the registry's alone "
     "in runs that did not read it) spread over both: start-up + (CPU - start-up) / 2. The "
