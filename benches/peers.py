@@ -128,13 +128,7 @@ def main() -> int:
     parser.add_argument(
         "--workdir", type=Path, default=REPO / "target" / "peers-work", help="images, scratch"
     )
-    parser.add_argument(
-        "--fs",
-        choices=["node", "workdir"],
-        default="node",
-        help="where the tools write: node = a journaled ext4 on a loop device made for the run "
-        "(root; else falls back to workdir), workdir = the work directory's own filesystem",
-    )
+    nodefs.add_fs_argument(parser)
     parser.add_argument(
         "--wan",
         action="store_true",

@@ -136,13 +136,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--tick", type=float, default=10.0, help="CPU sampling period, ms")
     parser.add_argument("--workdir", type=Path, default=REPO / "target" / "peers-work")
-    parser.add_argument(
-        "--fs",
-        choices=["node", "workdir"],
-        default="node",
-        help="where the pull writes (as benches/peers.py): a journaled ext4 on a loop device, "
-        "or the work directory's own filesystem",
-    )
+    nodefs.add_fs_argument(parser)
     args = parser.parse_args()
     seed = ocistore.Store(args.workdir / "seed-store")
     info = image.build(seed, args.size_mb, args.workdir)

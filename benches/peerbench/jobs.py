@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from ocistore._core import default_unpack_writers
 from peerbench.measure import Job
@@ -267,9 +268,14 @@ def pull_unpack_jobs(setup: Setup, compression: str) -> list[Job]:
     ]
 
 
-def _containerd_needs(runtimes: Runtimes) -> tuple[str, ...]:
+def _on_containerd(runtimes: Runtimes) -> dict[str, Any]:
+    """A ``ctr`` job's fields: what it needs, and that the daemon does (and spends) its work."""
     # A containerd that could not start shows as "not installed: containerd (not running)".
-    return ("ctr",) if runtimes.containerd_socket else ("containerd (not running)",)
+    return {
+        "needs": ("ctr",) if runtimes.containerd_socket else ("containerd (not running)",),
+        "cpu_elsewhere": "containerd",
+        "daemon_cpu": runtimes.containerd_cpu,
+    }
 
 
 def runtime_pull_jobs(runtimes: Runtimes, group: str, ref: str) -> list[Job]:
@@ -281,11 +287,9 @@ def runtime_pull_jobs(runtimes: Runtimes, group: str, ref: str) -> list[Job]:
             "containerd",
             runtimes.ctr_pull(ref),
             prepare=runtimes.ctr_empty,
-            needs=_containerd_needs(runtimes),
             count_requests=True,
             note=f"{runtimes.containerd_snapshotter} snapshotter",
-            cpu_elsewhere="containerd",
-            daemon_cpu=runtimes.containerd_cpu if runtimes.containerd_pid else None,
+            **_on_containerd(runtimes),
         ),
         Job(
             group,
@@ -364,10 +368,8 @@ def repull_jobs(setup: Setup) -> list[Job]:
             "containerd",
             runtimes.ctr_pull(ref),
             prepare=_ensure_present(runtimes.ctr_pull(ref)),
-            needs=_containerd_needs(runtimes),
             count_requests=True,
-            cpu_elsewhere="containerd",
-            daemon_cpu=runtimes.containerd_cpu if runtimes.containerd_pid else None,
+            **_on_containerd(runtimes),
         ),
         Job(
             cli,

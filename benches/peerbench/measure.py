@@ -71,9 +71,10 @@ def run_once(
     job.prepare()
     subprocess.run(["sync"], check=True)
     before = request_counter() if request_counter and job.count_requests else None
-    server_before = server_cpu() if server_cpu is not None else None
-    daemon_before = job.daemon_cpu() if job.daemon_cpu is not None else None
-    machine_before = machine_busy_seconds()
+    # CPU seconds spent elsewhere while the job runs: the registry's, its daemon's, the machine's.
+    readers = {"server": server_cpu, "daemon": job.daemon_cpu, "machine": machine_busy_seconds}
+    counters = {name: read for name, read in readers.items() if read is not None}
+    started = {name: read() for name, read in counters.items()}
     with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
         start = time.perf_counter()
         done = subprocess.run(
@@ -84,13 +85,7 @@ def run_once(
             env={**os.environ, "PYTHONWARNINGS": "ignore"},
         )
         seconds = time.perf_counter() - start
-        machine_seconds = machine_busy_seconds() - machine_before
-        server_seconds = None
-        if server_cpu is not None and server_before is not None:
-            server_seconds = server_cpu() - server_before
-        daemon_seconds = None
-        if job.daemon_cpu is not None and daemon_before is not None:
-            daemon_seconds = job.daemon_cpu() - daemon_before
+        spent = {name: read() - started[name] for name, read in counters.items()}
         lines = report.read().strip().splitlines()
     if done.returncode != 0:
         tail = done.stderr.decode(errors="replace").strip().splitlines()[-3:]
@@ -104,9 +99,9 @@ def run_once(
         int(rss_kib) / 1024,
         requests,
         float(user) + float(system),
-        server_seconds,
-        daemon_seconds,
-        machine_seconds,
+        spent.get("server"),
+        spent.get("daemon"),
+        spent.get("machine"),
     )
 
 

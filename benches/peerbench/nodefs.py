@@ -14,6 +14,7 @@ what that directory is.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 import os
@@ -76,6 +77,17 @@ def bench_fs(workdir: Path, size_bytes: int, *, node: bool = True) -> Iterator[B
             file=sys.stderr,
         )
     yield BenchFs(workdir, description, mounted=False)
+
+
+def add_fs_argument(parser: argparse.ArgumentParser) -> None:
+    """``--fs node|workdir``: where a benchmark's tools write (see :func:`bench_fs`)."""
+    parser.add_argument(
+        "--fs",
+        choices=["node", "workdir"],
+        default="node",
+        help="where the tools write: node = a journaled ext4 on a loop device made for the run "
+        "(root; else falls back to workdir), workdir = the work directory's own filesystem",
+    )
 
 
 def describe(path: Path) -> str:

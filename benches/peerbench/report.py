@@ -286,13 +286,10 @@ def floor_table(runs: list[dict[str, Any]]) -> str:
                 ours.get("server_cpu_s"),
                 ours.get("machine_cpu_s"),
             )
-            if machine is None and cpu is not None and server is not None:
-                machine_or_ours = cpu + server
-            else:
-                machine_or_ours = machine
-            floor = None
-            if machine_or_ours is not None and start is not None:
-                floor = start + (machine_or_ours - start) / 2
+            spent = machine
+            if spent is None and cpu is not None and server is not None:
+                spent = cpu + server  # a run from before the machine's CPU was read
+            floor = None if spent is None or start is None else start + (spent - start) / 2
             medians = [p["median_s"] for p in peers if p.get("median_s") is not None]
             target = min(medians) / 4 if medians else None
             times = [_times(row) for row in (ours, *peers)]

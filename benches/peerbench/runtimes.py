@@ -10,12 +10,13 @@ filesystem, CRI disabled, stopped by its pid); podman runs with its own
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,11 +37,12 @@ class Runtimes:
     podman_runroot: Path
     containerd_pid: int | None = None
 
-    def containerd_cpu(self) -> float:
-        """The containerd daemon's CPU seconds so far (it does ``ctr pull``'s work)."""
-        if self.containerd_pid is None:
-            raise RuntimeError("containerd is not running")
-        return process_cpu_seconds(self.containerd_pid)
+    @property
+    def containerd_cpu(self) -> Callable[[], float] | None:
+        """Reads the containerd daemon's CPU seconds so far (it does ``ctr pull``'s work);
+        None when it is not running."""
+        pid = self.containerd_pid
+        return None if pid is None else functools.partial(process_cpu_seconds, pid)
 
     def ctr(self, *args: str) -> list[str]:
         """``ctr`` argv against the private containerd, in the benchmark's namespace."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import ocistore
 from peerbench import image, wan
 from peerbench.jobs import Setup, skopeo_copy
+from peerbench.measure import process_cpu_seconds
 from peerbench.runtimes import Runtimes
 
 TESTS_REGISTRY = Path(__file__).resolve().parents[2] / "tests" / "registry"
@@ -40,8 +41,6 @@ def local_registry(
 
 def registry_cpu(registry: object) -> float:
     """The registry process's CPU seconds so far."""
-    from peerbench.measure import process_cpu_seconds
-
     return process_cpu_seconds(registry.process.pid)  # type: ignore[attr-defined]
 
 
